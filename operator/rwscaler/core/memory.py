@@ -1,0 +1,75 @@
+"""What `decide` remembers between ticks, as plain data that lives in the resource's status.
+
+Everything here round-trips through JSON (`to_status` / `from_status`), so an operator that
+restarts continues with the same stabilization history, hysteresis and trends. Nothing here is
+derived from the cluster; it is only what cannot be observed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaMemory:
+    in_pool: bool = False
+    # Since when the replica's lag has stayed under the re-entry threshold (None: it is not).
+    healthy_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """A scale-in under way: these replicas left the pool and are drained before they go."""
+
+    target_replicas: int
+    started: float
+    replicas: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ewma:
+    """A pair of exponentially weighted moving averages of one signal (fast and slow)."""
+
+    fast: float
+    slow: float
+    since: float  # when the first sample arrived (trends need the slow average warmed up)
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    version: int = 1
+    last_tick: float | None = None
+    # (time, unstabilized desired replicas): the HPA-style recommendation history.
+    recommendations: tuple[tuple[float, int], ...] = ()
+    last_scale_time: float | None = None
+    last_scale_direction: int = 0  # +1 up, -1 down, 0 never
+    pool: dict[str, ReplicaMemory] = field(default_factory=dict)
+    drain: Drain | None = None
+    read_qps: Ewma | None = None
+    log_ratio: Ewma | None = None
+    read_latency: Ewma | None = None
+    write_latency: Ewma | None = None
+    # Per-replica read QPS at which the read objective was last breached (learned capacity,
+    # used only when the spec gives no targetReadQPSPerReplica).
+    breach_qps_per_replica: float | None = None
+    ewma_time: float | None = None
+
+    def to_status(self) -> dict[str, Any]:
+        result: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")
+        return result
+
+    @classmethod
+    def from_status(cls, data: object) -> Memory:
+        """Memory from status; anything unreadable starts afresh rather than crashing the operator."""
+        if not isinstance(data, dict):
+            return cls()
+        try:
+            return _ADAPTER.validate_python(data)
+        except ValidationError:
+            return cls()
+
+
+_ADAPTER = TypeAdapter(Memory)

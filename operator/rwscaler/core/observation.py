@@ -1,0 +1,99 @@
+"""What one tick saw: the signals from Prometheus and the replicas from Kubernetes, as plain data.
+
+The observe adapters (`rwscaler.metrics`, `rwscaler.kube`, `rwscaler.pooler`) fill it in; the
+simulator builds it from its model. A signal that could not be read carries no value and a reason:
+unknown is never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Aggregation(StrEnum):
+    """How a latency signal was computed: a true percentile, or an average stood in for one."""
+
+    PERCENTILE = "percentile"
+    AVERAGE = "average"
+
+
+class UnknownReason(StrEnum):
+    """Why a signal has no value; each becomes a distinct MetricsAvailable=False reason."""
+
+    UNREACHABLE = "PrometheusUnreachable"
+    TIMEOUT = "QueryTimeout"
+    HTTP_ERROR = "QueryHTTPError"
+    QUERY_ERROR = "QueryError"
+    EMPTY = "EmptyResult"
+    NOT_A_NUMBER = "NotANumber"
+    MULTIPLE_SERIES = "MultipleSeries"
+    STALE = "StaleSample"
+    NOT_CONFIGURED = "NotConfigured"
+    NOT_OBSERVED = "NotObserved"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One scalar signal. `value` is None exactly when the signal is unknown."""
+
+    value: float | None
+    reason: UnknownReason | None = None
+    message: str = ""
+    aggregation: Aggregation = Aggregation.PERCENTILE
+
+    def __post_init__(self) -> None:
+        if self.value is not None and not math.isfinite(self.value):
+            # A NaN or Inf that slipped past the adapter is still unknown, never a number.
+            object.__setattr__(self, "value", None)
+            object.__setattr__(self, "reason", UnknownReason.NOT_A_NUMBER)
+        if self.value is None and self.reason is None:
+            object.__setattr__(self, "reason", UnknownReason.NOT_OBSERVED)
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None
+
+    @classmethod
+    def of(cls, value: float, aggregation: Aggregation = Aggregation.PERCENTILE) -> Signal:
+        return cls(value=value, aggregation=aggregation)
+
+    @classmethod
+    def unknown(cls, reason: UnknownReason, message: str = "") -> Signal:
+        return cls(value=None, reason=reason, message=message)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaObservation:
+    """One read-replica pod: its readiness from Kubernetes, its lag from Prometheus."""
+
+    name: str
+    ordinal: int
+    ready: bool
+    lag: Signal
+    synchronous: bool = False
+    # Server connections the pooler still holds to this replica; None when the pooler cannot say.
+    connections: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Everything `decide` needs to know about the world at one tick."""
+
+    read_qps: Signal
+    write_qps: Signal
+    read_p99: Signal  # seconds
+    write_p99: Signal  # seconds
+    current_replicas: int  # the replica StatefulSet's spec.replicas
+    primary: str  # the primary's endpoint name (pod name), the read pool's fallback
+    replicas: tuple[ReplicaObservation, ...] = field(default_factory=tuple)
+
+    def unknown_signals(self) -> list[tuple[str, Signal]]:
+        named = (
+            ("readQPS", self.read_qps),
+            ("writeQPS", self.write_qps),
+            ("readLatencyP99", self.read_p99),
+            ("writeLatencyP99", self.write_p99),
+        )
+        return [(name, s) for name, s in named if not s.known]

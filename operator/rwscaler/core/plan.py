@@ -1,0 +1,135 @@
+"""What `decide` returns: the action to take and every reason for it, as plain data.
+
+Status, events, `rwscaler explain` and the simulator's timeline all render from a Plan, so the
+explanation a user reads is the one the decision was made with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rwscaler.core.memory import Memory
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    METRICS_AVAILABLE = "MetricsAvailable"
+    READ_CAPACITY_EXHAUSTED = "ReadCapacityExhausted"
+    WRITE_BOTTLENECK = "WriteBottleneck"
+    CAPACITY_LIMIT = "CapacityLimit"
+    REPLICATION_LAG_HIGH = "ReplicationLagHigh"
+    SCALING_LIMITED = "ScalingLimited"
+
+
+class RecommendationType(StrEnum):
+    ADD_READ_REPLICAS = "AddReadReplicas"
+    PRE_PROVISION_REPLICAS = "PreProvisionReplicas"
+    VERTICAL_SCALE_PRIMARY = "VerticalScalePrimary"
+    SHARD_WRITES = "ShardWrites"
+    ARCHITECTURE_REVIEW = "ArchitectureReview"
+    WRITE_OPTIMIZED_STORAGE = "WriteOptimizedStorage"
+
+
+class Rule(StrEnum):
+    """The rules that can fire; each fired rule becomes a Reason in the plan."""
+
+    READ_CAPACITY_EXHAUSTED = "ReadCapacityExhausted"  # read rising, writes stable
+    WRITE_BOTTLENECK = "WriteBottleneck"  # write rising, reads stable
+    CAPACITY_LIMIT = "CapacityLimit"  # both rising
+    READ_RATIO_RISING = "ReadRatioRising"
+    WRITE_RATIO_RISING = "WriteRatioRising"
+    CAPACITY_MODEL = "CapacityModel"  # replicas sized from read QPS / target
+    READ_FORECAST = "ReadForecast"  # read QPS forecast above the current capacity
+    LATENCY_STEP = "LatencyStep"  # replicas stepped up from a read latency breach
+    LATENCY_HEADROOM = "LatencyHeadroom"  # replicas stepped down: reads far under the objective
+    WITHIN_TOLERANCE = "WithinTolerance"
+    METRICS_UNKNOWN = "MetricsUnknown"
+    STABILIZED = "Stabilized"
+    STEP_LIMITED = "StepLimited"
+    BOUNDS = "Bounds"
+    LAG_BOUND = "LagBound"
+    STRONG_CONSISTENCY = "StrongConsistency"
+    REPLICA_LEFT_POOL = "ReplicaLeftPool"
+    REPLICA_JOINED_POOL = "ReplicaJoinedPool"
+    POOL_FALLBACK = "PoolFallbackToPrimary"
+    DRAINING = "Draining"
+    DRAIN_COMPLETE = "DrainComplete"
+    SCALE = "Scale"
+    RECOMMEND_ONLY = "RecommendOnly"
+
+
+class Status(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+Inputs = tuple[tuple[str, float | int | str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    rule: Rule
+    message: str
+    inputs: Inputs = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    type: ConditionType
+    status: Status
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    type: RecommendationType
+    message: str
+    replicas: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSizing:
+    """Connection pool sizes per side, from the seed's guidelines, for the current read pool."""
+
+    write_max_connections: int
+    write_min_idle: int
+    read_max_connections: int
+    read_min_idle: int
+    write_connect_timeout_s: float
+    read_connect_timeout_s: float
+    write_query_timeout_s: float
+    read_query_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    workload_class: str
+    ratio: float | None
+    current_replicas: int
+    desired_replicas: int
+    # The replica count to set on the StatefulSet now; None leaves it alone. Always None when
+    # the plan is not enforced (Recommend mode) or while a drain has not finished.
+    scale_to: int | None
+    read_pool: tuple[str, ...]
+    pool_fallback: bool
+    draining: tuple[str, ...]
+    pool_sizing: PoolSizing
+    max_lag_s: float | None
+    conditions: tuple[Condition, ...]
+    recommendations: tuple[Recommendation, ...]
+    reasons: tuple[Reason, ...]
+    memory: Memory
+    enforce: bool
+    summary: str
+
+    def condition(self, kind: ConditionType) -> Condition:
+        return next(c for c in self.conditions if c.type is kind)
+
+    def true_conditions(self) -> list[str]:
+        return [c.type.value for c in self.conditions if c.status is Status.TRUE]
+
+    def fired(self, rule: Rule) -> bool:
+        return any(r.rule is rule for r in self.reasons)

@@ -1,0 +1,242 @@
+"""How many read replicas: the unstabilized recommendation, then HPA-style stabilization and limits.
+
+`recommend_replicas` turns one tick's signals into a raw replica count and says why:
+  - capacity model (targetReadQPSPerReplica set): ceil(forecast read QPS / target), where the
+    forecast adds the read-QPS slope x behavior.trend.forecastSeconds when reads are climbing
+    (pre-provisioning before the objective is breached); no change while forecast /
+    (current x target) is within the tolerance band;
+  - latency step (read objective breached and the write side stable): current + max(1,
+    ceil(current x (p99/objective - 1))); the per-replica read QPS at the breach is remembered
+    as a learned capacity;
+  - latency headroom (no capacity model, read p99 under half its objective): one replica fewer,
+    unless the learned capacity says the others could not carry the reads;
+  - refusals: no scale-up while write-bound, while both sides rise unless read capacity alone
+    (the capacity model) justifies it, while lag is the bottleneck under `bounded`, and never for
+    reads under `strong`; unknown metrics hold the current count.
+`stabilize` then applies the per-direction stabilization windows (scale up to the lowest, down to
+the highest recommendation of the window, as the HPA does), the max steps, a guard against a
+reversal inside a window, and the min/max bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Observation
+from rwscaler.core.plan import Reason, Rule
+from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
+from rwscaler.core.trends import QPS_TAU, SideState, Trend, slope
+
+HEADROOM_LEVEL = 0.5  # read p99 under half its objective is room to remove a replica
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    raw: int
+    hold: bool  # metrics unknown: keep the count, record nothing
+    blocked_up: str | None  # why a scale-up was refused, for ScalingLimited
+    capacity_raw: int | None  # what the capacity model alone asks for
+    unblocked_raw: int  # what reads alone would ask for, before the refusals (for AddReadReplicas)
+    breach_qps_per_replica: float | None
+    forecast_qps: float | None
+    reasons: tuple[Reason, ...]
+
+
+def recommend_replicas(
+    spec: ReadWriteWorkloadSpec,
+    obs: Observation,
+    memory: Memory,
+    read: SideState,
+    write: SideState,
+    lag_bound: bool,
+    serving_replicas: int,
+) -> Recommendation:
+    current = obs.current_replicas
+    tol = spec.behavior.tolerance
+    learned = memory.breach_qps_per_replica
+    unknown = obs.unknown_signals()
+    if unknown:
+        names = ", ".join(name for name, _ in unknown)
+        reason = Reason(
+            Rule.METRICS_UNKNOWN,
+            f"holding at {current} replicas: {names} unknown; never scaling on missing data",
+            tuple((name, s.reason.value if s.reason else None) for name, s in unknown),
+        )
+        return Recommendation(current, True, "MetricsUnknown", None, current, learned, None, (reason,))
+    if spec.consistency is Consistency.STRONG:
+        reason = Reason(
+            Rule.STRONG_CONSISTENCY,
+            f"consistency strong: only the primary and synchronous replicas serve reads, so replicas are "
+            f"not added for read capacity (holding at {current})",
+        )
+        return Recommendation(current, False, None, None, current, learned, None, (reason,))
+
+    read_qps = obs.read_qps.value or 0.0
+    reasons: list[Reason] = []
+    target = spec.replicas.targetReadQPSPerReplica
+    write_stable = write.trend is Trend.STABLE
+    read_rising = read.trend is Trend.RISING
+
+    capacity_raw: int | None = None
+    forecast: float | None = None
+    if target is not None:
+        climb = max(0.0, slope(memory.read_qps, QPS_TAU))
+        forecast = read_qps + climb * spec.behavior.trend.forecastSeconds
+        usage = forecast / (current * target) if current > 0 else math.inf
+        if abs(usage - 1.0) <= tol:
+            capacity_raw = current
+            reasons.append(
+                Reason(
+                    Rule.WITHIN_TOLERANCE,
+                    f"read load {forecast:.0f}/s is within {tol:.0%} of {current} x {target:g}/s",
+                    (("readQPS", read_qps), ("forecastQPS", forecast), ("target", target)),
+                )
+            )
+        else:
+            capacity_raw = math.ceil(forecast / target)
+            reasons.append(
+                Reason(
+                    Rule.CAPACITY_MODEL,
+                    f"{read_qps:.0f} reads/s at {target:g}/s per replica needs {math.ceil(read_qps / target)} "
+                    f"replicas" + (f"; forecast {forecast:.0f}/s needs {capacity_raw}" if climb > 0 else ""),
+                    (("readQPS", read_qps), ("forecastQPS", forecast), ("target", target)),
+                )
+            )
+            if climb > 0 and capacity_raw > math.ceil(read_qps / target):
+                reasons.append(
+                    Reason(
+                        Rule.READ_FORECAST,
+                        f"reads climbing {climb * 60:.0f}/s per minute: provisioning for "
+                        f"{forecast:.0f}/s {spec.behavior.trend.forecastSeconds}s ahead",
+                        (("slopePerSecond", climb), ("forecastSeconds", spec.behavior.trend.forecastSeconds)),
+                    )
+                )
+
+    latency_raw = current
+    if read.breached and read.level is not None and write_stable:
+        step = max(1, math.ceil(current * (read.level - 1.0)))
+        latency_raw = current + step
+        learned = read_qps / max(serving_replicas, 1)
+        reasons.append(
+            Reason(
+                Rule.LATENCY_STEP,
+                f"read p99 at {read.level:.2f}x its objective with writes stable: +{step} replica(s)",
+                (("readLatencyRatio", read.level), ("step", step)),
+            )
+        )
+    elif target is None and read.level is not None and read.level < HEADROOM_LEVEL and current > 0:
+        after = read_qps / max(current - 1, 1)
+        if learned is None or after < learned * (1.0 - tol):
+            latency_raw = current - 1
+            reasons.append(
+                Reason(
+                    Rule.LATENCY_HEADROOM,
+                    f"read p99 at {read.level:.2f}x its objective: one replica fewer"
+                    + (f" (learned capacity {learned:.0f}/s per replica)" if learned else ""),
+                    (("readLatencyRatio", read.level), ("learnedQPSPerReplica", learned)),
+                )
+            )
+
+    raw = latency_raw if capacity_raw is None else max(capacity_raw, latency_raw)
+    unblocked = raw
+    blocked: str | None = None
+    if raw > current:
+        if write.trend is Trend.RISING and not read_rising:
+            blocked = "WriteBottleneck"
+        elif (
+            write.trend is Trend.RISING and read_rising and (capacity_raw is None or capacity_raw <= current)
+        ):
+            blocked = "CapacityLimit"
+        elif lag_bound and spec.consistency is Consistency.BOUNDED:
+            blocked = "LagBound"
+            reasons.append(
+                Reason(
+                    Rule.LAG_BOUND,
+                    "consistency bounded: replication lag is the bottleneck, so no replica is added "
+                    "(a new replica would lag too)",
+                )
+            )
+        if blocked is not None:
+            raw = current
+        elif write.trend is Trend.RISING and capacity_raw is not None:
+            raw = min(raw, max(capacity_raw, current))  # both rising: read capacity alone may justify
+    return Recommendation(raw, False, blocked, capacity_raw, unblocked, learned, forecast, tuple(reasons))
+
+
+@dataclass(frozen=True, slots=True)
+class Stabilized:
+    desired: int
+    history: tuple[tuple[float, int], ...]
+    limited: tuple[str, ...]  # ScalingLimited reasons
+    reasons: tuple[Reason, ...]
+
+
+def stabilize(
+    spec: ReadWriteWorkloadSpec, current: int, rec: Recommendation, memory: Memory, now: float
+) -> Stabilized:
+    up, down = spec.behavior.scaleUp, spec.behavior.scaleDown
+    lo, hi = spec.replicas.minReplicas, spec.replicas.maxReplicas
+    keep = max(up.stabilizationWindowSeconds, down.stabilizationWindowSeconds)
+    history = tuple((t, r) for t, r in memory.recommendations if now - t < keep)
+    reasons: list[Reason] = []
+    limited: list[str] = []
+
+    if rec.hold:
+        desired = current
+    else:
+        history = (*history, (now, rec.raw))
+        up_rec = min(r for t, r in history if now - t <= up.stabilizationWindowSeconds)
+        down_rec = max(r for t, r in history if now - t <= down.stabilizationWindowSeconds)
+        desired = up_rec if current < up_rec else down_rec if current > down_rec else current
+        if desired != rec.raw:
+            window = up if rec.raw > current else down
+            reasons.append(
+                Reason(
+                    Rule.STABILIZED,
+                    f"stabilization window {window.stabilizationWindowSeconds}s keeps {desired} "
+                    f"instead of {rec.raw}",
+                    (("recommended", rec.raw), ("stabilized", desired)),
+                )
+            )
+        if desired > current + up.maxStep or desired < current - down.maxStep:
+            stepped = min(max(desired, current - down.maxStep), current + up.maxStep)
+            reasons.append(
+                Reason(
+                    Rule.STEP_LIMITED,
+                    f"max step limits {current} -> {desired} to {current} -> {stepped}",
+                    (("desired", desired), ("stepped", stepped)),
+                )
+            )
+            limited.append("MaxStep")
+            desired = stepped
+        last = memory.last_scale_time
+        since = now - last if last is not None else None
+        reverses = since is not None and (
+            (
+                memory.last_scale_direction > 0
+                and desired < current
+                and since < down.stabilizationWindowSeconds
+            )
+            or (
+                memory.last_scale_direction < 0
+                and desired > current
+                and since < up.stabilizationWindowSeconds
+            )
+        )
+        if reverses:
+            desired = current
+            limited.append("ReversalGuard")
+
+    bounded = min(max(desired, lo), hi)
+    if rec.raw > hi or bounded != desired:
+        which = "maxReplicas" if max(desired, rec.raw) > hi else "minReplicas"
+        limited.append("AtMaxReplicas" if which == "maxReplicas" else "AtMinReplicas")
+        if bounded != desired:
+            reasons.append(
+                Reason(Rule.BOUNDS, f"{which} bounds {desired} to {bounded}", (("min", lo), ("max", hi)))
+            )
+    if rec.blocked_up is not None:
+        limited.append(rec.blocked_up)
+    return Stabilized(bounded, history, tuple(limited), tuple(reasons))

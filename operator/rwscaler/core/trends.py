@@ -1,0 +1,88 @@
+""" "Rising" and "stable", defined once, with explicit thresholds (DESIGN.md: not guessed per call site).
+
+A latency side (read or write) is RISING when either
+  - it breaches its objective beyond the tolerance band: p99 > objective x (1 + tolerance), or
+  - it is approaching the objective and climbing: p99 >= APPROACH x objective and its fast
+    average exceeds its slow average by more than the tolerance (a positive slope over the
+    slow window).
+Otherwise it is STABLE. "Breached" alone (the first bullet) is what latency-driven scaling acts on.
+
+Trends over time use a pair of exponentially weighted moving averages (EWMA) with time-based
+smoothing (alpha = 1 - exp(-dt / tau)), so an irregular tick spacing does not bias them. For a
+linear ramp x(t) = a + b t, an EWMA with time constant tau lags the signal by b x tau, so
+(fast - slow) / (tau_slow - tau_fast) estimates the slope b without storing a history.
+  - read QPS: tau 60 s and 300 s; the slope feeds the forecast for pre-provisioning;
+  - latency: tau 60 s and 300 s; the climb above;
+  - log10(read:write ratio): tau window/6 and window (behavior.trend.windowSeconds); the ratio is
+    RISING (reads gaining share) when fast - slow > RATIO_TREND_LOG10 and FALLING (writes gaining
+    share) when fast - slow < -RATIO_TREND_LOG10, once the slow average has seen a whole window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rwscaler.core.memory import Ewma
+
+APPROACH = 0.8  # "approaching" an objective: at least 80% of it
+QPS_TAU = (60.0, 300.0)
+LATENCY_TAU = (60.0, 300.0)
+RATIO_TREND_LOG10 = 0.1  # a 26% shift of the ratio against its long-term average
+
+
+class Trend(StrEnum):
+    RISING = "rising"
+    STABLE = "stable"
+    UNKNOWN = "unknown"
+
+
+def update_ewma(prev: Ewma | None, value: float, dt: float, now: float, taus: tuple[float, float]) -> Ewma:
+    if prev is None:
+        return Ewma(fast=value, slow=value, since=now)
+    fast_tau, slow_tau = taus
+    a_fast = 1.0 - math.exp(-max(dt, 0.0) / fast_tau)
+    a_slow = 1.0 - math.exp(-max(dt, 0.0) / slow_tau)
+    return Ewma(
+        fast=prev.fast + a_fast * (value - prev.fast),
+        slow=prev.slow + a_slow * (value - prev.slow),
+        since=prev.since,
+    )
+
+
+def slope(e: Ewma | None, taus: tuple[float, float]) -> float:
+    """Estimated slope per second of the averaged signal (0 when there is no history)."""
+    if e is None:
+        return 0.0
+    return (e.fast - e.slow) / (taus[1] - taus[0])
+
+
+@dataclass(frozen=True, slots=True)
+class SideState:
+    """One latency side at one tick."""
+
+    trend: Trend
+    breached: bool
+    level: float | None  # p99 / objective
+
+
+def latency_side(p99: float | None, objective: float, tolerance: float, history: Ewma | None) -> SideState:
+    if p99 is None:
+        return SideState(Trend.UNKNOWN, breached=False, level=None)
+    level = p99 / objective
+    breached = level > 1.0 + tolerance
+    climbing = history is not None and history.fast > history.slow * (1.0 + tolerance)
+    rising = breached or (level >= APPROACH and climbing)
+    return SideState(Trend.RISING if rising else Trend.STABLE, breached=breached, level=level)
+
+
+def ratio_trend(e: Ewma | None, now: float, window: float) -> Trend:
+    """Whether reads (+) or writes (-) gain share; UNKNOWN until a whole window has been seen."""
+    if e is None or now - e.since < window:
+        return Trend.UNKNOWN
+    return Trend.RISING if abs(e.fast - e.slow) > RATIO_TREND_LOG10 else Trend.STABLE
+
+
+def ratio_direction(e: Ewma) -> int:
+    return 1 if e.fast > e.slow else -1
