@@ -1,0 +1,49 @@
+"""The contract between the operator and whatever reads signals: plain data in, plain data out.
+
+The operator builds one WorkloadQuery per ReadWriteWorkload (with the pod names it found and
+the Prometheus credentials it resolved from Secrets) and asks a MetricsSource for all of them at
+once; the source answers one MetricsReading per workload key. A source never raises for a bad
+or missing signal: it returns an unknown Signal with the reason (see core.observation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rwscaler.core.observation import Signal
+from rwscaler.core.spec import ReadWriteWorkloadSpec
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadQuery:
+    key: str  # "namespace/name", unique per workload
+    namespace: str
+    name: str
+    spec: ReadWriteWorkloadSpec
+    primary_pods: tuple[str, ...]
+    replica_pods: tuple[str, ...]
+    bearer_token: str | None = None
+    ca_pem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsReading:
+    read_qps: Signal
+    write_qps: Signal
+    read_p99: Signal  # seconds
+    write_p99: Signal  # seconds
+    replica_lag: Mapping[str, Signal] = field(default_factory=dict)  # replica pod name -> lag seconds
+
+    @classmethod
+    def all_unknown(cls, signal: Signal, replica_pods: Sequence[str]) -> MetricsReading:
+        return cls(signal, signal, signal, signal, {pod: signal for pod in replica_pods})
+
+
+class MetricsSource(Protocol):
+    async def read(self, queries: Sequence[WorkloadQuery], now: float) -> dict[str, MetricsReading]:
+        """One reading per query key; bounded in time by each workload's prometheus.timeout."""
+        ...
+
+    async def close(self) -> None: ...
