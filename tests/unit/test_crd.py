@@ -1,0 +1,598 @@
+"""The CRD: the committed file is the rendering of the models, it is a structural schema the API
+server accepts, the models and the CRD agree field by field (both ways, with defaults, bounds and
+enums), the examples validate against it, and its CEL rules reject what the models reject.
+
+The CEL rules are checked with a small evaluator for the subset they use (field access, has(),
+duration(), startsWith, comparisons, && and ||), run on the object after structural defaulting,
+as the API server evaluates them. Acceptance by a real API server comes with the cluster tier.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+import types
+import typing
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from annotated_types import Ge, Gt, Le, Lt
+from conftest import spec_dict
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from rwscaler.core.durations import parse_duration
+from rwscaler.core.spec import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, ReadWriteWorkloadSpec
+from rwscaler.render_crd import render_crd, render_crd_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_PATH = REPO / "crds" / "readwriteworkloads.rwscaler.io.yaml"
+EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
+
+# apiextensions.k8s.io/v1 JSONSchemaProps keywords that a structural schema may use. Kubernetes
+# also knows $ref, $schema, id, definitions, additionalItems, patternProperties and dependencies,
+# but rejects them in a CRD (or in a structural schema); uniqueItems may not be true.
+ALLOWED_KEYWORDS = {
+    "type",
+    "format",
+    "description",
+    "title",
+    "default",
+    "example",
+    "externalDocs",
+    "nullable",
+    "enum",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "multipleOf",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "items",
+    "properties",
+    "additionalProperties",
+    "allOf",
+    "oneOf",
+    "anyOf",
+    "not",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-list-type",
+    "x-kubernetes-map-type",
+    "x-kubernetes-validations",
+}
+TYPES = {"object", "array", "string", "integer", "number", "boolean"}
+
+
+@functools.cache
+def committed() -> dict[str, Any]:
+    """The committed CRD, parsed once (callers never mutate it)."""
+    data: dict[str, Any] = yaml.load(
+        CRD_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    )
+    return data
+
+
+def version() -> dict[str, Any]:
+    v: dict[str, Any] = committed()["spec"]["versions"][0]
+    return v
+
+
+def root_schema() -> dict[str, Any]:
+    s: dict[str, Any] = version()["schema"]["openAPIV3Schema"]
+    return s
+
+
+def spec_node() -> dict[str, Any]:
+    s: dict[str, Any] = root_schema()["properties"]["spec"]
+    return s
+
+
+def walk(node: dict[str, Any], path: str = "") -> typing.Iterator[tuple[str, dict[str, Any]]]:
+    yield path, node
+    for name, sub in node.get("properties", {}).items():
+        yield from walk(sub, f"{path}.{name}")
+    if "items" in node:
+        yield from walk(node["items"], f"{path}[]")
+    for key in ("allOf", "anyOf", "oneOf"):
+        for i, sub in enumerate(node.get(key, [])):
+            yield from walk(sub, f"{path}<{key}{i}>")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from walk(node["additionalProperties"], f"{path}{{*}}")
+
+
+# --- the committed file is the rendering -------------------------------------------------------
+
+
+def test_committed_crd_is_the_rendering_of_the_models() -> None:
+    assert CRD_PATH.read_text() == render_crd_yaml(), "run `rwscaler crd > crds/...` and commit the result"
+
+
+def test_rendering_parses_back_to_the_same_data() -> None:
+    assert yaml.safe_load(render_crd_yaml()) == render_crd()
+
+
+def test_names_and_version() -> None:
+    crd = committed()
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert crd["kind"] == "CustomResourceDefinition"
+    assert crd["metadata"]["name"] == f"{PLURAL}.{GROUP}" == "readwriteworkloads.rwscaler.io"
+    names = crd["spec"]["names"]
+    assert (names["kind"], names["plural"], names["shortNames"]) == (KIND, PLURAL, [SHORT_NAME])
+    assert crd["spec"]["group"] == GROUP == "rwscaler.io"
+    assert crd["spec"]["scope"] == "Namespaced"
+    versions = crd["spec"]["versions"]
+    assert [v["name"] for v in versions] == [VERSION] == ["v1alpha1"]
+    assert versions[0]["served"] and versions[0]["storage"]
+    assert versions[0]["subresources"] == {"status": {}}
+
+
+def test_printer_columns_name_status_fields_that_exist() -> None:
+    """class, ratio, replicas, desired, max lag, Ready, age; each jsonPath resolves in the schema."""
+    columns = version()["additionalPrinterColumns"]
+    names = [c["name"] for c in columns]
+    assert names == ["Class", "Ratio", "Replicas", "Desired", "Max-Lag", "Ready", "Age"]
+    for column in columns:
+        path = column["jsonPath"]
+        if path.startswith(".metadata"):
+            assert column["type"] == "date"
+            continue
+        node = root_schema()
+        for part in re.sub(r"\[\?.*\]", "[]", path).strip(".").split("."):
+            many = part.endswith("[]")
+            node = node["properties"][part.removesuffix("[]")]
+            if many:
+                node = node["items"]
+        expected = {"string": {"string"}, "integer": {"integer"}, "date": {"string"}}[column["type"]]
+        assert node["type"] in expected, (path, node["type"])
+
+
+# --- structural schema ---------------------------------------------------------------------------
+
+
+def test_every_node_is_typed_and_uses_only_accepted_keywords() -> None:
+    for path, node in walk(root_schema()):
+        unknown = set(node) - ALLOWED_KEYWORDS
+        assert not unknown, f"{path or '<root>'}: keywords Kubernetes does not accept: {unknown}"
+        assert node.get("type") in TYPES, f"{path or '<root>'} has no valid type: {node.get('type')}"
+        if node["type"] == "array":
+            assert "items" in node, f"{path}: an array needs items"
+        if "properties" in node or "additionalProperties" in node:
+            assert node["type"] == "object", path
+
+
+def test_structural_restrictions() -> None:
+    for path, node in walk(root_schema()):
+        assert "$ref" not in node, path
+        assert not ("properties" in node and "additionalProperties" in node), (
+            f"{path}: properties and additionalProperties are mutually exclusive"
+        )
+        assert node.get("uniqueItems") is not True, f"{path}: uniqueItems may not be true"
+        assert "nullable" not in node or node["nullable"] is False, f"{path}: no nulls in the spec"
+        for key in ("anyOf", "oneOf", "allOf"):
+            for option in node.get(key, []):
+                assert option.get("type") != "null", f"{path}: {key} with null"
+                assert not {"type", "default", "description", "nullable"} & set(option), (
+                    f"{path}: a {key} branch may only carry value validations"
+                )
+        for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if bound in node:
+                assert isinstance(node[bound], bool), f"{path}: OpenAPI v3.0 {bound} is a boolean"
+                assert limit in node, f"{path}: {bound} without {limit}"
+        if node.get("type") in {"integer", "number"}:
+            assert not {"minLength", "maxLength", "pattern"} & set(node), path
+        if "required" in node:
+            missing = set(node["required"]) - set(node.get("properties", {}))
+            assert not missing, f"{path}: required names no property: {missing}"
+        if node.get("x-kubernetes-list-type") == "map":
+            items = node["items"]
+            for key in node["x-kubernetes-list-map-keys"]:
+                assert items["properties"][key]["type"] in {"string", "integer", "boolean"}, path
+                assert key in items.get("required", []) or "default" in items["properties"][key], path
+
+
+def test_metadata_is_left_to_the_api_server() -> None:
+    assert root_schema()["properties"]["metadata"] == {"type": "object"}
+
+
+def test_spec_prunes_unknown_fields() -> None:
+    """Unknown spec fields are pruned or rejected (strict field validation), never kept silently."""
+    for path, node in walk(spec_node()):
+        assert "x-kubernetes-preserve-unknown-fields" not in node, path
+
+
+def test_defaults_validate_against_their_node() -> None:
+    checked = 0
+    for path, node in walk(root_schema()):
+        if "default" in node:
+            errors = [e.message for e in jsonschema.Draft4Validator(node).iter_errors(node["default"])]
+            assert not errors, f"{path}: default {node['default']!r}: {errors}"
+            checked += 1
+    assert checked >= 20, "the spec has defaults on most of its fields"
+
+
+def test_every_spec_field_has_a_description() -> None:
+    missing = [path for path, node in walk(spec_node()) if not node.get("description")]
+    assert not missing
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core gap: issue 2 asks for descriptions on every field; render_crd.status_schema leaves "
+    "several status fields without one",
+)
+def test_every_status_field_has_a_description() -> None:
+    status = root_schema()["properties"]["status"]
+    missing = [f"status{path}" for path, node in walk(status) if not node.get("description")]
+    assert not missing
+
+
+def test_cel_rules_are_well_formed() -> None:
+    count = 0
+    for path, node in walk(root_schema()):
+        for rule in node.get("x-kubernetes-validations", []):
+            assert set(rule) <= {"rule", "message", "messageExpression", "reason", "fieldPath"}, path
+            assert rule["rule"].strip() and rule["message"].strip(), path
+            assert "\n" not in rule["message"], f"{path}: a CEL message is one line"
+            count += 1
+    assert count >= 9
+
+
+# --- models and CRD agree, both ways -----------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """(the type inside Optional and Annotated, the Annotated constraints)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        assert len(rest) == 1
+        annotation = rest[0]
+    if typing.get_origin(annotation) is typing.Annotated:
+        inner, *metadata = typing.get_args(annotation)
+        return inner, metadata
+    return annotation, []
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return {k: v for k, v in value.model_dump(mode="json").items() if v is not None}
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _strip_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+_SCALARS = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+def _check_field(path: str, info: FieldInfo, node: dict[str, Any]) -> None:
+    inner, annotated = _unwrap(info.annotation)
+    assert node.get("description") == info.description, f"{path}: description differs"
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        assert node["type"] == "object", path
+        _check_model(path, inner, node)
+    elif isinstance(inner, type) and issubclass(inner, Enum):
+        assert node["type"] == "string", path
+        assert node["enum"] == [e.value for e in inner], f"{path}: enum differs"
+    else:
+        assert node["type"] == _SCALARS[inner], f"{path}: {inner} is not {node['type']}"
+    # Defaults: the model's default is the CRD's default (None means no default).
+    if info.is_required() or info.get_default() is None:
+        assert "default" not in node, f"{path}: the CRD has a default the model lacks"
+    else:
+        assert "default" in node, f"{path}: the model's default {info.get_default()!r} is not in the CRD"
+        assert node["default"] == _strip_none(_jsonable(info.get_default())), f"{path}: default differs"
+    # Bounds and string constraints.
+    for meta in [*info.metadata, *annotated]:
+        if isinstance(meta, Ge):
+            assert node["minimum"] == meta.ge and not node.get("exclusiveMinimum"), path
+        elif isinstance(meta, Gt):
+            assert node["minimum"] == meta.gt and node["exclusiveMinimum"] is True, path
+        elif isinstance(meta, Le):
+            assert node["maximum"] == meta.le and not node.get("exclusiveMaximum"), path
+        elif isinstance(meta, Lt):
+            assert node["maximum"] == meta.lt and node["exclusiveMaximum"] is True, path
+        else:
+            for attr, key in (
+                ("min_length", "minLength"),
+                ("max_length", "maxLength"),
+                ("pattern", "pattern"),
+            ):
+                if getattr(meta, attr, None) is not None:
+                    assert node[key] == getattr(meta, attr), f"{path}: {key} differs"
+
+
+def _check_model(path: str, model: type[BaseModel], node: dict[str, Any]) -> None:
+    fields = model.model_fields
+    props = node.get("properties", {})
+    assert set(fields) == set(props), (
+        f"{path or 'spec'}: only in the model {set(fields) - set(props)}, "
+        f"only in the CRD {set(props) - set(fields)}"
+    )
+    required = {name for name, info in fields.items() if info.is_required()}
+    assert required == set(node.get("required", [])), f"{path or 'spec'}: required differs"
+    extra = model.model_config.get("json_schema_extra")
+    rules = extra.get("x-kubernetes-validations", []) if isinstance(extra, dict) else []
+    assert node.get("x-kubernetes-validations", []) == rules, f"{path}: CEL rules differ"
+    for name, info in fields.items():
+        _check_field(f"{path}.{name}", info, props[name])
+
+
+def test_every_model_field_is_in_the_crd_and_every_crd_field_in_the_models() -> None:
+    _check_model("", ReadWriteWorkloadSpec, spec_node())
+
+
+def test_agreement_walk_notices_a_difference() -> None:
+    """The walk above is not vacuous: a CRD with one default changed fails it."""
+    node = copy.deepcopy(spec_node())
+    node["properties"]["behavior"]["properties"]["tolerance"]["default"] = 0.2
+    with pytest.raises(AssertionError, match="tolerance: default differs"):
+        _check_model("", ReadWriteWorkloadSpec, node)
+    node = copy.deepcopy(spec_node())
+    node["properties"]["replicas"]["properties"]["extra"] = {"type": "string"}
+    with pytest.raises(AssertionError, match="only in the CRD"):
+        _check_model("", ReadWriteWorkloadSpec, node)
+
+
+# --- examples and invalid specs against the schema -----------------------------------------------
+
+
+@functools.cache
+def schema_validator() -> jsonschema.Draft4Validator:
+    # OpenAPI v3.0 bounds (boolean exclusiveMinimum) are Draft 4's; x-kubernetes-* are ignored.
+    return jsonschema.Draft4Validator(root_schema())
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_validates_against_the_crd_schema(path: Path) -> None:
+    manifest = yaml.safe_load(path.read_text())
+    errors = [e.message for e in schema_validator().iter_errors(manifest)]
+    assert not errors
+    assert cel_failures(manifest["spec"]) == []
+
+
+def manifest_of(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": {"name": "x"}, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        pytest.param(
+            {"behavior": {"scaleUp": {"stabilizationWindowSeconds": 0, "maxStep": -1}}}, "-1", id="neg"
+        ),
+        pytest.param({"objectives": {"readLatencyP99": "5 seconds"}}, "5 seconds", id="bad-duration"),
+        pytest.param({"consistency": "linearizable"}, "linearizable", id="bad-enum"),
+        pytest.param({"replicas": {"targetReadQPSPerReplica": 0}}, "0", id="exclusive-minimum"),
+        pytest.param({"behavior": {"tolerance": 1}}, "1", id="exclusive-maximum"),
+        pytest.param({"replicas": {"statefulSet": ""}}, "''", id="empty-name"),
+    ],
+)
+def test_schema_rejects_what_the_models_reject(overrides: dict[str, Any], words: str) -> None:
+    spec = spec_dict(**overrides)
+    errors = [e.message for e in schema_validator().iter_errors(manifest_of(spec))]
+    assert errors and any(words in e for e in errors), errors
+    with pytest.raises(ValidationError):
+        ReadWriteWorkloadSpec.model_validate(spec)
+
+
+# --- CEL -----------------------------------------------------------------------------------------
+
+
+class _CelObject:
+    """`self` in a CEL rule: field access that fails on an absent field, as CEL's does."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._data:
+            raise KeyError(f"no such key: {name}")
+        return _cel_value(self._data[name])
+
+
+def _cel_value(value: Any) -> Any:
+    return _CelObject(value) if isinstance(value, dict) else value
+
+
+def _cel_has(obj: Any, *names: str) -> bool:
+    for name in names[:-1]:
+        obj = getattr(obj, name)
+    return isinstance(obj, _CelObject) and names[-1] in obj._data
+
+
+def _to_python(rule: str) -> str:
+    expr = re.sub(
+        r"has\(self((?:\.\w+)+)\)",
+        lambda m: "_has(self, " + ", ".join(repr(n) for n in m.group(1).strip(".").split(".")) + ")",
+        rule,
+    )
+    expr = expr.replace("duration(", "_duration(").replace(".startsWith(", ".startswith(")
+    expr = expr.replace("&&", " and ").replace("||", " or ")
+    assert "!" not in expr.replace("!=", ""), f"unsupported CEL in {rule!r}"
+    return expr
+
+
+def eval_cel(rule: str, value: dict[str, Any]) -> bool:
+    env = {"__builtins__": {}, "self": _cel_value(value), "_has": _cel_has, "_duration": parse_duration}
+    try:
+        return bool(eval(_to_python(rule), env))  # the rule text comes from our own CRD
+    except KeyError:
+        return False  # an absent field without has() is an evaluation error: the object is rejected
+
+
+def apply_defaults(node: dict[str, Any], value: Any) -> Any:
+    """Structural defaulting, as the API server applies it before validation."""
+    if not isinstance(value, dict) or node.get("type") != "object":
+        return value
+    out = dict(value)
+    for name, sub in node.get("properties", {}).items():
+        if name not in out and "default" in sub:
+            out[name] = copy.deepcopy(sub["default"])
+        if name in out:
+            out[name] = apply_defaults(sub, out[name])
+    return out
+
+
+def cel_failures(spec: dict[str, Any]) -> list[str]:
+    """The messages of every CEL rule the (defaulted) spec breaks."""
+    failures: list[str] = []
+
+    def check(node: dict[str, Any], value: Any) -> None:
+        if not isinstance(value, dict):
+            return
+        for rule in node.get("x-kubernetes-validations", []):
+            if not eval_cel(rule["rule"], value):
+                failures.append(rule["message"])
+        for name, sub in node.get("properties", {}).items():
+            if name in value:
+                check(sub, value[name])
+
+    root = spec_node()
+    check(root, apply_defaults(root, spec))
+    return failures
+
+
+CROSS_FIELD = [
+    pytest.param(
+        {"replicas": {"minReplicas": 5, "maxReplicas": 2}},
+        "minReplicas must not exceed maxReplicas",
+        id="min>max",
+    ),
+    pytest.param(
+        {"replicas": {"minReplicas": 9, "maxReplicas": 8}},
+        "minReplicas must not exceed maxReplicas",
+        id="min-just-over-max",
+    ),
+    pytest.param(
+        {"pooler": {"kind": "EndpointSlice"}}, "pooler kind EndpointSlice needs readService", id="es"
+    ),
+    pytest.param({"pooler": {"kind": "PgBouncer"}}, "pooler kind PgBouncer needs pgbouncer", id="pgbouncer"),
+    pytest.param({"metrics": {"preset": "custom"}}, "preset custom needs every query", id="custom-none"),
+    pytest.param(
+        {"metrics": {"preset": "custom", "queries": {"readQPS": "a", "writeQPS": "b"}}},
+        "preset custom needs every query",
+        id="custom-some",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CROSS_FIELD)
+def test_cel_and_models_reject_cross_field_mistakes(overrides: dict[str, Any], message: str) -> None:
+    spec = spec_dict(**overrides)
+    assert any(message in f for f in cel_failures(spec)), cel_failures(spec)
+    with pytest.raises(ValidationError, match=re.escape(message.split(":", maxsplit=1)[0])):
+        ReadWriteWorkloadSpec.model_validate(spec)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        pytest.param(
+            {"objectives": {"readLatencyP99": "0s"}}, "readLatencyP99 must be a positive", id="read"
+        ),
+        pytest.param(
+            {"objectives": {"writeLatencyP99": "0ms"}}, "writeLatencyP99 must be a positive", id="write"
+        ),
+        pytest.param(
+            {"objectives": {"maxReplicationLag": "0s"}}, "maxReplicationLag must be a positive", id="lag"
+        ),
+        pytest.param({"prometheus": {"timeout": "0s"}}, "timeout must be a positive", id="timeout"),
+        pytest.param({"metrics": {"staleness": "0m"}}, "staleness must be a positive", id="staleness"),
+        pytest.param({"prometheus": {"url": "prometheus:9090"}}, "url must start with", id="url"),
+    ],
+)
+def test_cel_rejects_zero_durations_and_bad_urls(overrides: dict[str, Any], message: str) -> None:
+    """Admission rejects these; test_spec.py shows the models do not yet (core bug, xfail there)."""
+    failures = cel_failures(spec_dict(**overrides))
+    assert any(message in f for f in failures), failures
+    # The schema alone (pattern, types) admits them: it is CEL that catches them.
+    assert not list(schema_validator().iter_errors(manifest_of(spec_dict(**overrides))))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="base"),
+        pytest.param({"replicas": {"minReplicas": 3, "maxReplicas": 3}}, id="min=max"),
+        pytest.param({"pooler": {"kind": "EndpointSlice", "readService": "r"}}, id="es"),
+        pytest.param(
+            {
+                "pooler": {
+                    "kind": "PgBouncer",
+                    "pgbouncer": {
+                        "deployment": "b",
+                        "configMap": "c",
+                        "database": "d",
+                        "adminSecret": {"name": "s", "key": "k"},
+                    },
+                }
+            },
+            id="pgbouncer",
+        ),
+        pytest.param(
+            {
+                "metrics": {
+                    "preset": "custom",
+                    "queries": dict.fromkeys(
+                        ("readQPS", "writeQPS", "readLatencyP99", "writeLatencyP99", "replicationLag"), "up"
+                    ),
+                }
+            },
+            id="custom-complete",
+        ),
+        pytest.param(
+            {"objectives": {"maxReplicationLag": "1m30s"}, "prometheus": {"url": "https://p"}}, id="d"
+        ),
+    ],
+)
+def test_cel_and_models_accept_valid_specs(overrides: dict[str, Any]) -> None:
+    spec = spec_dict(**overrides)
+    assert cel_failures(spec) == []
+    assert not list(schema_validator().iter_errors(manifest_of(spec)))
+    ReadWriteWorkloadSpec.model_validate(spec)
+
+
+def test_every_cross_field_check_has_a_cel_rule() -> None:
+    messages = [r["message"] for _, n in walk(spec_node()) for r in n.get("x-kubernetes-validations", [])]
+    for expected in (
+        "minReplicas must not exceed maxReplicas",
+        "pooler kind EndpointSlice needs readService",
+        "pooler kind PgBouncer needs pgbouncer",
+        "preset custom needs every query",
+        "readLatencyP99 must be a positive duration",
+        "writeLatencyP99 must be a positive duration",
+        "maxReplicationLag must be a positive duration",
+        "timeout must be a positive duration",
+        "staleness must be a positive duration",
+    ):
+        assert any(m.startswith(expected) for m in messages), expected
+
+
+def test_cel_evaluator_understands_every_rule() -> None:
+    """Each rule in the CRD translates and runs on the defaulted base spec (no unsupported CEL)."""
+    rules = [r["rule"] for _, n in walk(spec_node()) for r in n.get("x-kubernetes-validations", [])]
+    assert rules
+    for rule in rules:
+        compile(_to_python(rule), "<cel>", "eval")
