@@ -18,6 +18,8 @@ class ReplicaMemory:
     in_pool: bool = False
     # Since when the replica's lag has stayed under the re-entry threshold (None: it is not).
     healthy_since: float | None = None
+    # It left the pool and has not come back: re-entry needs the full hysteresis.
+    left_pool: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,19 +3,24 @@
 - A replica stays in the pool while it is ready and its lag is known and at most the objective;
   it leaves at once when either fails (a replica whose lag is missing leaves alone: the others
   stay).
-- Out of the pool, a replica (re-)enters only after its lag has stayed under
-  objective x reentryLagRatio for reentrySeconds (hysteresis). A new replica starts out of the
-  pool, so the same gate is its warm-up: it joins only once caught up. On the very first tick
-  (no memory yet) replicas that qualify to stay are taken as in the pool, so starting the
-  operator does not empty it.
+- A replica that left the pool re-enters only after its lag has stayed under
+  objective x reentryLagRatio for reentrySeconds (hysteresis against flapping).
+- A new replica starts out of the pool and joins once it is ready and caught up (lag under
+  objective x reentryLagRatio): the warm-up gate. It has not flapped, so it does not wait out the
+  hysteresis. On the very first tick (no memory yet) replicas that qualify to stay are taken as
+  in the pool, so starting the operator does not empty it.
 - Replicas being drained for a scale-in are out of the pool.
 - strong consistency: only synchronous replicas at lag 0 may serve, next to the primary.
 - The pool is never empty: with no qualifying replica, the primary serves reads.
+- A metrics outage (no lag known for any replica and no other signal either) holds the pool as
+  it was: unknown means hold, and emptying the pool onto the primary because Prometheus is down
+  would overload the primary for no observed reason. Readiness still applies: a replica that
+  stops being ready leaves. Stale reads are possible in that window; status says the pool is held.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.memory import ReplicaMemory
@@ -60,21 +65,34 @@ def select_read_pool(
     in_pool: list[str] = []
     reasons: list[Reason] = []
 
+    outage = (
+        bool(previous) and len(obs.unknown_signals()) == 4 and all(r.lag.value is None for r in obs.replicas)
+    )
     for r in sorted(obs.replicas, key=lambda r: r.ordinal):
         before = previous.get(r.name)
+        if outage:
+            held = before is not None and before.in_pool and r.ready
+            memory[r.name] = replace(before, in_pool=held) if before is not None else ReplicaMemory()
+            if held and r.name not in draining:
+                in_pool.append(r.name)
+            continue
         stay = _qualifies_to_stay(r, max_lag, strong)
         under_reentry = stay and (strong or (r.lag.value is not None and r.lag.value < reentry_lag))
         healthy_since = None
         if under_reentry:
             healthy_since = before.healthy_since if before and before.healthy_since is not None else now
         was_in = before.in_pool if before is not None else first_tick
+        left_before = before is not None and before.left_pool
         if was_in:
             now_in = stay
-        else:
+        elif left_before:
             now_in = (
                 under_reentry and healthy_since is not None and now - healthy_since >= behavior.reentrySeconds
             )
-        memory[r.name] = ReplicaMemory(in_pool=now_in, healthy_since=healthy_since)
+        else:
+            now_in = under_reentry
+        left = (left_before or was_in) and not now_in
+        memory[r.name] = ReplicaMemory(in_pool=now_in, healthy_since=healthy_since, left_pool=left)
         lag_text = "unknown" if r.lag.value is None else format_seconds(r.lag.value)
         inputs = (("replica", r.name), ("ready", str(r.ready)), ("lagSeconds", r.lag.value))
         if was_in and not now_in and before is not None:
@@ -83,17 +101,24 @@ def select_read_pool(
                 why = f"its lag is unknown ({r.lag.reason.value if r.lag.reason else 'missing'})"
             reasons.append(Reason(Rule.REPLICA_LEFT_POOL, f"{r.name} left the read pool: {why}", inputs))
         elif now_in and not was_in:
+            held_for = f" for {behavior.reentrySeconds}s" if left_before else " (caught up)"
             reasons.append(
                 Reason(
                     Rule.REPLICA_JOINED_POOL,
-                    f"{r.name} joined the read pool: lag {lag_text} stayed under "
-                    f"{format_seconds(reentry_lag)} for {behavior.reentrySeconds}s",
+                    f"{r.name} joined the read pool: lag {lag_text} under {format_seconds(reentry_lag)}{held_for}",
                     inputs,
                 )
             )
         if now_in and r.name not in draining:
             in_pool.append(r.name)
 
+    if outage:
+        reasons.append(
+            Reason(
+                Rule.METRICS_UNKNOWN,
+                f"no signal known: read pool held as last decided ({', '.join(in_pool) or 'the primary'})",
+            )
+        )
     lags = [r.lag.value for r in obs.replicas if r.lag.value is not None]
     lagging = tuple(r.name for r in obs.replicas if r.lag.value is not None and r.lag.value > max_lag)
     lag_unknown = tuple(r.name for r in obs.replicas if r.lag.value is None)

@@ -114,22 +114,37 @@ def recommend_replicas(
                     )
                 )
 
-    latency_raw = current
+    raw = current if capacity_raw is None else capacity_raw
+    pending = current - sum(1 for r in obs.replicas if r.ready)
     if read.breached and read.level is not None and write_stable:
-        step = max(1, math.ceil(current * (read.level - 1.0)))
-        latency_raw = current + step
         learned = read_qps / max(serving_replicas, 1)
-        reasons.append(
-            Reason(
-                Rule.LATENCY_STEP,
-                f"read p99 at {read.level:.2f}x its objective with writes stable: +{step} replica(s)",
-                (("readLatencyRatio", read.level), ("step", step)),
+        if pending > 0:
+            # Replicas asked for are still starting: wait for them before stepping again, or a
+            # breach that lasts one provisioning delay would add a replica every tick.
+            raw = max(raw, current)
+            reasons.append(
+                Reason(
+                    Rule.LATENCY_STEP,
+                    f"read p99 at {read.level:.2f}x its objective; waiting for {pending} starting replica(s)",
+                    (("readLatencyRatio", read.level), ("pending", pending)),
+                )
             )
-        )
+        else:
+            # With a capacity model the breach says the model is optimistic: one more than it
+            # asks for. Without one, a step proportional to the breach (capped by maxStep later).
+            step = 1 if target is not None else max(1, math.ceil(current * (read.level - 1.0)))
+            raw = max(raw, current + step)
+            reasons.append(
+                Reason(
+                    Rule.LATENCY_STEP,
+                    f"read p99 at {read.level:.2f}x its objective with writes stable: at least {current + step} replicas",
+                    (("readLatencyRatio", read.level), ("step", step)),
+                )
+            )
     elif target is None and read.level is not None and read.level < HEADROOM_LEVEL and current > 0:
         after = read_qps / max(current - 1, 1)
         if learned is None or after < learned * (1.0 - tol):
-            latency_raw = current - 1
+            raw = current - 1
             reasons.append(
                 Reason(
                     Rule.LATENCY_HEADROOM,
@@ -139,7 +154,6 @@ def recommend_replicas(
                 )
             )
 
-    raw = latency_raw if capacity_raw is None else max(capacity_raw, latency_raw)
     unblocked = raw
     blocked: str | None = None
     if raw > current:

@@ -286,19 +286,19 @@ class ReadPoolBehavior(_Model):
         default=30,
         ge=0,
         le=3600,
-        description="...and has stayed there this long (also the warm-up gate of a new replica).",
+        description="...and has stayed there this long (a new replica joins once caught up, without this wait).",
     )
 
 
 class TrendBehavior(_Model):
     windowSeconds: int = Field(
-        default=3600,
+        default=86400,
         ge=60,
         le=30 * 86400,
         description="Time constant of the long-term read/write ratio average that trends are measured against.",
     )
     forecastSeconds: int = Field(
-        default=300,
+        default=120,
         ge=0,
         le=86400,
         description="How far ahead read QPS is forecast to provision replicas before the objective is breached.",

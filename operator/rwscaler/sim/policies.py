@@ -1,0 +1,157 @@
+"""The policies the simulator compares, all on the same model and trace.
+
+- rwscaler: the operator's own `decide`, memory carried between ticks exactly as status would.
+- hpa: the Kubernetes HPA algorithm on read p99 against the read objective (usage ratio with a
+  0.1 tolerance, desired = ceil(current x ratio), 300 s scale-down stabilization, the default
+  scale-up policy of max(100%, 4 pods) per 15 s, hold on missing metrics) with a lag-unaware read
+  pool (every ready replica serves reads).
+- static: maxReplicas throughout, lag-unaware pool.
+- oracle: clairvoyant: at each step the fewest replicas that keep reads under the objective over
+  the next provisioning delay (it sees the future trace), removed as soon as they are not needed,
+  with a lag-aware pool. A lower bound on cost, not a policy anyone can run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rwscaler.core.classify import classify
+from rwscaler.core.decide import decide
+from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Observation
+from rwscaler.core.plan import Plan
+from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.sim.model import Cluster
+from rwscaler.sim.scenarios import Row
+
+POLICIES = ("rwscaler", "hpa", "static", "oracle")
+
+
+@dataclass(frozen=True)
+class Decision:
+    target: int
+    pool: list[int] | None  # replica ordinals serving reads; None: every ready replica; []: the primary
+    workload_class: str
+    conditions: list[str] = field(default_factory=list)
+    recommendations: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+
+
+class Policy(Protocol):
+    name: str
+
+    def decide(self, index: int, t: float, obs: Observation) -> Decision: ...
+
+
+def _ordinal(name: str) -> int | None:
+    head, _, tail = name.rpartition("-")
+    return int(tail) if head == "replica" and tail.isdigit() else None
+
+
+class RwscalerPolicy:
+    name = "rwscaler"
+
+    def __init__(self, spec: ReadWriteWorkloadSpec) -> None:
+        self.spec = spec
+        self.memory = Memory()
+
+    def decide(self, index: int, t: float, obs: Observation) -> Decision:
+        plan = decide(self.spec, obs, self.memory, t)
+        self.memory = plan.memory
+        pool = [o for o in (_ordinal(n) for n in plan.read_pool) if o is not None]
+        return Decision(
+            target=plan.scale_to if plan.scale_to is not None else obs.current_replicas,
+            pool=pool,
+            workload_class=plan.workload_class,
+            conditions=plan.true_conditions(),
+            recommendations=[r.type.value for r in plan.recommendations],
+            plan=plan,
+        )
+
+
+class HpaPolicy:
+    name = "hpa"
+    TOLERANCE = 0.1
+    DOWN_WINDOW = 300.0
+
+    def __init__(self, spec: ReadWriteWorkloadSpec) -> None:
+        self.spec = spec
+        self.history: list[tuple[float, int]] = []
+
+    def decide(self, index: int, t: float, obs: Observation) -> Decision:
+        current = obs.current_replicas
+        lo, hi = self.spec.replicas.minReplicas, self.spec.replicas.maxReplicas
+        wclass = classify(obs.read_qps.value, obs.write_qps.value).value
+        if obs.read_p99.value is None:  # the HPA skips a metric it cannot read
+            return Decision(min(max(current, lo), hi), None, wclass)
+        ratio = obs.read_p99.value / self.spec.objectives.read_latency_s
+        if abs(ratio - 1.0) <= self.TOLERANCE:
+            rec = current
+        else:
+            rec = max(math.ceil(current * ratio), 1 if ratio > 1 else 0)
+        self.history = [(s, r) for s, r in self.history if t - s < self.DOWN_WINDOW] + [(t, rec)]
+        down_rec = max(r for _, r in self.history)
+        if rec > current:
+            desired = min(rec, max(current * 2, current + 4))
+        elif current > down_rec:
+            desired = down_rec
+        else:
+            desired = current
+        return Decision(min(max(desired, lo), hi), None, wclass)
+
+
+class StaticPolicy:
+    name = "static"
+
+    def __init__(self, spec: ReadWriteWorkloadSpec) -> None:
+        self.spec = spec
+
+    def decide(self, index: int, t: float, obs: Observation) -> Decision:
+        wclass = classify(obs.read_qps.value, obs.write_qps.value).value
+        return Decision(self.spec.replicas.maxReplicas, None, wclass)
+
+
+class OraclePolicy:
+    name = "oracle"
+
+    def __init__(self, spec: ReadWriteWorkloadSpec, cluster: Cluster, rows: Sequence[Row]) -> None:
+        self.spec = spec
+        lo, hi = spec.replicas.minReplicas, spec.replicas.maxReplicas
+        objective = spec.objectives.read_latency_s
+        need = [max(lo, cluster.min_replicas_for(r.read_qps, r.write_qps, objective, hi)) for r in rows]
+        lead = cluster.params.provisioningSeconds
+        step = rows[1].t - rows[0].t if len(rows) > 1 else 0.0
+        # A replica asked for at row i is ready `lead` seconds later and joins the pool once its
+        # lag is seen caught up, a step later; so ask at i for the most any row needs until
+        # the decision after next plus that delay.
+        self.schedule: list[int] = []
+        j = 0
+        for i, row in enumerate(rows):
+            j = max(j, i)
+            while j + 1 < len(rows) and rows[j + 1].t < row.t + 2 * step + lead:
+                j += 1
+            self.schedule.append(max(need[i : j + 1]))
+        self.max_lag = spec.objectives.max_lag_s
+        self.cluster, self.rows = cluster, rows
+
+    def decide(self, index: int, t: float, obs: Observation) -> Decision:
+        # Clairvoyant: it routes on the true lag, even when Prometheus is down.
+        writes = self.rows[index].write_qps
+        pool = [r.ordinal for r in self.cluster.ready(t) if self.cluster.lag(r, writes) <= self.max_lag]
+        wclass = classify(obs.read_qps.value, obs.write_qps.value).value
+        return Decision(self.schedule[index], pool, wclass)
+
+
+def make_policy(name: str, spec: ReadWriteWorkloadSpec, cluster: Cluster, rows: Sequence[Row]) -> Policy:
+    if name == "rwscaler":
+        return RwscalerPolicy(spec)
+    if name == "hpa":
+        return HpaPolicy(spec)
+    if name == "static":
+        return StaticPolicy(spec)
+    if name == "oracle":
+        return OraclePolicy(spec, cluster, rows)
+    raise ValueError(f"unknown policy {name!r}; choose one of: {', '.join(POLICIES)}")

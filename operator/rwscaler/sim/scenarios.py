@@ -1,0 +1,210 @@
+"""Load traces: the built-in scenarios and CSV files.
+
+A trace is rows of (t, read_qps, write_qps, metrics_available); t is seconds from the start and
+the row spacing is the simulation step. Built-in scenarios are generated from a fixed seed, so a
+run is reproducible; some also carry model events (replica slowdowns for the lag storm).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rwscaler.sim.model import Slowdown
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    t: float
+    read_qps: float
+    write_qps: float
+    metrics_available: bool = True
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    rows: tuple[Row, ...]
+    slowdowns: tuple[Slowdown, ...] = field(default=())
+    # The window a scenario is about (the surge, the storm, the outage), for reports.
+    window: tuple[float, float] | None = None
+
+    @property
+    def step(self) -> float:
+        return self.rows[1].t - self.rows[0].t if len(self.rows) > 1 else 15.0
+
+
+class TraceError(ValueError):
+    """A trace file that cannot be used, with the line and the reason."""
+
+
+def load_csv(path: Path) -> Scenario:
+    try:
+        handle = path.open(newline="")
+    except OSError as err:
+        raise TraceError(f"{path}: cannot read: {err.strerror}") from err
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = {"t", "read_qps", "write_qps"} - set(reader.fieldnames or [])
+        if missing:
+            raise TraceError(
+                f"{path}: header needs t,read_qps,write_qps; missing {', '.join(sorted(missing))}"
+            )
+        rows: list[Row] = []
+        for line, rec in enumerate(reader, start=2):
+            try:
+                t, r, w = float(rec["t"]), float(rec["read_qps"]), float(rec["write_qps"])
+                avail = rec.get("metrics_available")
+                available = True if avail in (None, "") else {"1": True, "0": False}[avail.strip()]
+            except (KeyError, ValueError, TypeError) as err:
+                raise TraceError(
+                    f"{path}:{line}: bad value ({err}); expected numbers and metrics_available 1 or 0"
+                ) from err
+            if r < 0 or w < 0 or not all(map(math.isfinite, (t, r, w))):
+                raise TraceError(f"{path}:{line}: rates must be finite and not negative")
+            if rows and t <= rows[-1].t:
+                raise TraceError(f"{path}:{line}: t must increase (got {t} after {rows[-1].t})")
+            rows.append(Row(t, r, w, available))
+    if len(rows) < 2:
+        raise TraceError(f"{path}: needs at least two rows")
+    return Scenario(path.stem, f"trace {path}", tuple(rows))
+
+
+def _rows(
+    duration: float,
+    step: float,
+    reads: Callable[[float], float],
+    writes: Callable[[float], float],
+    seed: int,
+    noise: float = 0.03,
+    outage: tuple[float, float] | None = None,
+) -> tuple[Row, ...]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(int(duration / step) + 1):
+        t = i * step
+        jitter_r, jitter_w = 1 + rng.gauss(0, noise), 1 + rng.gauss(0, noise)
+        available = not (outage and outage[0] <= t < outage[1])
+        out.append(Row(t, max(reads(t) * jitter_r, 0.0), max(writes(t) * jitter_w, 0.0), available))
+    return tuple(out)
+
+
+def _ramp(t: float, start: float, end: float, low: float, high: float) -> float:
+    """low before start, high after end, linear between."""
+    if t <= start:
+        return low
+    if t >= end:
+        return high
+    return low + (high - low) * (t - start) / (end - start)
+
+
+def _pulse(t: float, start: float, rise: float, hold: float, fall: float, base: float, peak: float) -> float:
+    up = _ramp(t, start, start + rise, base, peak)
+    return (
+        up
+        if t < start + rise + hold
+        else _ramp(t, start + rise + hold, start + rise + hold + fall, peak, base)
+    )
+
+
+H = 3600.0
+DAY = 86400.0
+
+
+def diurnal_catalog() -> Scenario:
+    def reads(t: float) -> float:
+        return 3500 + 2500 * math.sin(2 * math.pi * t / DAY - math.pi / 2)
+
+    return Scenario(
+        "diurnal-catalog",
+        "two days of a read-heavy product catalog: reads 1,000-6,000/s following the day, ~80:1",
+        _rows(2 * DAY, 60, reads, lambda t: reads(t) / 80, seed=1),
+    )
+
+
+def read_flash_spike() -> Scenario:
+    return Scenario(
+        "read-flash-spike",
+        "3 h at 2,500 reads/s; at 1 h reads jump to 6,500/s within 2 min for 20 min",
+        _rows(3 * H, 15, lambda t: _pulse(t, H, 120, 1200, 300, 2500, 6500), lambda t: 50, seed=2),
+        window=(H, H + 1620),
+    )
+
+
+def write_surge() -> Scenario:
+    return Scenario(
+        "write-surge",
+        "3 h at 2,500 reads/s; at 1 h writes surge from 300/s to 2,600/s for 30 min (reads steady)",
+        _rows(3 * H, 15, lambda t: 2500, lambda t: _pulse(t, H, 120, 1800, 120, 300, 2600), seed=3),
+        window=(H, H + 2040),
+    )
+
+
+def lag_storm() -> Scenario:
+    return Scenario(
+        "lag-storm",
+        "3 h at 3,000 reads/s and 1,200 writes/s; from 1 h to 1 h 20 replicas 0 and 1 replay at 30%",
+        _rows(3 * H, 15, lambda t: 3000, lambda t: 1200, seed=4),
+        slowdowns=(
+            Slowdown(replica=0, start=H, end=H + 1200, applyFactor=0.3),
+            Slowdown(replica=1, start=H, end=H + 1200, applyFactor=0.3),
+        ),
+        window=(H, H + 1200),
+    )
+
+
+def drift_read_heavy() -> Scenario:
+    def reads(t: float) -> float:
+        return _ramp(t, DAY, 5 * DAY, 1500, 4500) * (1 + 0.3 * math.sin(2 * math.pi * t / DAY))
+
+    def writes(t: float) -> float:
+        return _ramp(t, DAY, 5 * DAY, 300, 40) * (1 + 0.3 * math.sin(2 * math.pi * t / DAY))
+
+    return Scenario(
+        "drift-read-heavy",
+        "6 days drifting from 5:1 to ~110:1 as the product turns read-heavy (reads 1,500 -> 4,500/s)",
+        _rows(6 * DAY, 300, reads, writes, seed=5),
+    )
+
+
+def write_dominated_ingest() -> Scenario:
+    return Scenario(
+        "write-dominated-ingest",
+        "6 h of log ingestion: ~1,800 writes/s with 60 reads/s, writes swinging +-20% hourly",
+        _rows(6 * H, 15, lambda t: 60, lambda t: 1800 * (1 + 0.2 * math.sin(2 * math.pi * t / H)), seed=6),
+    )
+
+
+def prometheus_outage() -> Scenario:
+    return Scenario(
+        "prometheus-outage",
+        "3 h at 2,500 reads/s; Prometheus is down from 50 min to 1 h 20 while reads ramp to 3,500/s",
+        _rows(
+            3 * H, 15, lambda t: _ramp(t, H, H + 600, 2500, 3500), lambda t: 50, seed=7, outage=(3000, 4800)
+        ),
+        window=(3000, 4800),
+    )
+
+
+SCENARIOS: dict[str, Callable[[], Scenario]] = {
+    "diurnal-catalog": diurnal_catalog,
+    "read-flash-spike": read_flash_spike,
+    "write-surge": write_surge,
+    "lag-storm": lag_storm,
+    "drift-read-heavy": drift_read_heavy,
+    "write-dominated-ingest": write_dominated_ingest,
+    "prometheus-outage": prometheus_outage,
+}
+DEFAULT_SCENARIO = "read-flash-spike"
+
+
+def scenario(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]()
+    except KeyError:
+        raise TraceError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}") from None
