@@ -1,0 +1,167 @@
+"""HTTP to one Prometheus: an instant query in, series or a classified failure out.
+
+Used by `prometheus.py`. Every way a query can fail becomes a `QueryFailure` with a distinct
+`UnknownReason` (unreachable, timeout, HTTP error, query error, a result that is not an instant
+vector), so the caller never sees an exception and never mistakes a failure for 0. Queries are
+sent as POST forms so the long regex matchers of grouped queries never hit a URL length limit.
+TLS verification is on unless the workload says `insecureSkipVerify`; a CA bundle and a bearer
+token come from the WorkloadQuery (the operator resolved them from Secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from rwscaler.core.observation import UnknownReason
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What identifies a Prometheus to talk to: workloads with equal endpoints share queries."""
+
+    url: str
+    bearer_token: str | None = None
+    ca_pem: str | None = None
+    insecure_skip_verify: bool = False
+
+    def __repr__(self) -> str:
+        # Never print the token (it ends up in logs and assertion messages otherwise).
+        token = "<set>" if self.bearer_token else None
+        return f"Endpoint(url={self.url!r}, bearer_token={token}, ca={'<set>' if self.ca_pem else None})"
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series of an instant-vector answer."""
+
+    labels: dict[str, str]
+    value: float
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueryFailure:
+    reason: UnknownReason
+    message: str
+
+
+QueryResult = list[Series] | QueryFailure
+
+
+def _error_reason(status: int, error_type: str) -> UnknownReason:
+    # Prometheus' API errorType values (web/api/v1): bad_data and execution are the query's
+    # fault; timeout and canceled are the evaluation running out of time.
+    if error_type in ("timeout", "canceled"):
+        return UnknownReason.TIMEOUT
+    if error_type in ("bad_data", "execution") or status in (400, 422):
+        return UnknownReason.QUERY_ERROR
+    return UnknownReason.HTTP_ERROR
+
+
+def _sample_value(raw: Any) -> float:
+    # Values are strings in the API ("1.5", "NaN", "+Inf"); float() reads them all.
+    return float(raw)
+
+
+def parse_response(status: int, body: bytes) -> QueryResult:
+    """Turn one /api/v1/query HTTP answer into series or a classified failure."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        snippet = body[:200].decode(errors="replace").strip()
+        return QueryFailure(
+            UnknownReason.HTTP_ERROR, f"HTTP {status}, not a Prometheus API answer: {snippet!r}"
+        )
+    if not isinstance(doc, dict):
+        return QueryFailure(UnknownReason.HTTP_ERROR, f"HTTP {status}, unexpected answer {str(doc)[:200]!r}")
+    if status != 200 or doc.get("status") != "success":
+        error_type = str(doc.get("errorType", ""))
+        error = str(doc.get("error", ""))[:500]
+        return QueryFailure(_error_reason(status, error_type), f"HTTP {status} {error_type}: {error}".strip())
+    try:
+        data = doc["data"]
+        kind = data["resultType"]
+        if kind == "vector":
+            return [
+                Series(
+                    {str(k): str(v) for k, v in item["metric"].items()},
+                    _sample_value(item["value"][1]),
+                    float(item["value"][0]),
+                )
+                for item in data["result"]
+            ]
+        if kind == "scalar":
+            ts, raw = data["result"]
+            return [Series({}, _sample_value(raw), float(ts))]
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        return QueryFailure(UnknownReason.HTTP_ERROR, f"malformed Prometheus answer: {err!r}")
+    return QueryFailure(
+        UnknownReason.QUERY_ERROR, f"the query returned a {kind}, expected an instant vector or a scalar"
+    )
+
+
+def _ssl_context(endpoint: Endpoint) -> ssl.SSLContext | bool:
+    if endpoint.insecure_skip_verify:
+        return False
+    if endpoint.ca_pem:
+        return ssl.create_default_context(cadata=endpoint.ca_pem)
+    return True
+
+
+class PrometheusClient:
+    """One connection pool to one Prometheus; every request waits its turn on a shared semaphore."""
+
+    def __init__(self, endpoint: Endpoint, semaphore: asyncio.Semaphore) -> None:
+        self.endpoint = endpoint
+        self._semaphore = semaphore
+        headers = {"Accept": "application/json"}
+        if endpoint.bearer_token:
+            headers["Authorization"] = f"Bearer {endpoint.bearer_token}"
+        self._query_url = endpoint.url.rstrip("/") + "/api/v1/query"
+        self._setup_error: QueryFailure | None = None
+        try:
+            verify = _ssl_context(endpoint)
+        except (ssl.SSLError, ValueError) as err:
+            # A broken CA bundle is the workload's configuration error, not an outage: report it
+            # on every signal instead of raising inside the operator.
+            self._setup_error = QueryFailure(UnknownReason.UNREACHABLE, f"invalid CA bundle: {err}")
+            verify = True
+        self._http = httpx.AsyncClient(
+            headers=headers, verify=verify, follow_redirects=False, trust_env=False
+        )
+        self.requests_sent = 0
+
+    async def query(self, expr: str, timeout: float) -> QueryResult:
+        """Evaluate `expr` now; never raises for anything Prometheus or the network does."""
+        if self._setup_error is not None:
+            return self._setup_error
+        async with self._semaphore:
+            self.requests_sent += 1
+            try:
+                # asyncio.timeout bounds the whole exchange (httpx's own timeouts are per read, so a
+                # server dripping bytes could outlast them); the form's timeout asks Prometheus to
+                # stop evaluating at the same moment instead of working on for nobody.
+                async with asyncio.timeout(timeout):
+                    response = await self._http.post(
+                        self._query_url,
+                        data={"query": expr, "timeout": f"{max(1, int(timeout * 1000))}ms"},
+                        timeout=httpx.Timeout(timeout),
+                    )
+                    body = await response.aread()
+            except (TimeoutError, httpx.TimeoutException):
+                return QueryFailure(
+                    UnknownReason.TIMEOUT, f"no answer from {self.endpoint.url} within {timeout:g}s"
+                )
+            except httpx.TransportError as err:
+                detail = str(err) or type(err).__name__
+                return QueryFailure(UnknownReason.UNREACHABLE, f"{self.endpoint.url}: {detail}")
+        return parse_response(response.status_code, body)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

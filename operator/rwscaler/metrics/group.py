@@ -1,0 +1,129 @@
+"""Splitting query answers back into per-workload signals, and judging each value.
+
+`prometheus.py` asks each preset signal once for a whole group of workloads (the template
+rendered with the union of their placeholders); this module finds, in that one answer, the
+series that belong to each workload (by the template's `by` labels and `Owner`) and turns them
+into `Signal`s. The same judging serves custom queries (one workload, `by` empty or `pod`).
+
+Every way a value can be missing or unusable is a distinct `UnknownReason` whose message names
+the signal: no series (EmptyResult), several series where one was expected (MultipleSeries),
+NaN/Inf (NotANumber), a newest sample older than `spec.metrics.staleness` (StaleSample).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rwscaler.core.observation import Aggregation, Signal, UnknownReason
+from rwscaler.metrics.client import QueryFailure, Series
+from rwscaler.metrics.promql import PART_LABEL, pooler_databases
+from rwscaler.metrics.signals import Owner, SignalName
+from rwscaler.metrics.source import WorkloadQuery
+
+Key = tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Indexed:
+    """One answer, indexed by the values of the `by` labels."""
+
+    by: tuple[str, ...]
+    values: dict[Key, list[float]] = field(default_factory=dict)
+    # Per key, the oldest of the "ts" part's values: when the newest sample feeding it was taken.
+    fresh: dict[Key, float] = field(default_factory=dict)
+
+
+def index(series: Sequence[Series], by: tuple[str, ...]) -> Indexed:
+    out = Indexed(by)
+    for s in series:
+        key = tuple(s.labels.get(label, "") for label in by)
+        if s.labels.get(PART_LABEL) == "ts":
+            if math.isfinite(s.value):
+                out.fresh[key] = min(out.fresh.get(key, math.inf), s.value)
+        else:
+            out.values.setdefault(key, []).append(s.value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Judge:
+    """What a value is checked against: the signal's name (for messages), time, staleness."""
+
+    signal: SignalName
+    now: float
+    staleness_s: float
+    aggregation: Aggregation = Aggregation.PERCENTILE
+    hint: str = ""
+
+    def failure(self, failure: QueryFailure) -> Signal:
+        return Signal.unknown(failure.reason, f"{self.signal}: {failure.message}")
+
+    def one(self, answer: Indexed, key: Key) -> Signal:
+        """The signal of one key: exactly one finite, fresh value, or the reason why not."""
+        where = _where(answer.by, key)
+        values = answer.values.get(key, [])
+        if not values:
+            hint = f" ({self.hint})" if self.hint else ""
+            return Signal.unknown(UnknownReason.EMPTY, f"{self.signal}: no series for {where}{hint}")
+        if len(values) > 1:
+            return Signal.unknown(
+                UnknownReason.MULTIPLE_SERIES,
+                f"{self.signal}: {len(values)} series for {where} where one was expected "
+                "(aggregate the query, e.g. sum by (...) or max by (pod) (...))",
+            )
+        value = values[0]
+        if not math.isfinite(value):
+            why = " (an average over no queries in the window is 0/0)" if math.isnan(value) else ""
+            return Signal.unknown(
+                UnknownReason.NOT_A_NUMBER, f"{self.signal}: the value for {where} is {value}{why}"
+            )
+        stamp = answer.fresh.get(key)
+        if stamp is not None and self.now - stamp > self.staleness_s:
+            return Signal.unknown(
+                UnknownReason.STALE,
+                f"{self.signal}: the newest sample for {where} is {self.now - stamp:.0f}s old "
+                f"(staleness bound {self.staleness_s:g}s)",
+            )
+        return Signal.of(value, self.aggregation)
+
+    def total(self, answer: Indexed, keys: Sequence[Key]) -> Signal:
+        """The sum over several keys; unknown as soon as one of them is (a partial sum undercounts)."""
+        parts = [self.one(answer, key) for key in keys]
+        for part in parts:
+            if not part.known:
+                return part
+        if not parts:
+            return Signal.unknown(UnknownReason.EMPTY, f"{self.signal}: the workload has no pods to read")
+        return Signal.of(sum(p.value for p in parts if p.value is not None), self.aggregation)
+
+
+def _where(by: tuple[str, ...], key: Key) -> str:
+    if not by:
+        return "the workload's query"
+    return ", ".join(f'{label}="{value}"' for label, value in zip(by, key, strict=True))
+
+
+def owner_keys(owner: Owner, q: WorkloadQuery) -> list[Key]:
+    """The keys (values of the template's `by` labels) whose series are this workload's."""
+    ns = q.namespace
+    primary_set = q.spec.primary.statefulSet
+    replica_set = q.spec.replicas.statefulSet
+    if owner is Owner.READ_DATABASE:
+        db = pooler_databases(q).read
+        return [(ns, db)] if db is not None else []
+    if owner is Owner.WRITE_DATABASE:
+        db = pooler_databases(q).write
+        return [(ns, db)] if db is not None else []
+    if owner is Owner.PRIMARY_SET:
+        return [(ns, primary_set)]
+    if owner is Owner.READ_SET:
+        return [(ns, replica_set if q.replica_pods else primary_set)]
+    if owner is Owner.ALL_SETS:
+        keys: list[Key] = [(ns, primary_set)]
+        # Dict-ordered dedupe: a CloudNativePG cluster names the same set twice.
+        if q.replica_pods and replica_set != primary_set:
+            keys.append((ns, replica_set))
+        return keys
+    return [(ns, pod) for pod in q.replica_pods]

@@ -1,0 +1,266 @@
+"""`PrometheusMetricsSource`: the MetricsSource the operator uses (see source.py for the contract).
+
+One `read()` per interval for every workload the operator watches:
+
+1. Each workload's five signals are resolved to a preset template, a custom query
+   (`spec.metrics.queries`, which overrides the preset signal by signal) or an unknown reason.
+2. Workloads that share a Prometheus (URL, token, CA, TLS mode), a query timeout and a rate
+   window are asked each preset template ONCE, rendered with the union of their placeholders:
+   the number of preset queries per interval does not grow with the number of workloads.
+   Custom queries are per workload by nature (they name one workload's pods), so they are asked
+   per workload; identical rendered queries are still asked once.
+3. All queries run concurrently, at most `max_concurrency` at a time per Prometheus, each bounded
+   by the workload's `spec.prometheus.timeout`; everything is async, so a slow Prometheus delays
+   only its own workloads' readings and never the operator's event loop.
+4. Each answer is split back per workload (`group.py`); anything missing is an unknown signal
+   with a reason, never 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rwscaler.core.durations import parse_duration
+from rwscaler.core.observation import Aggregation, Signal, UnknownReason
+from rwscaler.metrics.client import Endpoint, PrometheusClient, QueryFailure, QueryResult
+from rwscaler.metrics.group import Indexed, Judge, index, owner_keys
+from rwscaler.metrics.presets import template_for
+from rwscaler.metrics.promql import TemplateError, format_window, is_bare_selector, render, with_freshness
+from rwscaler.metrics.signals import SCALAR_SIGNALS, Owner, SignalName, SignalTemplate
+from rwscaler.metrics.source import MetricsReading, WorkloadQuery
+
+# Clients of a Prometheus no workload has used for this long are closed (a rotated token or a
+# deleted workload must not keep a connection pool open forever).
+_CLIENT_IDLE_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """How a workload's queries are sent; workloads with equal targets share grouped queries."""
+
+    endpoint: Endpoint
+    timeout_s: float
+    window: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    endpoint: Endpoint
+    expr: str
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """How one signal of one workload is read from the answer to `query`."""
+
+    query: _Query
+    by: tuple[str, ...]
+    owner: Owner | None  # None: a custom query (one workload's answer)
+    aggregation: Aggregation
+    hint: str = ""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What one workload waits for: per signal, a finished Signal or an ask."""
+
+    query: WorkloadQuery
+    staleness_s: float
+    fixed: dict[SignalName, Signal] = field(default_factory=dict)
+    asks: dict[SignalName, _Ask] = field(default_factory=dict)
+    grouped: dict[SignalName, tuple[Target, SignalTemplate]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStats:
+    """What the last `read()` cost: for the benchmark and for the operator's logs."""
+
+    workloads: int
+    queries: int
+    grouped_queries: int
+    custom_queries: int
+    seconds: float
+
+
+class PrometheusMetricsSource:
+    """Reads every workload's signals from Prometheus, one query per preset signal per group."""
+
+    def __init__(self, max_concurrency: int = 8, min_rate_window_s: float = 60.0) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.max_concurrency = max_concurrency
+        # The `${window}` of rate() is max(2 x the workload's interval, this): at least four
+        # scrapes at the common 15s scrape interval, so a rate is never computed from one sample.
+        self.min_rate_window_s = min_rate_window_s
+        self._clients: dict[Endpoint, PrometheusClient] = {}
+        self._last_used: dict[Endpoint, float] = {}
+        self.last_stats: ReadStats | None = None
+        self.queries_sent = 0
+
+    # ---- planning ----------------------------------------------------------------------
+    def target_of(self, q: WorkloadQuery) -> Target:
+        prom = q.spec.prometheus
+        endpoint = Endpoint(prom.url, q.bearer_token, q.ca_pem, prom.insecureSkipVerify)
+        window_s = max(2.0 * q.spec.behavior.intervalSeconds, self.min_rate_window_s)
+        return Target(endpoint, parse_duration(prom.timeout), format_window(window_s))
+
+    def _plan(
+        self, queries: Sequence[WorkloadQuery]
+    ) -> tuple[list[_Pending], dict[tuple[Target, SignalTemplate], list[WorkloadQuery]]]:
+        pendings: list[_Pending] = []
+        groups: dict[tuple[Target, SignalTemplate], list[WorkloadQuery]] = {}
+        for q in queries:
+            target = self.target_of(q)
+            pending = _Pending(q, parse_duration(q.spec.metrics.staleness))
+            pendings.append(pending)
+            overrides = q.spec.metrics.queries
+            for signal in SignalName:
+                custom = getattr(overrides, signal.value) if overrides is not None else None
+                if custom is not None:
+                    self._plan_custom(pending, target, signal, custom)
+                    continue
+                template = template_for(q.spec.metrics.preset, signal, q)
+                if isinstance(template, Signal):
+                    pending.fixed[signal] = template
+                else:
+                    pending.grouped[signal] = (target, template)
+                    groups.setdefault((target, template), []).append(q)
+        return pendings, groups
+
+    def _plan_custom(self, pending: _Pending, target: Target, signal: SignalName, template: str) -> None:
+        try:
+            expr = render(template, [pending.query], target.window)
+        except TemplateError as err:
+            pending.fixed[signal] = Signal.unknown(UnknownReason.QUERY_ERROR, f"{signal}: {err}")
+            return
+        if is_bare_selector(expr):
+            # Only a plain selector's samples can be dated with timestamp(); for any other
+            # expression Prometheus' own staleness (5m lookback, stale markers) is what applies.
+            expr = with_freshness(expr, f"timestamp({expr})")
+        aggregation = Aggregation.PERCENTILE
+        if signal in (SignalName.READ_LATENCY, SignalName.WRITE_LATENCY) and "quantile" not in template:
+            # No histogram_quantile, no summary quantile label: the query cannot be a percentile.
+            aggregation = Aggregation.AVERAGE
+        by = ("pod",) if signal is SignalName.REPLICATION_LAG else ()
+        pending.asks[signal] = _Ask(_Query(target.endpoint, expr, target.timeout_s), by, None, aggregation)
+
+    @staticmethod
+    def _render_groups(
+        pendings: list[_Pending], groups: dict[tuple[Target, SignalTemplate], list[WorkloadQuery]]
+    ) -> int:
+        """Render each group's query once and hand it to every member; returns how many."""
+        rendered: dict[tuple[Target, SignalTemplate], _Query | Signal] = {}
+        for (target, template), members in groups.items():
+            try:
+                expr = render(template.expr, members, target.window)
+                if template.fresh is not None:
+                    expr = with_freshness(expr, render(template.fresh, members, target.window))
+                rendered[(target, template)] = _Query(target.endpoint, expr, target.timeout_s)
+            except TemplateError as err:  # a preset bug, not the user's: still never raise
+                rendered[(target, template)] = Signal.unknown(UnknownReason.QUERY_ERROR, str(err))
+        for pending in pendings:
+            for signal, key in pending.grouped.items():
+                _target, template = key
+                query = rendered[key]
+                if isinstance(query, Signal):
+                    pending.fixed[signal] = Signal.unknown(
+                        UnknownReason.QUERY_ERROR, f"{signal}: {query.message}"
+                    )
+                else:
+                    pending.asks[signal] = _Ask(
+                        query, template.by, template.owner, template.aggregation, template.hint
+                    )
+        return sum(1 for query in rendered.values() if isinstance(query, _Query))
+
+    # ---- running -----------------------------------------------------------------------
+    def _client(self, endpoint: Endpoint, now: float) -> PrometheusClient:
+        client = self._clients.get(endpoint)
+        if client is None:
+            client = PrometheusClient(endpoint, asyncio.Semaphore(self.max_concurrency))
+            self._clients[endpoint] = client
+        self._last_used[endpoint] = now
+        return client
+
+    async def read(self, queries: Sequence[WorkloadQuery], now: float) -> dict[str, MetricsReading]:
+        started = time.monotonic()
+        pendings, groups = self._plan(queries)
+        grouped = self._render_groups(pendings, groups)
+        # Identical queries (a group's, or two workloads' identical custom queries) are asked once.
+        ordered = list(dict.fromkeys(ask.query for p in pendings for ask in p.asks.values()))
+        results = await asyncio.gather(
+            *(self._client(q.endpoint, now).query(q.expr, q.timeout_s) for q in ordered)
+        )
+        answers = dict(zip(ordered, results, strict=True))
+        self.queries_sent += len(ordered)
+        # Index each answer once for all the workloads that share it (not once per workload:
+        # that would make splitting quadratic in the number of workloads).
+        indexes: dict[tuple[_Query, tuple[str, ...]], Indexed] = {}
+        readings = {p.query.key: _reading(p, answers, indexes, now) for p in pendings}
+        self.last_stats = ReadStats(
+            len(queries), len(ordered), grouped, len(ordered) - grouped, time.monotonic() - started
+        )
+        await self._close_idle(now)
+        return readings
+
+    async def _close_idle(self, now: float) -> None:
+        for endpoint, used in list(self._last_used.items()):
+            if now - used > _CLIENT_IDLE_S:
+                client = self._clients.pop(endpoint)
+                del self._last_used[endpoint]
+                await client.aclose()
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        self._last_used.clear()
+        for client in clients:
+            await client.aclose()
+
+
+def _reading(
+    p: _Pending,
+    answers: dict[_Query, QueryResult],
+    indexes: dict[tuple[_Query, tuple[str, ...]], Indexed],
+    now: float,
+) -> MetricsReading:
+    q = p.query
+    scalars: dict[SignalName, Signal] = {}
+    lag: dict[str, Signal] = {}
+    for signal in SignalName:
+        is_lag = signal is SignalName.REPLICATION_LAG
+        result: Signal | dict[str, Signal]
+        ask = p.asks.get(signal)
+        if ask is None:
+            result = p.fixed[signal]
+        else:
+            judge = Judge(signal, now, p.staleness_s, ask.aggregation, ask.hint)
+            answer = answers[ask.query]
+            if isinstance(answer, QueryFailure):
+                result = judge.failure(answer)
+            else:
+                indexed = indexes.get((ask.query, ask.by))
+                if indexed is None:
+                    indexed = indexes[(ask.query, ask.by)] = index(answer, ask.by)
+                if is_lag:
+                    keys = (
+                        [(pod,) for pod in q.replica_pods] if ask.owner is None else owner_keys(ask.owner, q)
+                    )
+                    result = {
+                        pod: judge.one(indexed, key) for pod, key in zip(q.replica_pods, keys, strict=True)
+                    }
+                elif ask.owner is None:
+                    result = judge.one(indexed, ())
+                else:
+                    result = judge.total(indexed, owner_keys(ask.owner, q))
+        if isinstance(result, dict):
+            lag = result
+        elif is_lag:
+            # One unknown for the whole signal (query failed, not configured): every replica's lag.
+            lag = {pod: result for pod in q.replica_pods}
+        else:
+            scalars[signal] = result
+    read_qps, write_qps, read_p99, write_p99 = (scalars[s] for s in SCALAR_SIGNALS)
+    return MetricsReading(read_qps, write_qps, read_p99, write_p99, lag)

@@ -1,0 +1,68 @@
+"""The five signals rwscaler reads, and how a preset declares the PromQL for one of them.
+
+Shared vocabulary of `presets.py` (which fills `SignalTemplate`s in), `group.py` (which renders
+them for a group of workloads and splits the answers) and `prometheus.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rwscaler.core.observation import Aggregation
+
+
+class SignalName(StrEnum):
+    """Named exactly like the fields of `spec.metrics.queries` (SignalQueries)."""
+
+    READ_QPS = "readQPS"
+    WRITE_QPS = "writeQPS"
+    READ_LATENCY = "readLatencyP99"
+    WRITE_LATENCY = "writeLatencyP99"
+    REPLICATION_LAG = "replicationLag"
+
+
+SCALAR_SIGNALS = (
+    SignalName.READ_QPS,
+    SignalName.WRITE_QPS,
+    SignalName.READ_LATENCY,
+    SignalName.WRITE_LATENCY,
+)
+
+
+class Owner(StrEnum):
+    """Which series of a grouped answer belong to a workload, by the template's `by` labels.
+
+    Each kind names the workload values that make up the key, in the order of `by`
+    (the first `by` label is always `namespace`).
+    """
+
+    READ_DATABASE = "read_database"  # (namespace, the pooler's read database)
+    WRITE_DATABASE = "write_database"  # (namespace, the pooler's write database)
+    PRIMARY_SET = "primary_set"  # (namespace, the primary StatefulSet)
+    # (namespace, the replica StatefulSet) when the workload has replica pods, else the primary's:
+    # where reads are served.
+    READ_SET = "read_set"
+    # The sum of the primary's and (when it has pods) the replicas' StatefulSet series.
+    ALL_SETS = "all_sets"
+    REPLICA_PODS = "replica_pods"  # (namespace, pod), one value per replica pod: per-replica lag
+
+
+@dataclass(frozen=True, slots=True)
+class SignalTemplate:
+    """One signal of a preset: a PromQL template asked once for a whole group of workloads.
+
+    `expr` is written like a single workload's query (see promql.py); rendered for a group each
+    placeholder becomes the alternation of all the group's values, and `by` must name the labels
+    that `owner` needs to tell the workloads' series apart again. `fresh` is an expression with
+    the same `by` labels whose value is the timestamp of the oldest newest-sample that fed the
+    signal (`min by (...) (timestamp(selector))`): what the staleness bound is checked against.
+    """
+
+    expr: str
+    by: tuple[str, ...]
+    owner: Owner
+    fresh: str | None = None
+    aggregation: Aggregation = Aggregation.PERCENTILE
+    # Said in the message when the answer has no series for a workload (e.g. which exporter).
+    hint: str = ""

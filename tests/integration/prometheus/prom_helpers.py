@@ -1,0 +1,137 @@
+"""Helpers of the observation tests against a real Prometheus (fixtures are in conftest.py).
+
+- ``PromEnv``: a ControlledExporter and the Prometheus scraping it; ``settle()`` waits until
+  Prometheus has scraped what the exporter serves now.
+- ``workload(...)``: a WorkloadQuery for ``shop/orders`` (primary ``orders-pg-0``, replicas
+  ``orders-pg-replica-0/1``) with the given metrics spec and Prometheus URL.
+- ``custom_metrics(...)``: a `custom` metrics spec over the exporter's ``app_*`` series.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_REPO = Path(__file__).resolve().parents[3]
+if str(_REPO) not in sys.path:  # plain `pytest` (not `python -m pytest`) does not add the checkout
+    sys.path.insert(0, str(_REPO))
+
+from tests.support.exporter import ControlledExporter  # noqa: E402
+from tests.support.prometheus import PrometheusServer, prometheus_binary  # noqa: E402
+
+from rwscaler.core.spec import ReadWriteWorkloadSpec  # noqa: E402
+from rwscaler.metrics.source import WorkloadQuery  # noqa: E402
+
+SCRAPE_S = 0.5
+NAMESPACE = "shop"
+PRIMARY = "orders-pg-0"
+REPLICAS = ("orders-pg-replica-0", "orders-pg-replica-1")
+
+
+def require_prometheus() -> None:
+    if prometheus_binary() is None:
+        reason = "no prometheus binary: run `make pgenv-deps` (Debian's prometheus package)"
+        if os.environ.get("RWSCALER_REQUIRE_PGENV") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@dataclass
+class PromEnv:
+    exporter: ControlledExporter
+    prom: PrometheusServer
+
+    def settle(self, scrapes: int = 2) -> None:
+        """Return after Prometheus scraped the exporter `scrapes` more times (and ingested it)."""
+        start = self.exporter.scrape_count
+        deadline = time.monotonic() + 30
+        while self.exporter.scrape_count < start + scrapes:
+            if time.monotonic() > deadline:
+                raise TimeoutError("Prometheus stopped scraping the exporter")
+            time.sleep(0.05)
+        time.sleep(0.1)  # the scrape that was answered is appended right after the response
+
+
+def workload(
+    url: str,
+    metrics: dict[str, Any],
+    *,
+    name: str = "orders",
+    namespace: str = NAMESPACE,
+    primary_set: str = "orders-pg",
+    replica_set: str = "orders-pg-replica",
+    replica_pods: tuple[str, ...] = REPLICAS,
+    prometheus: dict[str, Any] | None = None,
+    pooler: dict[str, Any] | None = None,
+    interval_s: int = 5,
+    bearer_token: str | None = None,
+    ca_pem: str | None = None,
+) -> WorkloadQuery:
+    spec: dict[str, Any] = {
+        "primary": {"statefulSet": primary_set},
+        "replicas": {"statefulSet": replica_set, "minReplicas": 1, "maxReplicas": 8},
+        "prometheus": {"url": url, **(prometheus or {})},
+        "metrics": metrics,
+        "behavior": {"intervalSeconds": interval_s},
+    }
+    if pooler is not None:
+        spec["pooler"] = pooler
+    return WorkloadQuery(
+        key=f"{namespace}/{name}",
+        namespace=namespace,
+        name=name,
+        spec=ReadWriteWorkloadSpec.model_validate(spec),
+        primary_pods=(f"{primary_set}-0",),
+        replica_pods=replica_pods,
+        bearer_token=bearer_token,
+        ca_pem=ca_pem,
+    )
+
+
+# Custom queries over the exporter's `app_*` series, with placeholders.
+CUSTOM_QUERIES = {
+    "readQPS": 'sum(rate(app_queries_total{namespace=~"${namespace}", side="read"}[${window}]))',
+    "writeQPS": 'sum(rate(app_queries_total{namespace=~"${namespace}", side="write"}[${window}]))',
+    "readLatencyP99": 'max(app_latency_p99_seconds{namespace=~"${namespace}", side="read"})',
+    "writeLatencyP99": 'max(app_latency_p99_seconds{namespace=~"${namespace}", side="write"})',
+    "replicationLag": 'app_lag_seconds{namespace=~"${namespace}", pod=~"${replica_pods}"}',
+}
+
+
+def custom_metrics(**overrides: str) -> dict[str, Any]:
+    return {"preset": "custom", "queries": {**CUSTOM_QUERIES, **overrides}}
+
+
+class SteadyCounters:
+    """Counters of the exporter incremented at fixed rates by a background thread (per second)."""
+
+    def __init__(
+        self, exporter: ControlledExporter, rates: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+    ):
+        self.exporter = exporter
+        self.rates = rates
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        step = 0.05
+        while not self._stop.wait(step):
+            for (name, labels), rate in self.rates.items():
+                self.exporter.inc(name, dict(labels), rate * step)
+
+    def __enter__(self) -> SteadyCounters:
+        for name, labels in self.rates:
+            self.exporter.set(name, dict(labels), 0, kind="counter")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
