@@ -1,0 +1,517 @@
+"""DESIGN.md's rebalancing rules, one table per row, through `decide`; the consistency modes; unknown
+metrics; Recommend mode; and that every plan names its rules in readable words.
+
+Thresholds come from the module docstrings of the core: a latency side is RISING when p99 is over
+objective x (1 + tolerance) (breached) or at least APPROACH x objective and climbing; reads under
+APPROACH x objective cannot be rising. Objectives here are the defaults (read 50 ms, write 20 ms).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from conftest import (
+    READ_OBJECTIVE,
+    WRITE_OBJECTIVE,
+    assert_readable,
+    cond,
+    is_true,
+    make_obs,
+    make_spec,
+    no_stabilization,
+    rec_types,
+    replica,
+    rules,
+    run_ticks,
+    scaled_down,
+    scaled_up,
+)
+
+from rwscaler.core.decide import decide
+from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Signal, UnknownReason
+from rwscaler.core.plan import ConditionType as CT
+from rwscaler.core.plan import Plan, RecommendationType, Rule, Status
+from rwscaler.core.plan import RecommendationType as RT
+from rwscaler.core.trends import APPROACH
+
+BREACH = 2.0  # p99 at twice the objective: clearly rising
+CALM = 0.6  # under APPROACH (0.8) and over the headroom level (0.5): stable, no scale-down either
+
+
+def plan_for(spec_overrides: dict[str, Any] | None = None, **obs: Any) -> Plan:
+    spec = no_stabilization(**(spec_overrides or {}))
+    return decide(spec, make_obs(**obs), Memory(), 0.0)
+
+
+def levels(read: float, write: float) -> dict[str, float]:
+    return {"read_p99": read * READ_OBJECTIVE, "write_p99": write * WRITE_OBJECTIVE}
+
+
+# --- row 1: read latency rising, writes stable -> read capacity exhausted, add read replicas -----
+
+
+@pytest.mark.parametrize(
+    ("current", "read_level", "expected"),
+    [
+        # LatencyStep: current + max(1, ceil(current x (level - 1)))
+        (2, 1.11, 3),  # just over the tolerance band: the minimum step of 1
+        (4, 1.2, 5),  # ceil(0.8) = 1
+        (4, 1.4, 6),  # ceil(1.6) = 2
+        (5, 1.3, 7),  # ceil(1.5) = 2
+        (3, 2.0, 6),  # ceil(3.0) = 3
+        (1, 4.0, 4),  # ceil(3.0) = 3
+    ],
+)
+def test_read_rising_writes_stable_scales_up(current: int, read_level: float, expected: int) -> None:
+    plan = plan_for(
+        {"replicas": {"maxReplicas": 20}}, current=current, **levels(read_level, 0.5), read_qps=5000.0
+    )
+    assert plan.scale_to == expected
+    assert plan.desired_replicas == expected
+    assert is_true(plan, CT.READ_CAPACITY_EXHAUSTED)
+    assert cond(plan, CT.READ_CAPACITY_EXHAUSTED).reason == "ReadLatencyRising"
+    assert not is_true(plan, CT.WRITE_BOTTLENECK)
+    assert not is_true(plan, CT.CAPACITY_LIMIT)
+    add = next(r for r in plan.recommendations if r.type is RT.ADD_READ_REPLICAS)
+    assert add.replicas == expected
+    assert {Rule.READ_CAPACITY_EXHAUSTED, Rule.LATENCY_STEP, Rule.SCALE} <= rules(plan)
+
+
+@pytest.mark.parametrize("read_level", [1.0, 1.05, 1.1])
+def test_read_within_tolerance_band_does_not_scale(read_level: float) -> None:
+    """p99 up to objective x (1 + tolerance) is not a breach: nothing is added."""
+    plan = plan_for(current=2, **levels(read_level, 0.5))
+    assert plan.scale_to is None
+    assert plan.desired_replicas == 2
+    assert RT.ADD_READ_REPLICAS not in rec_types(plan)
+    assert Rule.LATENCY_STEP not in rules(plan)
+
+
+def test_tolerance_band_is_the_specs() -> None:
+    """The same p99 (1.2x) breaches with tolerance 0.1 and does not with tolerance 0.25."""
+    obs = levels(1.2, 0.5)
+    assert scaled_up(plan_for({"behavior": {"tolerance": 0.1}}, current=2, **obs))
+    assert not scaled_up(plan_for({"behavior": {"tolerance": 0.25}}, current=2, **obs))
+
+
+def test_read_climbing_toward_the_objective_is_rising_but_not_yet_a_step() -> None:
+    """Approaching (>= 0.8x) and climbing is RISING: the condition says so before any breach."""
+    spec = make_spec()
+    read_levels = [0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    ticks = run_ticks(spec, [make_obs(**levels(x, 0.5)) for x in read_levels], step=15)
+    plan = ticks[-1].plan
+    assert is_true(plan, CT.READ_CAPACITY_EXHAUSTED)
+    assert plan.scale_to is None, "latency steps act on a breach only"
+    # The same level without the climb is stable.
+    flat = run_ticks(spec, [make_obs(**levels(0.95, 0.5))] * 9, step=15)[-1].plan
+    assert not is_true(flat, CT.READ_CAPACITY_EXHAUSTED)
+
+
+# --- row 2: write latency rising, reads stable -> write bottleneck, never add replicas ----------
+
+
+@pytest.mark.parametrize("read_level", [0.1, CALM, APPROACH - 0.01])
+@pytest.mark.parametrize("write_level", [1.11, 2.5, 10.0])
+@pytest.mark.parametrize("target", [None, 50.0])
+def test_write_rising_reads_stable_never_scales_up(
+    read_level: float, write_level: float, target: float | None
+) -> None:
+    # With a target of 50/s the capacity model alone would ask for 1000/50 = 20 replicas.
+    plan = plan_for(
+        {"replicas": {"targetReadQPSPerReplica": target, "maxReplicas": 30}},
+        current=2,
+        read_qps=1000.0,
+        **levels(read_level, write_level),
+    )
+    assert not scaled_up(plan)
+    assert plan.desired_replicas <= 2
+    assert is_true(plan, CT.WRITE_BOTTLENECK)
+    assert cond(plan, CT.WRITE_BOTTLENECK).reason == "WriteLatencyRising"
+    assert not is_true(plan, CT.READ_CAPACITY_EXHAUSTED) or target is not None
+    assert not is_true(plan, CT.CAPACITY_LIMIT)
+    assert {RT.VERTICAL_SCALE_PRIMARY, RT.SHARD_WRITES} <= rec_types(plan)
+    assert RT.ADD_READ_REPLICAS not in rec_types(plan)
+    assert Rule.WRITE_BOTTLENECK in rules(plan)
+
+
+def test_write_bottleneck_refusal_is_reported_as_scaling_limited() -> None:
+    """When reads alone would add replicas, the refusal is visible (ScalingLimited, WriteBottleneck)."""
+    plan = plan_for(
+        {"replicas": {"targetReadQPSPerReplica": 100.0}}, current=2, read_qps=1000.0, **levels(CALM, 3.0)
+    )
+    assert plan.desired_replicas == 2
+    limited = cond(plan, CT.SCALING_LIMITED)
+    assert limited.status is Status.TRUE
+    assert "WriteBottleneck" in limited.message
+
+
+def test_write_surge_over_many_ticks_never_adds_a_replica() -> None:
+    spec = make_spec(replicas={"targetReadQPSPerReplica": 400.0})
+
+    def world(t: float, current: int) -> Any:
+        write = min(0.5 + t / 300.0, 4.0)  # writes climb from 0.5x to 4x their objective
+        return make_obs(current=current, read_qps=800.0, write_qps=100.0 + t, **levels(CALM, write))
+
+    ticks = run_ticks(spec, world, ticks=80, current=2)
+    assert all(not scaled_up(t.plan) for t in ticks)
+    assert is_true(ticks[-1].plan, CT.WRITE_BOTTLENECK)
+
+
+# --- row 3: both rising -> capacity limit, architecture review; replicas only if capacity says ---
+
+
+def test_both_rising_without_capacity_model_adds_nothing() -> None:
+    plan = plan_for(current=2, **levels(BREACH, BREACH))
+    assert not scaled_up(plan)
+    assert is_true(plan, CT.CAPACITY_LIMIT)
+    assert cond(plan, CT.CAPACITY_LIMIT).reason == "BothSidesRising"
+    assert not is_true(plan, CT.WRITE_BOTTLENECK)
+    assert RT.ARCHITECTURE_REVIEW in rec_types(plan)
+    assert RT.ADD_READ_REPLICAS not in rec_types(plan)
+    assert Rule.CAPACITY_LIMIT in rules(plan)
+
+
+def test_both_rising_adds_what_the_capacity_model_alone_justifies() -> None:
+    # 500 reads/s at 100/s per replica needs 5; the latency step (3x) alone would ask for 2 + 4 = 6.
+    plan = plan_for(
+        {"replicas": {"targetReadQPSPerReplica": 100.0}}, current=2, read_qps=500.0, **levels(3.0, BREACH)
+    )
+    assert plan.scale_to == 5
+    assert is_true(plan, CT.CAPACITY_LIMIT)
+    assert RT.ARCHITECTURE_REVIEW in rec_types(plan)
+    add = next(r for r in plan.recommendations if r.type is RT.ADD_READ_REPLICAS)
+    assert add.replicas == 5
+
+
+def test_both_rising_when_capacity_model_is_satisfied_adds_nothing() -> None:
+    # 150 reads/s at 100/s per replica needs 2: the current count; latency alone does not count.
+    plan = plan_for(
+        {"replicas": {"targetReadQPSPerReplica": 100.0}}, current=2, read_qps=150.0, **levels(3.0, BREACH)
+    )
+    assert not scaled_up(plan)
+    assert is_true(plan, CT.CAPACITY_LIMIT)
+
+
+def cqrs_stance(message: str) -> str:
+    if "not advised" in message:
+        return "against"
+    if "worth" in message:
+        return "advised"
+    return "neutral"
+
+
+@pytest.mark.parametrize(
+    ("reads", "writes", "stance"),
+    [
+        (10_000.0, 10.0, "advised"),  # 1000:1
+        (510.0, 10.0, "advised"),  # 51:1
+        (500.0, 10.0, "neutral"),  # exactly 50:1 is not above 50
+        (300.0, 10.0, "neutral"),  # 30:1
+        (100.0, 10.0, "neutral"),  # exactly 10:1 is not below 10
+        (99.0, 10.0, "against"),  # 9.9:1
+        (10.0, 10.0, "against"),  # 1:1
+        (1.0, 100.0, "against"),  # 1:100
+    ],
+)
+def test_architecture_review_advises_cqrs_only_above_50_and_against_below_10(
+    reads: float, writes: float, stance: str
+) -> None:
+    plan = plan_for(current=2, read_qps=reads, write_qps=writes, **levels(BREACH, BREACH))
+    review = next(r for r in plan.recommendations if r.type is RT.ARCHITECTURE_REVIEW)
+    assert "CQRS" in review.message
+    assert cqrs_stance(review.message) == stance, review.message
+    assert_readable(review.message)
+
+
+# --- rows 4 and 5: the read:write ratio moving over a trend window -------------------------------
+
+TREND_WINDOW = 60  # the smallest window the spec allows, to keep the sequences short
+
+
+def ratio_world(direction: int) -> Any:
+    """The ratio moves one decade per 300 s (steadily in log terms) with latency calm."""
+
+    def world(t: float, current: int) -> Any:
+        factor = 10 ** (t / 300.0)
+        reads, writes = (1000.0 * factor, 100.0) if direction > 0 else (1000.0, 100.0 * factor)
+        return make_obs(current=current, read_qps=reads, write_qps=writes)
+
+    return world
+
+
+def test_read_ratio_rising_recommends_pre_provisioning() -> None:
+    spec = make_spec(behavior={"trend": {"windowSeconds": TREND_WINDOW}})
+    ticks = run_ticks(spec, ratio_world(+1), ticks=21, step=15)
+    early = [t.plan for t in ticks if t.t < TREND_WINDOW]
+    late = [t.plan for t in ticks if t.t >= 2 * TREND_WINDOW]
+    assert all(RT.PRE_PROVISION_REPLICAS not in rec_types(p) for p in early), "only after a whole window"
+    assert all(RT.PRE_PROVISION_REPLICAS in rec_types(p) for p in late)
+    assert all(Rule.READ_RATIO_RISING in rules(p) for p in late)
+    assert all(RT.WRITE_OPTIMIZED_STORAGE not in rec_types(p) for p in late)
+
+
+def test_write_ratio_rising_recommends_write_optimized_storage() -> None:
+    spec = make_spec(behavior={"trend": {"windowSeconds": TREND_WINDOW}})
+    ticks = run_ticks(spec, ratio_world(-1), ticks=21, step=15)
+    late = [t.plan for t in ticks if t.t >= 2 * TREND_WINDOW]
+    assert all(RT.WRITE_OPTIMIZED_STORAGE in rec_types(p) for p in late)
+    assert all(Rule.WRITE_RATIO_RISING in rules(p) for p in late)
+    assert all(RT.PRE_PROVISION_REPLICAS not in rec_types(p) for p in late)
+    assert not any(scaled_up(t.plan) for t in ticks), "a trend in the write share adds no replica"
+
+
+def test_steady_ratio_recommends_neither() -> None:
+    spec = make_spec(behavior={"trend": {"windowSeconds": TREND_WINDOW}})
+    ticks = run_ticks(spec, lambda t, c: make_obs(current=c, read_qps=1000.0, write_qps=100.0), ticks=30)
+    for t in ticks:
+        assert not {RT.PRE_PROVISION_REPLICAS, RT.WRITE_OPTIMIZED_STORAGE} & rec_types(t.plan)
+
+
+def test_pre_provisioning_names_the_forecast_replicas_with_a_capacity_model() -> None:
+    spec = make_spec(
+        behavior={"trend": {"windowSeconds": TREND_WINDOW}}, replicas={"targetReadQPSPerReplica": 1000.0}
+    )
+    plan = run_ticks(spec, ratio_world(+1), ticks=21, step=15)[-1].plan
+    pre = next(r for r in plan.recommendations if r.type is RT.PRE_PROVISION_REPLICAS)
+    reads = 1000.0 * 10 ** (300 / 300.0)
+    assert pre.replicas is not None and pre.replicas >= math.ceil(reads / 1000.0)
+
+
+# --- consistency modes ---------------------------------------------------------------------------
+
+
+def test_eventual_scales_up_even_while_replicas_lag() -> None:
+    plan = plan_for({"consistency": "eventual"}, current=2, lags=[9.0, 8.0], **levels(BREACH, 0.5))
+    assert scaled_up(plan)
+
+
+def test_bounded_refuses_scale_up_while_lag_is_the_bottleneck() -> None:
+    plan = plan_for({"consistency": "bounded"}, current=2, lags=[9.0, 8.0], **levels(BREACH, 0.5))
+    assert not scaled_up(plan)
+    assert Rule.LAG_BOUND in rules(plan)
+    assert "LagBound" in cond(plan, CT.SCALING_LIMITED).message
+    assert is_true(plan, CT.REPLICATION_LAG_HIGH)
+
+
+def test_bounded_refuses_capacity_model_scale_up_too_while_lag_bound() -> None:
+    plan = plan_for(
+        {"consistency": "bounded", "replicas": {"targetReadQPSPerReplica": 100.0}},
+        current=3,
+        read_qps=1000.0,
+        lags=[9.0, 8.0, 0.1],
+    )
+    assert not scaled_up(plan)
+    assert Rule.LAG_BOUND in rules(plan)
+
+
+def test_bounded_scales_up_when_lag_is_not_the_bottleneck() -> None:
+    # One lagging replica out of three is not the bottleneck (a majority lagging is).
+    plan = plan_for({"consistency": "bounded"}, current=3, lags=[9.0, 0.1, 0.2], **levels(BREACH, 0.5))
+    assert scaled_up(plan)
+    assert Rule.LAG_BOUND not in rules(plan)
+
+
+@pytest.mark.parametrize("target", [None, 100.0])
+def test_strong_never_adds_replicas_for_reads(target: float | None) -> None:
+    plan = plan_for(
+        {"consistency": "strong", "replicas": {"targetReadQPSPerReplica": target}},
+        current=2,
+        read_qps=5000.0,
+        replicas=[replica(0, 0.0, synchronous=True), replica(1, 0.3)],
+        **levels(3.0, 0.5),
+    )
+    assert not scaled_up(plan)
+    assert plan.desired_replicas == 2
+    assert Rule.STRONG_CONSISTENCY in rules(plan)
+    assert RT.ADD_READ_REPLICAS not in rec_types(plan)
+    assert RT.VERTICAL_SCALE_PRIMARY in rec_types(plan), (
+        "a read breach under strong asks for a bigger primary"
+    )
+
+
+def test_strong_pool_is_primary_and_synchronous_caught_up_replicas() -> None:
+    plan = plan_for(
+        {"consistency": "strong"},
+        current=4,
+        replicas=[
+            replica(0, 0.0, synchronous=True),
+            replica(1, 0.0),  # asynchronous at lag 0: not enough
+            replica(2, 0.2, synchronous=True),  # synchronous but behind
+            replica(3, 0.0, synchronous=True, ready=False),
+        ],
+    )
+    assert plan.read_pool == ("db-0", "db-replica-0")
+    assert not plan.pool_fallback
+
+
+def test_strong_with_no_synchronous_replica_serves_from_the_primary() -> None:
+    plan = plan_for({"consistency": "strong"}, current=2, lags=[0.0, 0.0])
+    assert plan.read_pool == ("db-0",)
+    assert not plan.pool_fallback, "primary-only is the design under strong, not a fallback"
+
+
+# --- unknown metrics: hold, never scale down, MetricsAvailable=False naming the signal ------------
+
+SIGNALS = {
+    "readQPS": "read_qps",
+    "writeQPS": "write_qps",
+    "readLatencyP99": "read_p99",
+    "writeLatencyP99": "write_p99",
+}
+UNKNOWNS = [
+    pytest.param(None, "EmptyResult", id="missing"),
+    pytest.param(Signal(float("nan")), "NotANumber", id="nan"),
+    pytest.param(Signal(float("inf")), "NotANumber", id="inf"),
+    pytest.param(Signal.unknown(UnknownReason.STALE, "sample 3m old"), "StaleSample", id="stale"),
+    pytest.param(Signal.unknown(UnknownReason.UNREACHABLE), "PrometheusUnreachable", id="unreachable"),
+]
+
+
+@pytest.mark.parametrize("signal_name", list(SIGNALS))
+@pytest.mark.parametrize(("value", "reason"), UNKNOWNS)
+def test_unknown_signal_holds_and_reports(signal_name: str, value: Any, reason: str) -> None:
+    # Every other signal says "remove a replica" (reads far under the objective, few reads).
+    obs = {"read_qps": 10.0, "write_qps": 10.0, **levels(0.1, 0.1), SIGNALS[signal_name]: value}
+    plan = plan_for({"replicas": {"targetReadQPSPerReplica": 100.0}}, current=4, **obs)
+    assert plan.scale_to is None
+    assert plan.desired_replicas == 4
+    available = cond(plan, CT.METRICS_AVAILABLE)
+    assert available.status is Status.FALSE
+    assert available.reason == reason
+    assert signal_name in available.message
+    assert cond(plan, CT.READY).status is Status.FALSE
+    for kind in (CT.READ_CAPACITY_EXHAUSTED, CT.WRITE_BOTTLENECK, CT.CAPACITY_LIMIT):
+        assert cond(plan, kind).status is Status.UNKNOWN
+    assert Rule.METRICS_UNKNOWN in rules(plan)
+    assert signal_name in next(r.message for r in plan.reasons if r.rule is Rule.METRICS_UNKNOWN)
+
+
+def test_unknown_read_latency_does_not_scale_up_either() -> None:
+    plan = plan_for(current=2, read_p99=None, write_p99=0.5 * WRITE_OBJECTIVE, read_qps=1e6)
+    assert plan.scale_to is None and plan.desired_replicas == 2
+
+
+def test_all_unknown_names_every_signal() -> None:
+    plan = plan_for(current=3, read_qps=None, write_qps=None, read_p99=None, write_p99=None)
+    message = cond(plan, CT.METRICS_AVAILABLE).message
+    assert all(name in message for name in SIGNALS)
+    assert plan.workload_class == "Unknown"
+    assert plan.ratio is None
+
+
+def test_outage_in_the_middle_of_a_scale_down_holds() -> None:
+    """A scale-down that the windows would allow is not taken while metrics are unknown."""
+    spec = no_stabilization()
+
+    def world(t: float, current: int) -> Any:
+        if t < 150:
+            return make_obs(current=current, **levels(CALM, 0.5))
+        return make_obs(current=current, read_p99=None, **{"write_p99": 0.5 * WRITE_OBJECTIVE})
+
+    ticks = run_ticks(spec, world, ticks=30, current=5)
+    assert not any(scaled_down(t.plan) for t in ticks)
+    assert ticks[-1].plan.desired_replicas == 5
+
+
+def test_metrics_recovering_turns_metrics_available_back_true() -> None:
+    spec = make_spec()
+    obs = [make_obs(read_qps=None), make_obs(read_qps=None), make_obs()]
+    ticks = run_ticks(spec, obs)
+    assert [cond(t.plan, CT.METRICS_AVAILABLE).status for t in ticks] == [
+        Status.FALSE,
+        Status.FALSE,
+        Status.TRUE,
+    ]
+
+
+# --- Recommend mode: decide and report, act on nothing ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [
+        pytest.param(levels(BREACH, 0.5), id="read-breach"),
+        pytest.param(levels(0.1, 0.5), id="headroom"),
+        pytest.param(levels(0.6, BREACH), id="write-bottleneck"),
+        pytest.param(levels(BREACH, BREACH), id="both"),
+    ],
+)
+def test_recommend_mode_reports_but_never_acts(obs: dict[str, float]) -> None:
+    enforce = plan_for({"mode": "Enforce", "pooler": {"kind": "None"}}, current=3, **obs)
+    recommend = plan_for({"mode": "Recommend", "pooler": {"kind": "None"}}, current=3, **obs)
+    assert recommend.scale_to is None
+    assert not recommend.enforce
+    assert recommend.desired_replicas == enforce.desired_replicas
+    assert recommend.true_conditions() == [c for c in enforce.true_conditions()]
+    assert rec_types(recommend) == rec_types(enforce)
+    assert recommend.draining == ()
+    assert recommend.memory.last_scale_time is None
+    assert cond(recommend, CT.READY).reason == "RecommendOnly"
+    if enforce.scale_to is not None:
+        assert Rule.RECOMMEND_ONLY in rules(recommend)
+        assert "Recommend mode" in recommend.summary or "would scale" in recommend.summary
+
+
+def test_recommend_mode_over_time_never_scales() -> None:
+    spec = make_spec(mode="Recommend", replicas={"targetReadQPSPerReplica": 100.0, "maxReplicas": 30})
+    ticks = run_ticks(
+        spec, lambda t, c: make_obs(current=c, read_qps=2000.0, **levels(BREACH, 0.5)), ticks=20, current=2
+    )
+    assert all(t.plan.scale_to is None for t in ticks)
+    assert all(t.current == 2 for t in ticks)
+    add = next(r for r in ticks[-1].plan.recommendations if r.type is RecommendationType.ADD_READ_REPLICAS)
+    assert "Recommend mode" in add.message
+
+
+# --- every plan names its rules ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec_overrides", "obs"),
+    [
+        pytest.param({}, levels(BREACH, 0.5), id="scale-up"),
+        pytest.param({}, levels(0.1, 0.5), id="scale-down"),
+        pytest.param({}, levels(CALM, BREACH), id="write-bound"),
+        pytest.param({}, levels(BREACH, BREACH), id="both"),
+        pytest.param({"replicas": {"minReplicas": 3}}, levels(CALM, 0.5), id="below-min"),
+        pytest.param({"replicas": {"maxReplicas": 1}}, levels(CALM, 0.5), id="above-max"),
+        pytest.param({}, {"read_qps": None}, id="unknown"),
+        pytest.param({"pooler": {"kind": "EndpointSlice", "readService": "r"}}, levels(0.1, 0.5), id="drain"),
+        pytest.param({}, {"lags": [9.0, 9.0]}, id="fallback"),
+    ],
+)
+def test_a_plan_that_acts_names_its_rules_in_readable_words(
+    spec_overrides: dict[str, Any], obs: dict[str, Any]
+) -> None:
+    plan = plan_for(spec_overrides, current=2, **obs)
+    acts = plan.scale_to is not None or plan.desired_replicas != plan.current_replicas or plan.pool_fallback
+    acts = (
+        acts
+        or bool(plan.draining)
+        or bool(plan.recommendations)
+        or plan.true_conditions()
+        != [
+            "Ready",
+            "MetricsAvailable",
+        ]
+    )
+    assert acts, "each case here makes the core do or say something"
+    assert plan.reasons
+    for reason in plan.reasons:
+        assert_readable(reason.message)
+    for c in plan.conditions:
+        assert_readable(c.message)
+    for r in plan.recommendations:
+        assert_readable(r.message)
+    assert_readable(plan.summary)
+    if plan.scale_to is not None:
+        assert Rule.SCALE in rules(plan)
+        assert f"{plan.current_replicas} -> {plan.scale_to}" in plan.summary
+
+
+def test_every_condition_type_is_reported_once() -> None:
+    plan = plan_for(current=2)
+    assert sorted(c.type.value for c in plan.conditions) == sorted(t.value for t in CT)
