@@ -72,13 +72,26 @@ def _condition_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["type", "status"],
+        "description": "A condition, as in Kubernetes' metav1.Condition.",
         "properties": {
             "type": {"type": "string", "description": "Condition type, e.g. Ready or WriteBottleneck."},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "status": {
+                "type": "string",
+                "enum": ["True", "False", "Unknown"],
+                "description": "True, False or Unknown.",
+            },
             "reason": {"type": "string", "description": "CamelCase reason for the last transition."},
             "message": {"type": "string", "description": "Human-readable explanation."},
-            "lastTransitionTime": {"type": "string", "format": "date-time"},
-            "observedGeneration": {"type": "integer", "format": "int64"},
+            "lastTransitionTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the status last changed (not when it was last checked).",
+            },
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "description": "The generation the condition was computed for.",
+            },
         },
     }
 
@@ -89,7 +102,11 @@ def status_schema() -> dict[str, Any]:
         "description": "What rwscaler observed, decided and did, with its reasons.",
         "x-kubernetes-preserve-unknown-fields": True,
         "properties": {
-            "observedGeneration": {"type": "integer", "format": "int64"},
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "description": "The spec generation this status was computed for.",
+            },
             "workloadClass": {"type": "string", "description": "Class from the read:write ratio."},
             "readWriteRatio": {"type": "string", "description": "Reads per write, e.g. 42.5 or inf."},
             "replicas": {
@@ -106,21 +123,32 @@ def status_schema() -> dict[str, Any]:
                 "items": {"type": "string"},
                 "description": "Pods currently serving reads (the primary when the pool fell back).",
             },
-            "lastScaleTime": {"type": "string", "format": "date-time"},
+            "lastScaleTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When rwscaler last changed the replica count.",
+            },
             "conditions": {
                 "type": "array",
+                "description": "Ready, MetricsAvailable, ReadCapacityExhausted, WriteBottleneck, "
+                "CapacityLimit, ReplicationLagHigh, ScalingLimited.",
                 "items": _condition_schema(),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
             "recommendations": {
                 "type": "array",
+                "description": "What rwscaler advises beyond what it does itself.",
                 "items": {
                     "type": "object",
+                    "description": "One piece of advice.",
                     "properties": {
-                        "type": {"type": "string"},
-                        "message": {"type": "string"},
-                        "replicas": {"type": "integer"},
+                        "type": {"type": "string", "description": "e.g. AddReadReplicas, ShardWrites."},
+                        "message": {
+                            "type": "string",
+                            "description": "The advice, with the numbers behind it.",
+                        },
+                        "replicas": {"type": "integer", "description": "Replica count it refers to, if any."},
                     },
                 },
             },
@@ -170,8 +198,8 @@ def render_crd() -> dict[str, Any]:
                             "description": "A replicated database whose read side rwscaler sizes and routes.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {"type": "string", "description": "rwscaler.io/v1alpha1"},
+                                "kind": {"type": "string", "description": "ReadWriteWorkload"},
                                 "metadata": {"type": "object"},
                                 "spec": spec,
                                 "status": status_schema(),

@@ -356,7 +356,9 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
     draining = memory.drain.replicas if (memory.drain is not None and enforce) else ()
     pool = select_read_pool(spec, obs, memory.pool, draining, first_tick, now)
     lag_bound = bool(obs.replicas) and len(pool.lagging) * 2 > len(obs.replicas)
-    sizing = recommend_replicas(spec, obs, mem, read, write, lag_bound, len(pool.replicas_in_pool))
+    sizing = recommend_replicas(
+        spec, obs, mem, read, write, lag_bound, len(pool.replicas_in_pool), len(pool.out_for_lag)
+    )
     stable = stabilize(spec, obs.current_replicas, sizing, mem, now)
     scale_to, drain, scale_reasons = _drain_and_scale(spec, obs, mem, stable.desired, enforce, now)
     if drain is not None and drain.replicas != draining:

@@ -36,6 +36,7 @@ class PoolResult:
     replicas_in_pool: tuple[str, ...]
     memory: dict[str, ReplicaMemory]
     lagging: tuple[str, ...]  # lag known and over the objective
+    out_for_lag: tuple[str, ...]  # served reads before, now out of the pool for lag (not warming up)
     lag_unknown: tuple[str, ...]
     max_lag_s: float | None
     reasons: tuple[Reason, ...]
@@ -119,9 +120,11 @@ def select_read_pool(
                 f"no signal known: read pool held as last decided ({', '.join(in_pool) or 'the primary'})",
             )
         )
+    obs_ready = {r.name: r.ready for r in obs.replicas}
     lags = [r.lag.value for r in obs.replicas if r.lag.value is not None]
     lagging = tuple(r.name for r in obs.replicas if r.lag.value is not None and r.lag.value > max_lag)
     lag_unknown = tuple(r.name for r in obs.replicas if r.lag.value is None)
+    out_for_lag = tuple(name for name in lagging if memory[name].left_pool and obs_ready.get(name, False))
     fallback = not in_pool and not strong  # under strong, primary-only is the design, not a fallback
     if fallback:
         reasons.append(
@@ -139,6 +142,7 @@ def select_read_pool(
         replicas_in_pool=tuple(in_pool),
         memory=memory,
         lagging=lagging,
+        out_for_lag=out_for_lag,
         lag_unknown=lag_unknown,
         max_lag_s=max(lags) if lags else None,
         reasons=tuple(reasons),

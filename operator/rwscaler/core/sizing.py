@@ -1,13 +1,15 @@
 """How many read replicas: the unstabilized recommendation, then HPA-style stabilization and limits.
 
 `recommend_replicas` turns one tick's signals into a raw replica count and says why:
-  - capacity model (targetReadQPSPerReplica set): ceil(forecast read QPS / target), where the
-    forecast adds the read-QPS slope x behavior.trend.forecastSeconds when reads are climbing
-    (pre-provisioning before the objective is breached); no change while forecast /
-    (current x target) is within the tolerance band;
-  - latency step (read objective breached and the write side stable): current + max(1,
-    ceil(current x (p99/objective - 1))); the per-replica read QPS at the breach is remembered
-    as a learned capacity;
+  - capacity model (targetReadQPSPerReplica set): ceil(forecast read QPS / target) plus the
+    replicas out of the pool for lag (their capacity is replaced), where the forecast adds the
+    read-QPS slope x behavior.trend.forecastSeconds when reads are climbing (pre-provisioning
+    before the objective is breached); no change while forecast / (serving x target) is within
+    the tolerance band;
+  - latency step (read objective breached and the write side stable): one more than the
+    capacity model asks for when there is one, else current + max(1, ceil(current x
+    (p99/objective - 1))); no new step while replicas asked for are still starting; the
+    per-replica read QPS at the breach is remembered as a learned capacity;
   - latency headroom (no capacity model, read p99 under half its objective): one replica fewer,
     unless the learned capacity says the others could not carry the reads;
   - refusals: no scale-up while write-bound, while both sides rise unless read capacity alone
@@ -52,6 +54,7 @@ def recommend_replicas(
     write: SideState,
     lag_bound: bool,
     serving_replicas: int,
+    lagging_replicas: int = 0,
 ) -> Recommendation:
     current = obs.current_replicas
     tol = spec.behavior.tolerance
@@ -84,7 +87,8 @@ def recommend_replicas(
     if target is not None:
         climb = max(0.0, slope(memory.read_qps, QPS_TAU))
         forecast = read_qps + climb * spec.behavior.trend.forecastSeconds
-        usage = forecast / (current * target) if current > 0 else math.inf
+        serving_capacity = (current - lagging_replicas) * target
+        usage = forecast / serving_capacity if serving_capacity > 0 else math.inf
         if abs(usage - 1.0) <= tol:
             capacity_raw = current
             reasons.append(
@@ -95,16 +99,33 @@ def recommend_replicas(
                 )
             )
         else:
-            capacity_raw = math.ceil(forecast / target)
+            # Replicas out of the pool for lag carry no reads: the capacity they would give is
+            # replaced, so the pool keeps enough serving replicas (refused under `bounded`).
+            capacity_raw = math.ceil(forecast / target) + lagging_replicas
             reasons.append(
                 Reason(
                     Rule.CAPACITY_MODEL,
                     f"{read_qps:.0f} reads/s at {target:g}/s per replica needs {math.ceil(read_qps / target)} "
-                    f"replicas" + (f"; forecast {forecast:.0f}/s needs {capacity_raw}" if climb > 0 else ""),
-                    (("readQPS", read_qps), ("forecastQPS", forecast), ("target", target)),
+                    f"replicas"
+                    + (
+                        f"; forecast {forecast:.0f}/s needs {math.ceil(forecast / target)}"
+                        if climb > 0
+                        else ""
+                    )
+                    + (
+                        f"; +{lagging_replicas} for replicas out of the pool for lag"
+                        if lagging_replicas
+                        else ""
+                    ),
+                    (
+                        ("readQPS", read_qps),
+                        ("forecastQPS", forecast),
+                        ("target", target),
+                        ("lagging", lagging_replicas),
+                    ),
                 )
             )
-            if climb > 0 and capacity_raw > math.ceil(read_qps / target):
+            if climb > 0 and math.ceil(forecast / target) > math.ceil(read_qps / target):
                 reasons.append(
                     Reason(
                         Rule.READ_FORECAST,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
 from rwscaler.core.durations import DURATION_PATTERN, parse_duration
@@ -23,7 +23,16 @@ KIND = "ReadWriteWorkload"
 PLURAL = "readwriteworkloads"
 SHORT_NAME = "rww"
 
-Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
+
+def _positive(text: str) -> str:
+    if parse_duration(text) <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return text
+
+
+# Every duration of the resource is positive: the pattern and CEL check it at admission, this
+# validator when a model is loaded from a file.
+Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN), AfterValidator(_positive)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 
 
@@ -126,6 +135,12 @@ class PrometheusSpec(_Model):
         default=False, description="Skip TLS verification (not recommended; verification is on by default)."
     )
     timeout: Duration = Field(default="5s", description="Timeout of one query.")
+
+    @model_validator(mode="after")
+    def _scheme(self) -> PrometheusSpec:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"prometheus url {self.url!r} must start with http:// or https://")
+        return self
 
 
 class SignalQueries(_Model):
