@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # Shared settings of the local control plane; sourced by the scripts in hack/cluster.
 # Everything listens on 127.0.0.1 only. Every port is fixed and uncommon so that tests
-# know where to go and nothing collides with a normal cluster on the same machine.
+# know where to go and nothing collides with a normal cluster on the same machine; all are
+# below Linux's ephemeral range (32768-60999), so a "free port" picked by binding port 0
+# (tests/support/ports.py) or an outgoing connection can never take one of them.
 
 CLUSTER_HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.sh
@@ -14,12 +16,12 @@ CLUSTER_DIR=$RWSCALER_CACHE/cluster       # runtime state: certs, etcd data, log
 KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig   # admin kubeconfig (system:masters)
 
 LISTEN_ADDR=127.0.0.1
-ETCD_CLIENT_PORT=32379
-ETCD_PEER_PORT=32380
-APISERVER_PORT=36443
-CONTROLLER_MANAGER_PORT=36257   # secure port (healthz, metrics)
-SCHEDULER_PORT=36259            # secure port (healthz, metrics)
-KWOK_PORT=36247                 # kwok's own server (healthz, metrics)
+ETCD_CLIENT_PORT=22379
+ETCD_PEER_PORT=22380
+APISERVER_PORT=26443
+CONTROLLER_MANAGER_PORT=20257   # secure port (healthz, metrics)
+SCHEDULER_PORT=20259            # secure port (healthz, metrics)
+KWOK_PORT=20247                 # kwok's own server (healthz, metrics)
 
 # Fake address ranges. No packet is ever sent to them: there is no kubelet, no kube-proxy,
 # no CNI; kwok only writes these addresses into object status.
