@@ -22,10 +22,10 @@ import jsonschema
 import pytest
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
-from conftest import spec_dict
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from conftest import spec_dict
 from rwscaler.core.durations import parse_duration
 from rwscaler.core.spec import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, ReadWriteWorkloadSpec
 from rwscaler.render_crd import render_crd, render_crd_yaml
@@ -233,12 +233,17 @@ def test_every_spec_field_has_a_description() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="core gap: issue 2 asks for descriptions on every field; render_crd.status_schema leaves "
-    "several status fields without one",
+    reason="core gap: issue 2 asks for descriptions on every field; render_crd.status_schema has none "
+    "on status.replicas (the object holding current/desired/ready)",
 )
 def test_every_status_field_has_a_description() -> None:
     status = root_schema()["properties"]["status"]
-    missing = [f"status{path}" for path, node in walk(status) if not node.get("description")]
+    missing = [
+        f"status{path}"
+        for path, node in walk(status)
+        # the items of an array of scalars are described by the array itself
+        if not node.get("description") and not (path.endswith("[]") and node["type"] != "object")
+    ]
     assert not missing
 
 

@@ -1,0 +1,403 @@
+"""The read pool (read_pool.py and the drain in decide.py), transition by transition.
+
+Objective maxReplicationLag 5 s; re-entry under 5 s x reentryLagRatio (0.5) = 2.5 s for
+reentrySeconds (30 s); ticks every 15 s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conftest import (
+    PRIMARY,
+    READ_OBJECTIVE,
+    assert_readable,
+    cond,
+    is_true,
+    make_obs,
+    make_spec,
+    replica,
+    replica_name,
+    rules,
+)
+from rwscaler.core.decide import decide
+from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Observation, ReplicaObservation
+from rwscaler.core.plan import ConditionType as CT
+from rwscaler.core.plan import Plan, Rule, Status
+from rwscaler.core.spec import ReadWriteWorkloadSpec
+
+R0, R1, R2, R3 = (replica_name(i) for i in range(4))
+
+
+def pool_spec(**overrides: Any) -> ReadWriteWorkloadSpec:
+    base = {"pooler": {"kind": "EndpointSlice", "readService": "db-read"}}
+    return make_spec(**{**base, **overrides})
+
+
+class Driver:
+    """decide, tick after tick, with the memory carried and the time advancing by `step`."""
+
+    def __init__(self, spec: ReadWriteWorkloadSpec, step: float = 15.0) -> None:
+        self.spec, self.step = spec, step
+        self.memory = Memory()
+        self.now = 0.0
+        self.plans: list[Plan] = []
+
+    def tick(self, obs: Observation) -> Plan:
+        plan = decide(self.spec, obs, self.memory, self.now)
+        self.memory = plan.memory
+        self.plans.append(plan)
+        self.now += self.step
+        return plan
+
+    def replicas(self, *reps: ReplicaObservation, **obs: Any) -> Plan:
+        return self.tick(make_obs(current=obs.pop("current", len(reps)), replicas=reps, **obs))
+
+
+# --- first tick ----------------------------------------------------------------------------------
+
+
+def test_first_tick_takes_every_qualifying_replica() -> None:
+    """Starting the operator does not empty the pool: no warm-up for replicas that qualify to stay."""
+    d = Driver(pool_spec())
+    plan = d.replicas(replica(0, 0.1), replica(1, 4.0), replica(2, 5.0))
+    assert plan.read_pool == (R0, R1, R2)
+    assert not plan.pool_fallback
+
+
+def test_first_tick_leaves_out_replicas_that_do_not_qualify() -> None:
+    d = Driver(pool_spec())
+    plan = d.replicas(replica(0, 0.1), replica(1, 5.01), replica(2, 0.1, ready=False), replica(3, None))
+    assert plan.read_pool == (R0,)
+
+
+# --- leaving -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lag", "stays"), [(4.99, True), (5.0, True), (5.001, False), (60.0, False)])
+def test_leaves_at_once_over_the_lag_objective(lag: float, stays: bool) -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plan = d.replicas(replica(0, 0.1), replica(1, lag))
+    assert (R1 in plan.read_pool) is stays
+    assert R0 in plan.read_pool
+    if not stays:
+        left = next(r for r in plan.reasons if r.rule is Rule.REPLICA_LEFT_POOL)
+        assert R1 in left.message and "lag" in left.message
+        assert_readable(left.message)
+        lag_high = cond(plan, CT.REPLICATION_LAG_HIGH)
+        assert lag_high.status is Status.TRUE and lag_high.reason == "ReplicasLagging"
+        assert R1 in lag_high.message
+    else:
+        assert not is_true(plan, CT.REPLICATION_LAG_HIGH)
+
+
+def test_leaves_at_once_when_not_ready() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plan = d.replicas(replica(0, 0.1), replica(1, 0.1, ready=False))
+    assert plan.read_pool == (R0,)
+    assert "not ready" in next(r.message for r in plan.reasons if r.rule is Rule.REPLICA_LEFT_POOL)
+
+
+def test_missing_lag_for_one_replica_removes_only_it() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1), replica(2, 0.1))
+    plan = d.replicas(replica(0, 0.1), replica(1, None), replica(2, 0.1))
+    assert plan.read_pool == (R0, R2)
+    assert not plan.pool_fallback
+    left = next(r for r in plan.reasons if r.rule is Rule.REPLICA_LEFT_POOL)
+    assert R1 in left.message and "unknown" in left.message
+    # The workload's own signals are known: metrics stay available, with a note about the lag.
+    available = cond(plan, CT.METRICS_AVAILABLE)
+    assert available.status is Status.TRUE
+    assert R1 in available.message
+    assert plan.scale_to is None
+
+
+# --- re-entering (hysteresis) --------------------------------------------------------------------
+
+
+def test_reenters_only_after_lag_stays_under_the_reentry_threshold_for_reentry_seconds() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))  # t=0
+    assert R1 not in d.replicas(replica(0, 0.1), replica(1, 8.0)).read_pool  # t=15: leaves
+    # Under the objective but not under 2.5 s: stays out, however long.
+    for _ in range(6):
+        assert R1 not in d.replicas(replica(0, 0.1), replica(1, 3.0)).read_pool
+    # Under 2.5 s from t0; in after 30 s (two more ticks), not before.
+    t0_plan = d.replicas(replica(0, 0.1), replica(1, 2.0))
+    assert R1 not in t0_plan.read_pool
+    assert R1 not in d.replicas(replica(0, 0.1), replica(1, 1.0)).read_pool  # t0 + 15
+    joined = d.replicas(replica(0, 0.1), replica(1, 1.0))  # t0 + 30
+    assert joined.read_pool == (R0, R1)
+    message = next(r.message for r in joined.reasons if r.rule is Rule.REPLICA_JOINED_POOL)
+    assert R1 in message
+    assert_readable(message)
+
+
+def test_reentry_clock_restarts_when_lag_bounces() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    d.replicas(replica(0, 0.1), replica(1, 9.0))  # leaves
+    d.replicas(replica(0, 0.1), replica(1, 1.0))  # under the threshold: clock starts
+    d.replicas(replica(0, 0.1), replica(1, 3.0))  # back over 2.5 s: clock resets
+    d.replicas(replica(0, 0.1), replica(1, 1.0))  # starts again
+    assert R1 not in d.replicas(replica(0, 0.1), replica(1, 1.0)).read_pool  # only 15 s
+    assert R1 in d.replicas(replica(0, 0.1), replica(1, 1.0)).read_pool  # 30 s
+
+
+@pytest.mark.parametrize(("ratio", "seconds"), [(0.2, 0), (0.8, 60)])
+def test_reentry_follows_the_spec(ratio: float, seconds: int) -> None:
+    spec = pool_spec(behavior={"readPool": {"reentryLagRatio": ratio, "reentrySeconds": seconds}})
+    d = Driver(spec)
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    d.replicas(replica(0, 0.1), replica(1, 9.0))
+    threshold = 5.0 * ratio
+    # Just over the threshold never re-enters.
+    for _ in range(6):
+        assert R1 not in d.replicas(replica(0, 0.1), replica(1, threshold + 0.01)).read_pool
+    inside = [R1 in d.replicas(replica(0, 0.1), replica(1, threshold - 0.01)).read_pool for _ in range(6)]
+    first_in = inside.index(True)
+    assert first_in * 15 >= seconds and (first_in - 1) * 15 < seconds
+    assert all(inside[first_in:])
+
+
+# --- warm-up gate for a new replica -------------------------------------------------------------
+
+
+def test_new_replica_joins_only_once_caught_up() -> None:
+    """Warm-up gate: a new replica joins when ready and under objective x reentryLagRatio (2.5 s);
+    under the objective alone (4 s) is enough to stay, not to join. Having never flapped, it does not
+    wait out the re-entry hysteresis."""
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plans = [d.replicas(replica(0, 0.1), replica(1, 0.1), replica(2, lag)) for lag in (40.0, 12.0, 4.0, 2.6)]
+    assert all(R2 not in p.read_pool for p in plans)
+    assert all(not p.pool_fallback for p in plans)
+    joined = d.replicas(replica(0, 0.1), replica(1, 0.1), replica(2, 2.4))
+    assert joined.read_pool == (R0, R1, R2)
+    message = next(r.message for r in joined.reasons if r.rule is Rule.REPLICA_JOINED_POOL)
+    assert R2 in message
+    assert_readable(message)
+
+
+def test_new_replica_that_lags_after_joining_needs_the_full_hysteresis() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1))
+    assert R1 in d.replicas(replica(0, 0.1), replica(1, 0.5)).read_pool
+    assert R1 not in d.replicas(replica(0, 0.1), replica(1, 7.0)).read_pool
+    back = [R1 in d.replicas(replica(0, 0.1), replica(1, 0.5)).read_pool for _ in range(3)]
+    assert back == [False, False, True]
+
+
+def test_new_replica_not_ready_stays_out() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1))
+    for _ in range(5):
+        assert R1 not in d.replicas(replica(0, 0.1), replica(1, 0.0, ready=False)).read_pool
+    assert R1 in d.replicas(replica(0, 0.1), replica(1, 0.0)).read_pool
+
+
+# --- a metrics outage holds the pool -------------------------------------------------------------
+
+OUTAGE: dict[str, Any] = {"read_qps": None, "write_qps": None, "read_p99": None, "write_p99": None}
+
+
+def test_outage_holds_the_pool_as_last_decided() -> None:
+    """No signal and no lag known: unknown means hold, not "everything lags" (no primary fallback)."""
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1), replica(2, 9.0))
+    held = d.replicas(replica(0, None), replica(1, None), replica(2, None), **OUTAGE)
+    assert held.read_pool == (R0, R1)
+    assert not held.pool_fallback
+    assert Rule.METRICS_UNKNOWN in rules(held)
+    assert held.scale_to is None
+
+
+def test_outage_still_removes_a_replica_that_stops_being_ready() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plan = d.replicas(replica(0, None), replica(1, None, ready=False), **OUTAGE)
+    assert plan.read_pool == (R0,)
+
+
+def test_lag_unknown_while_other_signals_are_known_is_not_an_outage() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plan = d.replicas(replica(0, None), replica(1, None))
+    assert plan.read_pool == (PRIMARY,)
+    assert plan.pool_fallback
+
+
+# --- never empty: the primary as fallback --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reps",
+    [
+        pytest.param((replica(0, 9.0), replica(1, 7.0)), id="all-lagging"),
+        pytest.param((replica(0, None), replica(1, None)), id="all-lag-unknown"),
+        pytest.param((replica(0, 0.1, ready=False), replica(1, 9.0)), id="not-ready-and-lagging"),
+    ],
+)
+def test_no_qualifying_replica_falls_back_to_the_primary(reps: tuple[ReplicaObservation, ...]) -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plan = d.replicas(*reps)
+    assert plan.read_pool == (PRIMARY,)
+    assert plan.pool_fallback
+    lag_high = cond(plan, CT.REPLICATION_LAG_HIGH)
+    assert lag_high.status is Status.TRUE
+    assert lag_high.reason == "ReadsOnPrimary"
+    assert PRIMARY in lag_high.message
+    assert Rule.POOL_FALLBACK in rules(plan)
+
+
+def test_fallback_on_the_first_tick_too() -> None:
+    plan = Driver(pool_spec()).replicas(replica(0, 9.0))
+    assert plan.read_pool == (PRIMARY,) and plan.pool_fallback
+
+
+def test_no_replicas_at_all_reads_from_the_primary() -> None:
+    spec = pool_spec(replicas={"minReplicas": 0})
+    plan = Driver(spec).tick(make_obs(current=0, replicas=()))
+    assert plan.read_pool == (PRIMARY,)
+    assert cond(plan, CT.REPLICATION_LAG_HIGH).reason == "NoReplicas"
+    assert cond(plan, CT.REPLICATION_LAG_HIGH).status is Status.FALSE
+
+
+def test_fallback_ends_when_a_replica_recovers() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1))
+    assert d.replicas(replica(0, 9.0)).pool_fallback
+    plans = [d.replicas(replica(0, 0.5)) for _ in range(3)]
+    assert [p.read_pool for p in plans] == [(PRIMARY,), (PRIMARY,), (R0,)]
+    assert not is_true(plans[-1], CT.REPLICATION_LAG_HIGH)
+
+
+def test_max_lag_is_reported() -> None:
+    plan = Driver(pool_spec()).replicas(replica(0, 0.5), replica(1, 2.5), replica(2, None))
+    assert plan.max_lag_s == pytest.approx(2.5)
+
+
+# --- drain before scale-in -----------------------------------------------------------------------
+
+QUIET = {"read_p99": 0.1 * READ_OBJECTIVE}  # reads far under the objective: one replica fewer
+
+
+def drain_spec(timeout: int = 60, **overrides: Any) -> ReadWriteWorkloadSpec:
+    return make_spec(
+        pooler={"kind": "EndpointSlice", "readService": "db-read", "drainTimeoutSeconds": timeout},
+        behavior={"scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 1}},
+        **overrides,
+    )
+
+
+def fleet(n: int, connections: dict[int, int | None] | None = None) -> tuple[ReplicaObservation, ...]:
+    conns = connections or {}
+    return tuple(replica(i, 0.1, connections=conns.get(i, 5)) for i in range(n))
+
+
+def test_highest_ordinal_leaves_the_pool_and_drains_before_the_scale_in() -> None:
+    d = Driver(drain_spec())
+    first = d.replicas(*fleet(3), **QUIET)
+    assert first.scale_to is None, "a drain starts: nothing is removed yet"
+    assert first.draining == (R2,)
+    assert first.read_pool == (R0, R1)
+    assert first.desired_replicas == 2
+    assert Rule.DRAINING in rules(first)
+    # Connections still open: keep waiting.
+    second = d.replicas(*fleet(3, {2: 3}), **QUIET)
+    assert second.scale_to is None and second.draining == (R2,)
+    assert R2 not in second.read_pool
+    # Connections closed: now the StatefulSet may shrink.
+    third = d.replicas(*fleet(3, {2: 0}), **QUIET)
+    assert third.scale_to == 2
+    assert R2 not in third.read_pool
+    assert {Rule.DRAIN_COMPLETE, Rule.SCALE} <= rules(third)
+    assert third.memory.drain is None
+
+
+def test_drain_waits_a_tick_even_if_connections_are_already_zero() -> None:
+    d = Driver(drain_spec())
+    first = d.replicas(*fleet(3, {2: 0}), **QUIET)
+    assert first.scale_to is None and first.draining == (R2,)
+    assert d.replicas(*fleet(3, {2: 0}), **QUIET).scale_to == 2
+
+
+def test_the_highest_ordinal_goes_even_when_a_lower_one_is_worse() -> None:
+    d = Driver(drain_spec())
+    reps = (replica(0, 4.0, connections=5), replica(1, 0.1, connections=5), replica(2, 0.0, connections=5))
+    plan = d.replicas(*reps, **QUIET)
+    assert plan.draining == (R2,)
+
+
+@pytest.mark.parametrize(("connections", "timeout"), [(7, 60), (None, 60), (7, 30)])
+def test_drain_timeout_ends_the_wait(connections: int | None, timeout: int) -> None:
+    d = Driver(drain_spec(timeout=timeout))
+    plans = [d.replicas(*fleet(3, {2: connections}), **QUIET) for _ in range(timeout // 15 + 2)]
+    scaled = [i for i, p in enumerate(plans) if p.scale_to is not None]
+    assert scaled, "the drain timeout must end the wait"
+    first = scaled[0]
+    assert first * 15 == timeout, "scale exactly when the timeout has passed, not before"
+    assert all(p.scale_to is None and p.draining == (R2,) for p in plans[:first])
+    assert plans[first].scale_to == 2
+    assert "timeout" in next(r.message for r in plans[first].reasons if r.rule is Rule.DRAIN_COMPLETE)
+
+
+def test_two_step_scale_in_drains_both_highest_ordinals() -> None:
+    spec = make_spec(
+        pooler={"kind": "EndpointSlice", "readService": "db-read"},
+        behavior={"scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 2}},
+        replicas={"targetReadQPSPerReplica": 1000.0},
+    )
+    d = Driver(spec)
+    plan = d.replicas(*fleet(4), read_qps=1500.0)  # needs 2 of 4
+    assert plan.draining == (R2, R3)
+    assert plan.read_pool == (R0, R1)
+    assert d.replicas(*fleet(4, {2: 0, 3: 0}), read_qps=1500.0).scale_to == 2
+
+
+def test_drain_is_cancelled_when_the_load_returns() -> None:
+    d = Driver(drain_spec())
+    assert d.replicas(*fleet(3), **QUIET).draining == (R2,)
+    busy = d.replicas(*fleet(3), read_p99=0.6 * READ_OBJECTIVE)
+    assert busy.draining == ()
+    assert busy.scale_to is None
+    assert busy.memory.drain is None
+    # Back in the pool on the next tick (it never stopped qualifying).
+    assert R2 in d.replicas(*fleet(3), read_p99=0.6 * READ_OBJECTIVE).read_pool
+
+
+def test_without_a_pooler_the_scale_in_is_immediate() -> None:
+    spec = make_spec(behavior={"scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 1}})
+    plan = Driver(spec).replicas(*fleet(3), **QUIET)
+    assert plan.scale_to == 2
+    assert plan.draining == ()
+
+
+def test_recommend_mode_never_drains() -> None:
+    plan = Driver(drain_spec(mode="Recommend")).replicas(*fleet(3), **QUIET)
+    assert plan.scale_to is None
+    assert plan.draining == ()
+    assert R2 in plan.read_pool
+    assert plan.desired_replicas == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: with drainTimeoutSeconds 0 the plan that removes the highest ordinal still lists it "
+    "in read_pool (decide._drain_and_scale completes the drain at once and the pool is not recomputed)",
+)
+def test_zero_drain_timeout_still_takes_the_replica_out_of_the_pool_before_it_goes() -> None:
+    d = Driver(drain_spec(timeout=0))
+    plan = d.replicas(*fleet(3, {2: 4}), **QUIET)
+    if plan.scale_to is not None:
+        assert plan.scale_to == 2
+        assert R2 not in plan.read_pool
+    else:
+        assert plan.draining == (R2,) and R2 not in plan.read_pool
