@@ -1,0 +1,143 @@
+"""The kopf wiring, and nothing else: the only module that imports kopf.
+
+`rwscaler run` (command_run.py) calls `run(options)`. Handlers, registered on a registry of their
+own so that importing this module registers nothing globally:
+
+- startup: kopf settings (standalone; its bookkeeping in `kopf.rwscaler.io/` annotations, never in
+  status; no kopf-posted events: rwscaler posts its own) and the runtime (Kubernetes client,
+  Prometheus metrics source, read routers, per-resource loops);
+- event: every ReadWriteWorkload kopf sees gets its reconcile loop (`rwscaler.loops`), ticking
+  `rwscaler.reconcile.reconcile` on `spec.behavior.intervalSeconds`; a deleted one loses it.
+  There is no finalizer: deletion never waits for the operator, and owner references let the
+  garbage collector remove the read Service and EndpointSlice;
+- create/update: only validate (`reconcile.check`: Ready=False with a specific reason at once if
+  the spec is unusable) and wake the loop so a change is acted on without waiting an interval;
+- cleanup: stop the loops and close the clients.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from rwscaler import reconcile
+from rwscaler.core.spec import GROUP, PLURAL, VERSION, PoolerKind
+from rwscaler.kube.client import KubeClient
+from rwscaler.kube.cluster import KubeCluster
+from rwscaler.kube.endpointslice import EndpointSliceRouter
+from rwscaler.loops import Loops
+from rwscaler.metrics.source import MetricsSource
+
+log = logging.getLogger(__name__)
+
+KOPF_ANNOTATION_PREFIX = "kopf.rwscaler.io"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    kubeconfig: str | None = None
+    liveness_endpoint: str | None = None
+    verbose: bool = False
+    debug: bool = False
+
+
+@dataclass
+class Runtime:
+    client: KubeClient
+    metrics: MetricsSource
+    deps: reconcile.Deps
+    loops: Loops = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loops = Loops(self._tick)
+
+    async def _tick(self, namespace: str, name: str) -> float | None:
+        result = await reconcile.reconcile(self.deps, namespace, name)
+        if result.gone:
+            return None
+        if result.plan is not None:
+            log.info("%s/%s: %s", namespace, name, result.plan.summary)
+        elif result.problem is not None:
+            log.warning("%s/%s: not reconciled: %s", namespace, name, result.problem.value)
+        return result.interval
+
+    async def close(self) -> None:
+        await self.loops.stop_all()
+        await self.metrics.close()
+        await self.client.close()
+
+
+def _metrics_source() -> MetricsSource:
+    # Imported here so that a build without the Prometheus source still starts the CLI.
+    from rwscaler.metrics.prometheus import PrometheusMetricsSource  # noqa: PLC0415
+
+    return PrometheusMetricsSource()
+
+
+def build_runtime(options: RunOptions) -> Runtime:
+    client = KubeClient.from_kubeconfig(options.kubeconfig)
+    metrics = _metrics_source()
+    deps = reconcile.Deps(
+        cluster=KubeCluster(client),
+        metrics=metrics,
+        routers={PoolerKind.ENDPOINT_SLICE: EndpointSliceRouter(client)},
+    )
+    return Runtime(client=client, metrics=metrics, deps=deps)
+
+
+def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    resource = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        settings.peering.standalone = True
+        settings.posting.enabled = False
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_ANNOTATION_PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_ANNOTATION_PREFIX)
+        settings.persistence.finalizer = f"{KOPF_ANNOTATION_PREFIX}/finalizer"  # unused: no handler needs one
+        memo["runtime"] = build_runtime(options)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        runtime: Runtime | None = memo.get("runtime")
+        if runtime is not None:
+            await runtime.close()
+
+    @kopf.on.event(**resource)  # type: ignore[arg-type]
+    async def seen(type: str | None, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        runtime: Runtime = memo["runtime"]
+        if type == "DELETED":
+            await runtime.loops.stop(namespace, name)
+        else:
+            runtime.loops.ensure(namespace, name)
+
+    @kopf.on.create(**resource)  # type: ignore[arg-type]
+    @kopf.on.update(**resource)  # type: ignore[arg-type]
+    async def validate(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        runtime: Runtime = memo["runtime"]
+        async with runtime.loops.exclusive(namespace, name):
+            problem = await reconcile.check(runtime.deps, namespace, name)
+        if problem is not None:
+            log.warning("%s/%s is not usable: %s", namespace, name, problem.value)
+        runtime.loops.wake(namespace, name)
+
+    return registry
+
+
+def run(options: RunOptions) -> int:
+    """Run the operator until it is stopped (SIGINT/SIGTERM); returns the exit code."""
+    kopf.configure(verbose=options.verbose, debug=options.debug)
+    kopf.run(
+        registry=build_registry(options),
+        memo=kopf.Memo(),
+        standalone=True,
+        clusterwide=not options.namespaces,
+        namespaces=list(options.namespaces),
+        liveness_endpoint=options.liveness_endpoint,
+    )
+    return 0

@@ -1,0 +1,128 @@
+"""KubeCluster: `rwscaler.boundary.Cluster` on the Kubernetes API.
+
+Reads the workload, its StatefulSets and their pods and the Secrets its Prometheus settings name;
+scales the replica StatefulSet through its `scale` subresource (only ever that one: the tick never
+passes the primary's name); patches the workload's status with a merge patch of exactly what
+changed in the keys rwscaler owns; posts Events. Known problems (a missing Secret, a forbidden
+read, a refused scale) become `ClusterProblem`s with a specific reason; anything else is a
+`KubeApiError` for the loop to log and retry.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rwscaler.boundary import ClusterProblem, OwnerRef, PodInfo, StatefulSetInfo
+from rwscaler.core.spec import GROUP, PLURAL, VERSION
+from rwscaler.kube import objects
+from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.report import OWNED_KEYS, Event, ReadyReason
+
+log = logging.getLogger(__name__)
+
+
+def workload_path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+
+
+def statefulset_path(namespace: str, name: str) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"
+
+
+def _forbidden(err: KubeApiError, what: str) -> ClusterProblem:
+    return ClusterProblem(ReadyReason.KUBERNETES_ERROR, f"not allowed to {what}: {err.message}")
+
+
+class KubeCluster:
+    def __init__(self, client: KubeClient, instance: str | None = None) -> None:
+        self._client = client
+        self._instance = instance or socket.gethostname()
+
+    async def get_workload(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._client.get(workload_path(namespace, name))
+
+    async def get_statefulset(self, namespace: str, name: str) -> StatefulSetInfo | None:
+        try:
+            obj = await self._client.get(statefulset_path(namespace, name))
+        except KubeApiError as err:
+            if err.forbidden:
+                raise _forbidden(err, f"read StatefulSet {namespace}/{name}") from err
+            raise
+        return None if obj is None else objects.statefulset_info(obj)
+
+    async def list_pods(self, namespace: str, statefulset: StatefulSetInfo) -> list[PodInfo]:
+        selector = objects.label_selector(statefulset.selector)
+        try:
+            data = await self._client.request(
+                "GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
+            )
+        except KubeApiError as err:
+            if err.forbidden:
+                raise _forbidden(err, f"list pods in {namespace}") from err
+            raise
+        pods = [objects.pod_info(item, statefulset) for item in data.get("items") or []]
+        return sorted((p for p in pods if p is not None), key=lambda p: p.ordinal)
+
+    async def read_secret(self, namespace: str, name: str, key: str) -> str:
+        try:
+            obj = await self._client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        except KubeApiError as err:
+            if err.forbidden:
+                raise _forbidden(err, f"read Secret {namespace}/{name}") from err
+            raise
+        if obj is None:
+            raise ClusterProblem(
+                ReadyReason.SECRET_NOT_FOUND, f"the Secret {namespace}/{name} does not exist"
+            )
+        data = obj.get("data") or {}
+        if key not in data:
+            raise ClusterProblem(
+                ReadyReason.SECRET_KEY_NOT_FOUND, f"the Secret {namespace}/{name} has no key {key!r}"
+            )
+        try:
+            return base64.b64decode(data[key]).decode()
+        except (binascii.Error, UnicodeDecodeError) as err:
+            raise ClusterProblem(
+                ReadyReason.SECRET_KEY_NOT_FOUND,
+                f"the Secret {namespace}/{name} key {key!r} is not text: {err}",
+            ) from err
+
+    async def scale(self, namespace: str, statefulset: str, replicas: int) -> None:
+        try:
+            await self._client.merge_patch(
+                f"{statefulset_path(namespace, statefulset)}/scale", {"spec": {"replicas": replicas}}
+            )
+        except KubeApiError as err:
+            raise ClusterProblem(
+                ReadyReason.SCALE_FAILED, f"scaling StatefulSet {namespace}/{statefulset} failed: {err}"
+            ) from err
+
+    async def patch_status(
+        self, namespace: str, name: str, previous: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> None:
+        owned = {k: previous[k] for k in OWNED_KEYS if k in previous}
+        patch = objects.merge_patch(owned, status)
+        if not patch:
+            return
+        try:
+            await self._client.merge_patch(f"{workload_path(namespace, name)}/status", {"status": patch})
+        except KubeApiError as err:
+            if not err.not_found:  # deleted meanwhile: nothing to report on
+                raise
+
+    async def post_events(self, owner: OwnerRef, events: Sequence[Event]) -> None:
+        for ev in events:
+            body = objects.event(owner, ev, time.time(), self._instance)
+            try:
+                await self._client.create(f"/api/v1/namespaces/{owner.namespace}/events", body)
+            except KubeApiError as err:
+                # An event is a courtesy: the status already says the same; never fail the tick.
+                log.warning(
+                    "could not post event %s on %s/%s: %s", ev.reason, owner.namespace, owner.name, err
+                )

@@ -1,0 +1,93 @@
+"""The EndpointSlice pooler: a selector-less read Service whose one EndpointSlice lists the read pool.
+
+`rwscaler.reconcile` calls `EndpointSliceRouter.apply` on every acting tick with the pods of the
+read pool (the primary when the pool fell back). The Service has no selector, so no Kubernetes
+controller writes its endpoints: the slice, labelled `endpointslice.kubernetes.io/managed-by:
+rwscaler.io` and `kubernetes.io/service-name: <readService>`, is the only source, and
+kube-proxy (or any EndpointSlice consumer) sends reads exactly where rwscaler says. The pod IPs
+are data here; nothing in rwscaler connects to them. Writes happen only when the slice differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rwscaler.boundary import ClusterProblem, OwnerRef, Port, RouteRequest
+from rwscaler.kube import objects
+from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.report import ReadyReason
+
+
+def _service_path(namespace: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{namespace}/services" + (f"/{name}" if name else "")
+
+
+def _slice_path(namespace: str, name: str = "") -> str:
+    return f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices" + (f"/{name}" if name else "")
+
+
+class EndpointSliceRouter:
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+
+    async def apply(self, request: RouteRequest) -> bool:
+        service = request.spec.pooler.readService
+        if service is None:  # the CRD and the model both refuse this; keep the type checker honest
+            raise ClusterProblem(ReadyReason.SPEC_INVALID, "pooler kind EndpointSlice needs readService")
+        try:
+            changed = await self._ensure_service(request.owner, service, request.ports)
+            return await self._ensure_slice(request, service) or changed
+        except KubeApiError as err:
+            raise ClusterProblem(
+                ReadyReason.ROUTING_FAILED, f"updating the read Service {service}: {err}"
+            ) from err
+
+    async def _ensure_service(self, owner: OwnerRef, name: str, ports: tuple[Port, ...]) -> bool:
+        path = _service_path(owner.namespace, name)
+        existing = await self._client.get(path)
+        if existing is None:
+            try:
+                await self._client.create(
+                    _service_path(owner.namespace), objects.read_service(owner, name, ports)
+                )
+                return True
+            except KubeApiError as err:
+                if not err.conflict:
+                    raise
+                existing = await self._client.get(path)
+                if existing is None:
+                    raise
+        spec: dict[str, Any] = existing.get("spec") or {}
+        if spec.get("selector") or spec.get("type") == "ExternalName":
+            raise ClusterProblem(
+                ReadyReason.READ_SERVICE_CONFLICT,
+                f"the Service {owner.namespace}/{name} has a selector (or is ExternalName); the read "
+                "Service must be selector-less so that only rwscaler's EndpointSlice routes it",
+            )
+        if objects.owned_by(existing, owner) and objects.service_ports_differ(existing, ports):
+            await self._client.merge_patch(path, {"spec": {"ports": objects.service_ports(ports)}})
+            return True
+        return False
+
+    async def _ensure_slice(self, request: RouteRequest, service: str) -> bool:
+        owner = request.owner
+        desired = objects.endpoint_slice(owner, service, request.ports, request.endpoints)
+        path = _slice_path(owner.namespace, desired["metadata"]["name"])
+        existing = await self._client.get(path)
+        if existing is None:
+            await self._client.create(_slice_path(owner.namespace), desired)
+            return True
+        if not objects.slice_differs(existing, desired):
+            return False
+        await self._client.merge_patch(
+            path,
+            {
+                "metadata": {
+                    "labels": desired["metadata"]["labels"],
+                    "ownerReferences": desired["metadata"]["ownerReferences"],
+                },
+                "ports": desired["ports"],
+                "endpoints": desired["endpoints"],
+            },
+        )
+        return True

@@ -1,0 +1,262 @@
+"""Pure builders and parsers of the Kubernetes objects rwscaler reads and writes.
+
+Used by `KubeCluster` and `EndpointSliceRouter`; no I/O, so the unit tests check every object
+the operator would send. Everything rwscaler creates carries an owner reference to its
+ReadWriteWorkload (controller, not blocking deletion), so deleting the workload deletes it
+through the garbage collector, with no finalizer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rwscaler.boundary import Endpoint, OwnerRef, PodInfo, Port, StatefulSetInfo
+from rwscaler.report import Event, rfc3339
+
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+MANAGED_BY = "rwscaler.io"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+WORKLOAD_LABEL = "rwscaler.io/workload"
+COMPONENT = "rwscaler"
+DEFAULT_PORT = Port(name="db", port=5432)
+EVENT_MESSAGE_LIMIT = 1024
+
+
+def owner_reference(owner: OwnerRef) -> dict[str, Any]:
+    return {
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        # True would need update rights on the workload's finalizers; the GC deletes either way.
+        "blockOwnerDeletion": False,
+    }
+
+
+def owned_by(obj: Mapping[str, Any], owner: OwnerRef) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(isinstance(r, dict) and r.get("uid") == owner.uid for r in refs)
+
+
+def _port_name(port: Port) -> str:
+    return port.name or f"port-{port.port}"
+
+
+def service_ports(ports: Sequence[Port]) -> list[dict[str, Any]]:
+    return [
+        {"name": _port_name(p), "port": p.port, "targetPort": p.port, "protocol": p.protocol}
+        for p in (ports or (DEFAULT_PORT,))
+    ]
+
+
+def slice_ports(ports: Sequence[Port]) -> list[dict[str, Any]]:
+    return [
+        {"name": _port_name(p), "port": p.port, "protocol": p.protocol} for p in (ports or (DEFAULT_PORT,))
+    ]
+
+
+def _labels(owner: OwnerRef) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": COMPONENT, WORKLOAD_LABEL: owner.name}
+
+
+def read_service(owner: OwnerRef, name: str, ports: Sequence[Port]) -> dict[str, Any]:
+    """A selector-less ClusterIP Service: its endpoints are the EndpointSlice rwscaler writes."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": _labels(owner),
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": {"type": "ClusterIP", "ports": service_ports(ports)},
+    }
+
+
+def endpoint_slice_name(service: str) -> str:
+    return f"{service}-rwscaler"[:253]
+
+
+def endpoint_slice(
+    owner: OwnerRef, service: str, ports: Sequence[Port], endpoints: Sequence[Endpoint]
+) -> dict[str, Any]:
+    """One IPv4 EndpointSlice of the read Service listing exactly `endpoints`."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": endpoint_slice_name(service),
+            "namespace": owner.namespace,
+            "labels": {**_labels(owner), MANAGED_BY_LABEL: MANAGED_BY, SERVICE_NAME_LABEL: service},
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "addressType": "IPv4",
+        "ports": slice_ports(ports),
+        "endpoints": [
+            {
+                "addresses": [e.ip],
+                "conditions": {"ready": True, "serving": True, "terminating": False},
+                "targetRef": {"kind": "Pod", "namespace": owner.namespace, "name": e.pod, "uid": e.uid},
+            }
+            for e in endpoints
+        ],
+    }
+
+
+def _sorted_endpoints(items: object) -> list[tuple[tuple[str, ...], str]]:
+    out = []
+    for e in items if isinstance(items, list) else []:
+        if isinstance(e, dict):
+            ref = e.get("targetRef") or {}
+            ready = (e.get("conditions") or {}).get("ready")
+            out.append((tuple(e.get("addresses") or ()), f"{ref.get('name')}/{ready}"))
+    return sorted(out)
+
+
+def _port_tuples(items: object) -> list[tuple[str, str, str]]:
+    return sorted(
+        (str(p.get("name") or ""), str(p.get("port")), str(p.get("protocol") or "TCP"))
+        for p in (items if isinstance(items, list) else [])
+        if isinstance(p, dict)
+    )
+
+
+def slice_differs(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether the existing slice needs rewriting to become `desired` (order does not matter)."""
+    meta, want = existing.get("metadata") or {}, desired["metadata"]
+    labels = meta.get("labels") or {}
+    return (
+        any(labels.get(k) != v for k, v in want["labels"].items())
+        or existing.get("addressType") != desired["addressType"]
+        or _port_tuples(existing.get("ports")) != _port_tuples(desired["ports"])
+        or _sorted_endpoints(existing.get("endpoints")) != _sorted_endpoints(desired["endpoints"])
+        or not any(
+            isinstance(r, dict) and r.get("uid") == want["ownerReferences"][0]["uid"]
+            for r in meta.get("ownerReferences") or []
+        )
+    )
+
+
+def service_ports_differ(existing: Mapping[str, Any], ports: Sequence[Port]) -> bool:
+    have = [
+        (p.get("name"), p.get("port"), p.get("protocol", "TCP"))
+        for p in (existing.get("spec") or {}).get("ports") or []
+        if isinstance(p, dict)
+    ]
+    want = [(p["name"], p["port"], p["protocol"]) for p in service_ports(ports)]
+    return sorted(have, key=str) != sorted(want, key=str)
+
+
+def event(owner: OwnerRef, ev: Event, now: float, instance: str) -> dict[str, Any]:
+    """A core/v1 Event about the workload (what `kubectl describe` shows)."""
+    stamp = rfc3339(now)
+    message = (
+        ev.message
+        if len(ev.message) <= EVENT_MESSAGE_LIMIT
+        else ev.message[: EVENT_MESSAGE_LIMIT - 3] + "..."
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
+        "involvedObject": {
+            "apiVersion": owner.api_version,
+            "kind": owner.kind,
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "uid": owner.uid,
+        },
+        "type": ev.type.value,
+        "reason": ev.reason.value,
+        "message": message,
+        "source": {"component": COMPONENT},
+        "reportingComponent": f"{MANAGED_BY}/operator",
+        "reportingInstance": instance[:128],
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new` (keys absent from new -> null)."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            sub = merge_patch(before, value)
+            if sub:
+                patch[key] = sub
+        elif key not in old or before != value:
+            patch[key] = value
+    return patch
+
+
+def label_selector(selector: Mapping[str, Any]) -> str:
+    """A LabelSelector object as the `labelSelector` query string of a list request."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+def statefulset_info(obj: Mapping[str, Any]) -> StatefulSetInfo:
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    template = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    ports: list[Port] = []
+    for container in template:
+        for p in container.get("ports") or []:
+            if isinstance(p.get("containerPort"), int):
+                ports.append(
+                    Port(str(p.get("name") or ""), p["containerPort"], str(p.get("protocol") or "TCP"))
+                )
+    replicas = spec.get("replicas")
+    return StatefulSetInfo(
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+        replicas=replicas if isinstance(replicas, int) else 1,  # the API default
+        selector=spec.get("selector") or {},
+        ports=tuple(ports),
+    )
+
+
+def pod_ordinal(pod_name: str, statefulset: str) -> int | None:
+    match = re.fullmatch(re.escape(statefulset) + r"-(\d+)", pod_name)
+    return int(match.group(1)) if match else None
+
+
+def pod_info(obj: Mapping[str, Any], statefulset: StatefulSetInfo) -> PodInfo | None:
+    """The pod as a member of `statefulset`, or None when the StatefulSet does not control it."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    name = str(meta.get("name", ""))
+    controlled = any(
+        isinstance(r, dict) and r.get("controller") and r.get("uid") == statefulset.uid
+        for r in meta.get("ownerReferences") or []
+    )
+    ordinal = pod_ordinal(name, statefulset.name)
+    if not controlled or ordinal is None:
+        return None
+    ready = not meta.get("deletionTimestamp") and any(
+        isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    ip = status.get("podIP")
+    return PodInfo(
+        name=name,
+        uid=str(meta.get("uid", "")),
+        ordinal=ordinal,
+        ready=bool(ready),
+        ip=str(ip) if ip else None,
+    )

@@ -1,0 +1,423 @@
+"""Plan + Observation + the previous status -> the new status and the Events to post. Pure.
+
+The reconcile tick (`rwscaler.reconcile`) calls this after acting; `rwscaler explain` reads what
+it wrote. Everything a user sees about a decision is rendered here from the Plan, so status,
+events and `explain` cannot disagree:
+
+- `render_status`: the whole status rwscaler owns (the keys in `OWNED_KEYS`), including the
+  decision memory (`status.memory`) that a restarted operator continues from;
+- `problem_status`: the previous status with `Ready=False` and a specific reason, for a spec that
+  passes the schema but cannot be used (a StatefulSet or Secret that does not exist, ...);
+- `merge_conditions`: `lastTransitionTime` moves only when a condition's status flips;
+- `events`: one Event per scale action, read-pool change and condition flip, with reasons from
+  the constant set `EventReason`;
+- `needs_patch`: whether anything worth writing changed (the tick skips the patch otherwise).
+
+Times are RFC 3339 strings in UTC; numbers a user reads are strings with units, and an unknown
+signal says "unknown" and why, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from rwscaler.core.durations import format_seconds
+from rwscaler.core.observation import Observation, Signal
+from rwscaler.core.plan import Condition, ConditionType, Plan, Status
+
+# The status keys rwscaler writes; anything else under status (another tool's) is left alone.
+OWNED_KEYS = (
+    "observedGeneration",
+    "mode",
+    "workloadClass",
+    "readWriteRatio",
+    "observed",
+    "replicas",
+    "readEndpoints",
+    "lastScaleTime",
+    "maxReplicationLag",
+    "recommendations",
+    "conditions",
+    "decision",
+    "memory",
+)
+
+# Memory fields that move on every tick without changing any later decision: a status patch is
+# not worth making for them alone (see `needs_patch`).
+_VOLATILE_MEMORY_KEYS = ("last_tick",)
+
+# For each condition, the status that calls for attention (a Warning event when it flips there).
+_BAD_STATUS: dict[str, str] = {
+    ConditionType.READY.value: Status.FALSE.value,
+    ConditionType.METRICS_AVAILABLE.value: Status.FALSE.value,
+    ConditionType.READ_CAPACITY_EXHAUSTED.value: Status.TRUE.value,
+    ConditionType.WRITE_BOTTLENECK.value: Status.TRUE.value,
+    ConditionType.CAPACITY_LIMIT.value: Status.TRUE.value,
+    ConditionType.REPLICATION_LAG_HIGH.value: Status.TRUE.value,
+    ConditionType.SCALING_LIMITED.value: Status.TRUE.value,
+}
+
+
+class EffectiveMode(StrEnum):
+    """What the operator actually did with the decision (status.mode)."""
+
+    ENFORCE = "Enforce"
+    RECOMMEND = "Recommend"
+    PAUSED = "Paused"
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class EventReason(StrEnum):
+    """The only reasons rwscaler posts Events with (constant, so they can be filtered on)."""
+
+    SCALED_UP = "ScaledUp"
+    SCALED_DOWN = "ScaledDown"
+    SCALE_FAILED = "ScaleFailed"
+    READ_POOL_CHANGED = "ReadPoolChanged"
+    ROUTING_FAILED = "RoutingFailed"
+    CONDITION_CHANGED = "ConditionChanged"
+
+
+class ReadyReason(StrEnum):
+    """Ready=False (or annotated Ready) reasons set by the operator rather than by `decide`."""
+
+    PAUSED = "Paused"
+    SPEC_INVALID = "SpecInvalid"
+    PRIMARY_NOT_FOUND = "PrimaryStatefulSetNotFound"
+    REPLICAS_NOT_FOUND = "ReplicaStatefulSetNotFound"
+    PROMETHEUS_URL_INVALID = "PrometheusURLInvalid"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
+    POOLER_UNAVAILABLE = "PoolerUnavailable"
+    READ_SERVICE_CONFLICT = "ReadServiceConflict"
+    ROUTING_FAILED = "RoutingFailed"
+    SCALE_FAILED = "ScaleFailed"
+    KUBERNETES_ERROR = "KubernetesError"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: EventType
+    reason: EventReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleOutcome:
+    """What the tick did to the replica StatefulSet: scaled from -> to, or failed with a message."""
+
+    from_replicas: int
+    to_replicas: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyOverride:
+    """Replace the decision's Ready condition (paused, routing failed, ...)."""
+
+    status: Status
+    reason: ReadyReason
+    message: str
+
+
+def rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "unknown"
+    if math.isinf(ratio):
+        return "inf"
+    if ratio >= 100:
+        return f"{ratio:.0f}"
+    if ratio >= 1:
+        return f"{ratio:.1f}"
+    return f"{ratio:.2g}"
+
+
+def _format_qps(signal: Signal) -> str:
+    if signal.value is None:
+        return "unknown"
+    return f"{signal.value:.2f}".rstrip("0").rstrip(".")
+
+
+def _format_duration(signal: Signal) -> str:
+    return "unknown" if signal.value is None else format_seconds(signal.value)
+
+
+def _unknown_text(signal: Signal) -> str:
+    reason = signal.reason.value if signal.reason else "Unknown"
+    return f"{reason}: {signal.message}" if signal.message else reason
+
+
+def _observed(obs: Observation, plan: Plan) -> dict[str, Any]:
+    signals = {
+        "readQPS": (obs.read_qps, _format_qps),
+        "writeQPS": (obs.write_qps, _format_qps),
+        "readLatencyP99": (obs.read_p99, _format_duration),
+        "writeLatencyP99": (obs.write_p99, _format_duration),
+    }
+    out: dict[str, Any] = {name: fmt(s) for name, (s, fmt) in signals.items()}
+    unknown = {name: _unknown_text(s) for name, (s, _) in signals.items() if not s.known}
+    pool = set(plan.read_pool)
+    out["replicas"] = [
+        {
+            "name": r.name,
+            "ready": r.ready,
+            "lag": _format_duration(r.lag),
+            "inReadPool": r.name in pool,
+            **({"draining": True} if r.name in plan.draining else {}),
+        }
+        for r in sorted(obs.replicas, key=lambda r: r.ordinal)
+    ]
+    for r in obs.replicas:
+        if not r.lag.known:
+            unknown[f"replicationLag/{r.name}"] = _unknown_text(r.lag)
+    if unknown:
+        out["unknown"] = unknown
+    return out
+
+
+def _json_value(value: float | int | str | None) -> float | int | str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else "-inf" if value < 0 else "nan"
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def _decision(plan: Plan) -> dict[str, Any]:
+    return {
+        "summary": plan.summary,
+        "reasons": [
+            {
+                "rule": r.rule.value,
+                "message": r.message,
+                **({"inputs": {k: _json_value(v) for k, v in r.inputs}} if r.inputs else {}),
+            }
+            for r in plan.reasons
+        ],
+    }
+
+
+def merge_conditions(
+    previous: object, conditions: Iterable[Condition], now: float, generation: int | None
+) -> list[dict[str, Any]]:
+    """Conditions as status entries; `lastTransitionTime` is kept unless the status flipped."""
+    before = {
+        c.get("type"): c for c in (previous if isinstance(previous, list) else []) if isinstance(c, dict)
+    }
+    out: list[dict[str, Any]] = []
+    for c in conditions:
+        old = before.get(c.type.value)
+        flipped = old is None or old.get("status") != c.status.value or "lastTransitionTime" not in old
+        entry: dict[str, Any] = {
+            "type": c.type.value,
+            "status": c.status.value,
+            "reason": c.reason,
+            "message": c.message,
+            "lastTransitionTime": rfc3339(now) if flipped else old["lastTransitionTime"],  # type: ignore[index]
+        }
+        if generation is not None:
+            entry["observedGeneration"] = generation
+        out.append(entry)
+    return out
+
+
+def _apply_override(conditions: Sequence[Condition], override: ReadyOverride | None) -> list[Condition]:
+    if override is None:
+        return list(conditions)
+    return [
+        Condition(c.type, override.status, override.reason.value, override.message)
+        if c.type is ConditionType.READY
+        else c
+        for c in conditions
+    ]
+
+
+def render_status(
+    plan: Plan,
+    obs: Observation,
+    *,
+    previous: Mapping[str, Any],
+    generation: int | None,
+    now: float,
+    mode: EffectiveMode,
+    ready_override: ReadyOverride | None = None,
+) -> dict[str, Any]:
+    """The whole status rwscaler owns, for this tick's plan."""
+    ready_pods = sum(1 for r in obs.replicas if r.ready)
+    conditions = _apply_override(plan.conditions, ready_override)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "mode": mode.value,
+        "workloadClass": plan.workload_class,
+        "readWriteRatio": format_ratio(plan.ratio),
+        "observed": _observed(obs, plan),
+        "replicas": {"current": plan.current_replicas, "desired": plan.desired_replicas, "ready": ready_pods},
+        "readEndpoints": list(plan.read_pool),
+        "lastScaleTime": None
+        if plan.memory.last_scale_time is None
+        else rfc3339(plan.memory.last_scale_time),
+        "maxReplicationLag": "unknown" if plan.max_lag_s is None else format_seconds(plan.max_lag_s),
+        "recommendations": [
+            {
+                "type": r.type.value,
+                "message": r.message,
+                **({"replicas": r.replicas} if r.replicas is not None else {}),
+            }
+            for r in plan.recommendations
+        ],
+        "conditions": merge_conditions(previous.get("conditions"), conditions, now, generation),
+        "decision": _decision(plan),
+        "memory": plan.memory.to_status(),
+    }
+    result: dict[str, Any] = prune(status)
+    return result
+
+
+def problem_status(
+    previous: Mapping[str, Any],
+    *,
+    generation: int | None,
+    now: float,
+    reason: ReadyReason,
+    message: str,
+) -> dict[str, Any]:
+    """The previous status (memory included, so nothing is forgotten) with Ready=False and why."""
+    status = {k: previous[k] for k in OWNED_KEYS if k in previous}
+    old_conditions = previous.get("conditions")
+    kept = [
+        c
+        for c in (old_conditions if isinstance(old_conditions, list) else [])
+        if isinstance(c, dict) and c.get("type") != ConditionType.READY.value
+    ]
+    ready = merge_conditions(
+        old_conditions,
+        [Condition(ConditionType.READY, Status.FALSE, reason.value, message)],
+        now,
+        generation,
+    )
+    status["conditions"] = ready + kept
+    if generation is not None:
+        status["observedGeneration"] = generation
+    result: dict[str, Any] = prune(status)
+    return result
+
+
+def prune(value: Any) -> Any:
+    """The value without null entries at any depth: a merge patch would delete such keys anyway,
+    and a status read back must compare equal to the one written."""
+    if isinstance(value, Mapping):
+        return {k: prune(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [prune(v) for v in value]
+    return value
+
+
+def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: prune(status.get(k)) for k in OWNED_KEYS if status.get(k) is not None}
+    memory = out.get("memory")
+    if isinstance(memory, dict):
+        out["memory"] = {k: v for k, v in memory.items() if k not in _VOLATILE_MEMORY_KEYS}
+    return out
+
+
+def needs_patch(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True unless the new status equals the old one, ignoring only memory's tick timestamp."""
+    return _comparable(previous) != _comparable(new)
+
+
+def _conditions_by_type(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    items = status.get("conditions")
+    return {str(c.get("type")): c for c in (items if isinstance(items, list) else []) if isinstance(c, dict)}
+
+
+def condition_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
+    """One ConditionChanged event per condition whose status flipped (or appeared)."""
+    before = _conditions_by_type(previous)
+    out: list[Event] = []
+    for kind, cond in _conditions_by_type(new).items():
+        old = before.get(kind)
+        if old is not None and old.get("status") == cond.get("status"):
+            continue
+        was = old.get("status") if old is not None else "none"
+        bad = _BAD_STATUS.get(kind) == cond.get("status")
+        if old is None and not bad:
+            continue  # a condition that starts out fine is not news
+        out.append(
+            Event(
+                EventType.WARNING if bad else EventType.NORMAL,
+                EventReason.CONDITION_CHANGED,
+                f"{kind} {was} -> {cond.get('status')} ({cond.get('reason')}): {cond.get('message')}",
+            )
+        )
+    return out
+
+
+def pool_events(previous: Mapping[str, Any], new: Mapping[str, Any], *, applied: bool) -> list[Event]:
+    """A ReadPoolChanged event when the set of read endpoints changed."""
+    old_raw = previous.get("readEndpoints")
+    old = [str(e) for e in old_raw] if isinstance(old_raw, list) else []
+    now = [str(e) for e in new.get("readEndpoints", [])]
+    if old == now or not now:
+        return []
+    joined = [e for e in now if e not in old]
+    left = [e for e in old if e not in now]
+    parts = [f"read pool: {', '.join(now)}"]
+    if joined:
+        parts.append(f"joined: {', '.join(joined)}")
+    if left:
+        parts.append(f"left: {', '.join(left)}")
+    if not applied:
+        parts.append("not applied (Recommend mode or paused)")
+    return [Event(EventType.NORMAL, EventReason.READ_POOL_CHANGED, "; ".join(parts))]
+
+
+def scale_events(outcome: ScaleOutcome | None, plan: Plan) -> list[Event]:
+    """One event per scale action, naming the rule that drove it."""
+    if outcome is None:
+        return []
+    if outcome.error is not None:
+        return [
+            Event(
+                EventType.WARNING,
+                EventReason.SCALE_FAILED,
+                f"scaling {outcome.from_replicas} -> {outcome.to_replicas} failed: {outcome.error}",
+            )
+        ]
+    up = outcome.to_replicas > outcome.from_replicas
+    return [
+        Event(
+            EventType.NORMAL,
+            EventReason.SCALED_UP if up else EventReason.SCALED_DOWN,
+            f"scaled read replicas {outcome.from_replicas} -> {outcome.to_replicas}: {plan.summary}",
+        )
+    ]
+
+
+def events(
+    previous: Mapping[str, Any],
+    new: Mapping[str, Any],
+    plan: Plan | None = None,
+    *,
+    scale: ScaleOutcome | None = None,
+    pool_applied: bool = True,
+) -> list[Event]:
+    """Every Event for one tick: scale action first, then pool change, then condition flips."""
+    out: list[Event] = []
+    if plan is not None:
+        out.extend(scale_events(scale, plan))
+        out.extend(pool_events(previous, new, applied=pool_applied))
+    out.extend(condition_events(previous, new))
+    return out

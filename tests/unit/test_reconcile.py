@@ -1,0 +1,436 @@
+"""reconcile.py: one tick, observe -> decide -> act -> report, against in-memory fakes.
+
+`FakeCluster` keeps objects as dicts and applies status merge patches as the API server would.
+What it does NOT check (the cluster tier in tests/integration/cluster does): admission and CEL,
+RBAC, resourceVersions and conflicts, the status subresource's isolation from spec, owner
+references and garbage collection, and any controller: scaling a StatefulSet changes its
+`replicas` but no pod appears or goes until a test says so (`add_pods`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from conftest import READ_OBJECTIVE, WRITE_OBJECTIVE, spec_dict
+from rwscaler.boundary import ClusterProblem, OwnerRef, PodInfo, RouteRequest, StatefulSetInfo
+from rwscaler.core.observation import Signal, UnknownReason
+from rwscaler.core.spec import PoolerKind
+from rwscaler.kube.objects import merge_patch
+from rwscaler.metrics.source import MetricsReading, WorkloadQuery
+from rwscaler.reconcile import Deps, check, prometheus_url_problem, reconcile
+from rwscaler.report import OWNED_KEYS, Event, EventReason, ReadyReason
+
+NS = "shop"
+NAME = "orders"
+T0 = 1_700_000_000.0
+
+
+def apply_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies `application/merge-patch+json`."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = apply_merge_patch(out.get(key), value)
+    return out
+
+
+@dataclass
+class FakeCluster:
+    workloads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    statefulsets: dict[str, StatefulSetInfo] = field(default_factory=dict)
+    pods: dict[str, list[PodInfo]] = field(default_factory=dict)
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    scaled: list[tuple[str, int]] = field(default_factory=list)
+    status_patches: int = 0
+    posted: list[Event] = field(default_factory=list)
+    scale_error: str | None = None
+
+    async def get_workload(self, namespace: str, name: str) -> dict[str, Any] | None:
+        body = self.workloads.get((namespace, name))
+        return copy.deepcopy(body) if body is not None else None
+
+    async def get_statefulset(self, namespace: str, name: str) -> StatefulSetInfo | None:
+        return self.statefulsets.get(name)
+
+    async def list_pods(self, namespace: str, statefulset: StatefulSetInfo) -> list[PodInfo]:
+        return list(self.pods.get(statefulset.name, []))
+
+    async def read_secret(self, namespace: str, name: str, key: str) -> str:
+        if name not in self.secrets:
+            raise ClusterProblem(
+                ReadyReason.SECRET_NOT_FOUND, f"the Secret {namespace}/{name} does not exist"
+            )
+        if key not in self.secrets[name]:
+            raise ClusterProblem(ReadyReason.SECRET_KEY_NOT_FOUND, f"no key {key}")
+        return self.secrets[name][key]
+
+    async def scale(self, namespace: str, statefulset: str, replicas: int) -> None:
+        if self.scale_error:
+            raise ClusterProblem(ReadyReason.SCALE_FAILED, self.scale_error)
+        self.scaled.append((statefulset, replicas))
+        sts = self.statefulsets[statefulset]
+        self.statefulsets[statefulset] = StatefulSetInfo(sts.name, sts.uid, replicas, sts.selector, sts.ports)
+
+    async def patch_status(
+        self, namespace: str, name: str, previous: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> None:
+        owned = {k: previous[k] for k in OWNED_KEYS if k in previous}
+        body = self.workloads[(namespace, name)]
+        body["status"] = apply_merge_patch(body.get("status") or {}, merge_patch(owned, status))
+        self.status_patches += 1
+
+    async def post_events(self, owner: OwnerRef, events: Sequence[Event]) -> None:
+        self.posted.extend(events)
+
+    # ---- test helpers ----
+    def add_statefulset(self, name: str, replicas: int) -> None:
+        self.statefulsets[name] = StatefulSetInfo(
+            name, f"uid-{name}", replicas, {"matchLabels": {"app": name}}
+        )
+        self.add_pods(name, replicas)
+
+    def add_pods(self, name: str, count: int, *, ready: bool = True) -> None:
+        self.pods[name] = [
+            PodInfo(f"{name}-{i}", f"uid-{name}-{i}", i, ready, f"10.0.0.{i + 1}") for i in range(count)
+        ]
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.workloads[(NS, NAME)].get("status") or {}
+        return result
+
+    def condition(self, kind: str) -> dict[str, Any]:
+        return next(c for c in self.status()["conditions"] if c["type"] == kind)
+
+
+@dataclass
+class FakeMetrics:
+    read_p99: float | None = 0.6 * READ_OBJECTIVE
+    write_p99: float | None = 0.5 * WRITE_OBJECTIVE
+    read_qps: float | None = 1000.0
+    write_qps: float | None = 100.0
+    lags: dict[str, float | None] = field(default_factory=dict)
+    default_lag: float | None = 0.1
+    queries: list[WorkloadQuery] = field(default_factory=list)
+
+    @staticmethod
+    def _sig(value: float | None) -> Signal:
+        return Signal.unknown(UnknownReason.UNREACHABLE, "down") if value is None else Signal.of(value)
+
+    async def read(self, queries: Sequence[WorkloadQuery], now: float) -> dict[str, MetricsReading]:
+        self.queries.extend(queries)
+        return {
+            q.key: MetricsReading(
+                read_qps=self._sig(self.read_qps),
+                write_qps=self._sig(self.write_qps),
+                read_p99=self._sig(self.read_p99),
+                write_p99=self._sig(self.write_p99),
+                replica_lag={p: self._sig(self.lags.get(p, self.default_lag)) for p in q.replica_pods},
+            )
+            for q in queries
+        }
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class FakeRouter:
+    requests: list[RouteRequest] = field(default_factory=list)
+    problem: ClusterProblem | None = None
+
+    async def apply(self, request: RouteRequest) -> bool:
+        if self.problem is not None:
+            raise self.problem
+        self.requests.append(request)
+        return True
+
+    def served(self) -> list[str]:
+        return [e.pod for e in self.requests[-1].endpoints]
+
+
+class Clock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class World:
+    cluster: FakeCluster
+    metrics: FakeMetrics
+    router: FakeRouter
+    clock: Clock
+
+    def deps(self) -> Deps:
+        return Deps(self.cluster, self.metrics, {PoolerKind.ENDPOINT_SLICE: self.router}, self.clock)
+
+    async def tick(self, advance: float = 0.0) -> Any:
+        self.clock.t += advance
+        return await reconcile(self.deps(), NS, NAME)
+
+
+def _workload(spec: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "rwscaler.io/v1alpha1",
+        "kind": "ReadWriteWorkload",
+        "metadata": {
+            "name": NAME,
+            "namespace": NS,
+            "uid": "uid-rww",
+            "generation": 1,
+            "annotations": annotations or {},
+        },
+        "spec": spec,
+    }
+
+
+FAST = {
+    "replicas": {"statefulSet": "db-replica", "minReplicas": 1, "maxReplicas": 5},
+    "pooler": {"kind": "EndpointSlice", "readService": "db-read"},
+    "behavior": {
+        "intervalSeconds": 2,
+        "scaleUp": {"stabilizationWindowSeconds": 0, "maxStep": 1},
+        "scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 1},
+        "readPool": {"reentrySeconds": 0},
+    },
+}
+
+
+def make_world(annotations: dict[str, str] | None = None, **overrides: Any) -> World:
+    cluster = FakeCluster()
+    cluster.add_statefulset("db", 1)
+    cluster.add_statefulset("db-replica", 2)
+    cluster.workloads[(NS, NAME)] = _workload(spec_dict(**{**FAST, **overrides}), annotations)
+    return World(cluster, FakeMetrics(), FakeRouter(), Clock())
+
+
+def reasons(events: Sequence[Event]) -> list[EventReason]:
+    return [e.reason for e in events]
+
+
+async def test_read_breach_scales_the_replicas_never_the_primary() -> None:
+    w = make_world()
+    await w.tick()
+    w.metrics.read_p99 = 2 * READ_OBJECTIVE
+    result = await w.tick(2)
+    assert w.cluster.scaled == [("db-replica", 3)]
+    assert w.cluster.statefulsets["db"].replicas == 1
+    assert EventReason.SCALED_UP in reasons(result.events)
+    status = w.cluster.status()
+    assert status["replicas"]["current"] == 2 and status["replicas"]["desired"] == 3
+    assert status["lastScaleTime"]
+    assert w.cluster.condition("ReadCapacityExhausted")["status"] == "True"
+    assert status["memory"]["last_scale_direction"] == 1
+
+
+async def test_write_breach_adds_no_replica_and_recommends() -> None:
+    w = make_world()
+    await w.tick()
+    w.metrics.write_p99 = 3 * WRITE_OBJECTIVE
+    await w.tick(2)
+    await w.tick(2)
+    assert w.cluster.scaled == []
+    assert w.cluster.condition("WriteBottleneck")["status"] == "True"
+    types = {r["type"] for r in w.cluster.status()["recommendations"]}
+    assert {"VerticalScalePrimary", "ShardWrites"} <= types
+
+
+async def test_the_router_gets_exactly_the_pool_and_the_primary_when_all_lag() -> None:
+    w = make_world()
+    await w.tick()
+    assert w.router.served() == ["db-replica-0", "db-replica-1"]
+    assert [e.ip for e in w.router.requests[-1].endpoints] == ["10.0.0.1", "10.0.0.2"]
+    w.metrics.lags = {"db-replica-1": 60.0}
+    await w.tick(2)
+    assert w.router.served() == ["db-replica-0"]
+    w.metrics.default_lag = 60.0
+    result = await w.tick(2)
+    assert w.router.served() == ["db-0"]
+    assert w.cluster.condition("ReplicationLagHigh")["status"] == "True"
+    assert EventReason.READ_POOL_CHANGED in reasons(result.events)
+    w.metrics.default_lag, w.metrics.lags = 0.1, {}
+    await w.tick(2)
+    await w.tick(2)
+    assert w.router.served() == ["db-replica-0", "db-replica-1"]
+
+
+async def test_metrics_down_holds_and_stops_patching() -> None:
+    w = make_world()
+    await w.tick()
+    w.metrics.read_qps = w.metrics.write_qps = w.metrics.read_p99 = w.metrics.write_p99 = None
+    w.metrics.default_lag = None
+    for _ in range(3):
+        await w.tick(2)
+    assert w.cluster.condition("MetricsAvailable")["status"] == "False"
+    assert w.cluster.scaled == []
+    patches = w.cluster.status_patches
+    result = await w.tick(2)
+    assert not result.patched and w.cluster.status_patches == patches
+    assert result.events == ()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda w: w.cluster.statefulsets.pop("db"), ReadyReason.PRIMARY_NOT_FOUND),
+        (lambda w: w.cluster.statefulsets.pop("db-replica"), ReadyReason.REPLICAS_NOT_FOUND),
+        (
+            lambda w: w.cluster.workloads[(NS, NAME)]["spec"]["prometheus"].update(url="http://host:99999"),
+            ReadyReason.PROMETHEUS_URL_INVALID,
+        ),
+        (
+            lambda w: w.cluster.workloads[(NS, NAME)]["spec"]["prometheus"].update(
+                bearerTokenSecret={"name": "prom", "key": "token"}
+            ),
+            ReadyReason.SECRET_NOT_FOUND,
+        ),
+        (
+            lambda w: w.cluster.workloads[(NS, NAME)]["spec"]["replicas"].update(minReplicas=9),
+            ReadyReason.SPEC_INVALID,
+        ),
+        (
+            lambda w: w.cluster.workloads[(NS, NAME)]["spec"]["replicas"].update(statefulSet="db"),
+            ReadyReason.SPEC_INVALID,
+        ),
+    ],
+)
+async def test_unusable_spec_is_ready_false_with_a_specific_reason(mutate: Any, reason: ReadyReason) -> None:
+    w = make_world()
+    await w.tick()
+    mutate(w)
+    assert await check(w.deps(), NS, NAME) is reason
+    ready = w.cluster.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", reason.value)
+    result = await w.tick(2)
+    assert result.problem is reason and result.interval == 2
+    assert w.cluster.scaled == []
+    assert "memory" in w.cluster.status()
+
+
+async def test_a_secret_token_reaches_the_metrics_source() -> None:
+    w = make_world(
+        prometheus={"url": "https://prom:9090", "bearerTokenSecret": {"name": "prom", "key": "token"}}
+    )
+    w.cluster.secrets["prom"] = {"token": "s3cret\n"}
+    await w.tick()
+    assert w.metrics.queries[-1].bearer_token == "s3cret"
+    assert w.metrics.queries[-1].replica_pods == ("db-replica-0", "db-replica-1")
+
+
+@pytest.mark.parametrize("how", ["recommend", "paused"])
+async def test_recommend_and_paused_change_nothing(how: str) -> None:
+    if how == "recommend":
+        w = make_world(mode="Recommend")
+    else:
+        w = make_world(annotations={"rwscaler.io/paused": "true"})
+    w.metrics.read_p99 = 2 * READ_OBJECTIVE
+    await w.tick()
+    await w.tick(2)
+    assert w.cluster.scaled == [] and w.router.requests == []
+    status = w.cluster.status()
+    assert status["replicas"]["desired"] > status["replicas"]["current"]
+    assert status["mode"] == ("Recommend" if how == "recommend" else "Paused")
+    ready = w.cluster.condition("Ready")
+    assert ready["reason"] == ("RecommendOnly" if how == "recommend" else "Paused")
+    assert any(r["type"] == "AddReadReplicas" for r in status["recommendations"])
+
+
+async def test_a_restarted_operator_continues_from_status_memory() -> None:
+    """A new Deps (fresh operator, nothing in its memory) reads status.memory: no double step."""
+    w = make_world(behavior={**FAST["behavior"], "scaleUp": {"stabilizationWindowSeconds": 0, "maxStep": 1}})
+    w.metrics.read_p99 = 2 * READ_OBJECTIVE
+    await w.tick()
+    assert w.cluster.scaled == [("db-replica", 3)]
+    memory_before = w.cluster.status()["memory"]
+    # The operator restarts; the next tick comes from a brand-new process state.
+    restarted = World(w.cluster, w.metrics, FakeRouter(), w.clock)
+    w.cluster.add_pods("db-replica", 3, ready=False)  # the new replica is still starting
+    await restarted.tick(2)
+    assert w.cluster.scaled == [("db-replica", 3)], "the restarted operator must not step again"
+    memory_after = w.cluster.status()["memory"]
+    assert memory_after["last_scale_time"] == memory_before["last_scale_time"]
+    assert memory_after["last_scale_direction"] == 1
+
+
+async def test_a_restarted_operator_keeps_the_read_pool_hysteresis() -> None:
+    """A replica recovering from lag stays out for reentrySeconds, across a restart too: a fresh
+    memory would take it back at once (first tick), the persisted one does not."""
+    w = make_world(behavior={**FAST["behavior"], "readPool": {"reentrySeconds": 30}})
+    await w.tick()
+    w.metrics.lags = {"db-replica-1": 60.0}
+    await w.tick(2)
+    assert w.router.served() == ["db-replica-0"]
+    w.metrics.lags = {}
+    await w.tick(2)  # recovering: under the re-entry threshold from now on
+    restarted = World(w.cluster, w.metrics, FakeRouter(), w.clock)
+    await restarted.tick(2)
+    assert restarted.router.served() == ["db-replica-0"], "re-entry must still wait after a restart"
+    await restarted.tick(30)
+    assert restarted.router.served() == ["db-replica-0", "db-replica-1"]
+
+
+async def test_scale_failure_is_reported_and_not_remembered_as_done() -> None:
+    w = make_world()
+    await w.tick()
+    w.cluster.scale_error = "forbidden: statefulsets/scale"
+    w.metrics.read_p99 = 2 * READ_OBJECTIVE
+    result = await w.tick(2)
+    assert EventReason.SCALE_FAILED in reasons(result.events)
+    assert w.cluster.condition("Ready")["reason"] == "ScaleFailed"
+    assert "last_scale_time" not in w.cluster.status()["memory"]
+
+
+async def test_routing_problem_is_ready_false() -> None:
+    w = make_world()
+    w.router.problem = ClusterProblem(ReadyReason.READ_SERVICE_CONFLICT, "the Service has a selector")
+    await w.tick()
+    ready = w.cluster.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ReadServiceConflict")
+
+
+async def test_pooler_without_a_router_is_reported() -> None:
+    w = make_world(
+        pooler={
+            "kind": "PgBouncer",
+            "pgbouncer": {
+                "deployment": "pgb",
+                "configMap": "pgb",
+                "database": "app",
+                "adminSecret": {"name": "pgb", "key": "admin"},
+            },
+        }
+    )
+    await w.tick()
+    assert w.cluster.condition("Ready")["reason"] == "PoolerUnavailable"
+
+
+async def test_a_deleted_workload_ends_its_loop() -> None:
+    w = make_world()
+    del w.cluster.workloads[(NS, NAME)]
+    assert (await w.tick()).gone
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("http://prometheus.monitoring:9090", True),
+        ("https://127.0.0.1:9090/prefix", True),
+        ("http://", False),
+        ("http://host:99999", False),
+        ("http://host name:9090", False),
+        ("ftp://host", False),
+    ],
+)
+def test_prometheus_url_problem(url: str, ok: bool) -> None:
+    assert (prometheus_url_problem(url) is None) is ok

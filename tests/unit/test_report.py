@@ -1,0 +1,190 @@
+"""report.py: status rendering, condition transitions, the skip-if-unchanged rule, and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import READ_OBJECTIVE, WRITE_OBJECTIVE, assert_readable, make_obs, make_spec, no_stabilization
+from rwscaler.core.decide import decide
+from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Signal, UnknownReason
+from rwscaler.core.plan import Condition, ConditionType, Status
+from rwscaler.report import (
+    EffectiveMode,
+    EventReason,
+    EventType,
+    ReadyOverride,
+    ReadyReason,
+    ScaleOutcome,
+    events,
+    format_ratio,
+    merge_conditions,
+    needs_patch,
+    problem_status,
+    prune,
+    render_status,
+    rfc3339,
+)
+
+T0 = 1_700_000_000.0
+
+
+def _status(obs: Any = None, *, spec: Any = None, previous: dict[str, Any] | None = None, now: float = T0):
+    spec = spec or make_spec()
+    obs = obs or make_obs()
+    memory = Memory.from_status((previous or {}).get("memory"))
+    plan = decide(spec, obs, memory, now)
+    status = render_status(
+        plan, obs, previous=previous or {}, generation=3, now=now, mode=EffectiveMode.ENFORCE
+    )
+    return plan, status
+
+
+def _cond(status: dict[str, Any], kind: ConditionType) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == kind.value)
+
+
+def test_status_has_every_field_the_crd_documents() -> None:
+    plan, status = _status()
+    for key in (
+        "observedGeneration",
+        "workloadClass",
+        "readWriteRatio",
+        "observed",
+        "replicas",
+        "readEndpoints",
+        "maxReplicationLag",
+        "recommendations",
+        "conditions",
+        "memory",
+    ):
+        assert key in status, key
+    assert status["observedGeneration"] == 3
+    assert status["readWriteRatio"] == "10.0"
+    assert status["workloadClass"] == "ReadHeavy"
+    assert status["replicas"] == {"current": 2, "desired": plan.desired_replicas, "ready": 2}
+    assert status["readEndpoints"] == list(plan.read_pool)
+    assert status["observed"]["readLatencyP99"] == "30ms"
+    assert {c["type"] for c in status["conditions"]} == {t.value for t in ConditionType}
+    assert Memory.from_status(status["memory"]) == plan.memory
+
+
+def test_unknown_signals_are_unknown_with_a_reason_never_zero() -> None:
+    obs = make_obs(read_qps=Signal.unknown(UnknownReason.UNREACHABLE, "connection refused"))
+    _, status = _status(obs)
+    assert status["observed"]["readQPS"] == "unknown"
+    assert status["observed"]["unknown"]["readQPS"] == "PrometheusUnreachable: connection refused"
+    assert status["readWriteRatio"] == "unknown"
+    assert _cond(status, ConditionType.METRICS_AVAILABLE)["status"] == "False"
+
+
+def test_ratio_strings() -> None:
+    assert format_ratio(None) == "unknown"
+    assert format_ratio(float("inf")) == "inf"
+    assert format_ratio(250.4) == "250"
+    assert format_ratio(42.54) == "42.5"
+    assert format_ratio(0.05) == "0.05"
+
+
+def test_last_transition_time_moves_only_on_a_flip() -> None:
+    before = merge_conditions([], [Condition(ConditionType.READY, Status.TRUE, "Reconciled", "a")], T0, 1)
+    same = merge_conditions(before, [Condition(ConditionType.READY, Status.TRUE, "Other", "b")], T0 + 60, 2)
+    flipped = merge_conditions(
+        same, [Condition(ConditionType.READY, Status.FALSE, "MetricsUnavailable", "c")], T0 + 120, 2
+    )
+    assert before[0]["lastTransitionTime"] == rfc3339(T0)
+    assert same[0]["lastTransitionTime"] == rfc3339(T0)
+    assert same[0]["reason"] == "Other" and same[0]["observedGeneration"] == 2
+    assert flipped[0]["lastTransitionTime"] == rfc3339(T0 + 120)
+
+
+def test_no_patch_when_only_the_tick_time_moved() -> None:
+    # Prometheus down: every signal unknown, so the decision holds and memory learns nothing.
+    unknown = make_obs(read_qps=None, write_qps=None, read_p99=None, write_p99=None, lags=[None, None])
+    _, zeroth = _status(unknown)
+    _, first = _status(unknown, previous=zeroth, now=T0 + 15)
+    _, second = _status(unknown, previous=first, now=T0 + 30)
+    assert first["memory"]["last_tick"] != second["memory"]["last_tick"]
+    assert not needs_patch(first, second)
+    _, known = _status(make_obs(), previous=second, now=T0 + 45)
+    assert needs_patch(second, known)
+
+
+def test_needs_patch_ignores_keys_rwscaler_does_not_own() -> None:
+    _, status = _status()
+    assert not needs_patch({**status, "somebodyElse": {"x": 1}}, status)
+
+
+def test_problem_status_keeps_memory_and_other_conditions() -> None:
+    _, status = _status()
+    bad = problem_status(
+        status, generation=4, now=T0 + 5, reason=ReadyReason.SECRET_NOT_FOUND, message="no Secret s"
+    )
+    assert bad["memory"] == status["memory"]
+    assert bad["observedGeneration"] == 4
+    ready = _cond(bad, ConditionType.READY)
+    assert (ready["status"], ready["reason"]) == ("False", "SecretNotFound")
+    assert ready["lastTransitionTime"] == rfc3339(T0 + 5)
+    assert _cond(bad, ConditionType.WRITE_BOTTLENECK) == _cond(status, ConditionType.WRITE_BOTTLENECK)
+    evs = events(status, bad)
+    assert [(e.type, e.reason) for e in evs] == [(EventType.WARNING, EventReason.CONDITION_CHANGED)]
+    assert "Ready True -> False (SecretNotFound)" in evs[0].message
+
+
+def test_ready_override() -> None:
+    spec = make_spec()
+    obs = make_obs()
+    plan = decide(spec, obs, Memory(), T0)
+    status = render_status(
+        plan,
+        obs,
+        previous={},
+        generation=1,
+        now=T0,
+        mode=EffectiveMode.PAUSED,
+        ready_override=ReadyOverride(Status.TRUE, ReadyReason.PAUSED, "paused"),
+    )
+    assert status["mode"] == "Paused"
+    assert _cond(status, ConditionType.READY)["reason"] == "Paused"
+
+
+def test_scale_and_pool_events() -> None:
+    spec = no_stabilization()
+    quiet = make_obs()
+    _, before = _status(quiet, spec=spec)
+    breach = make_obs(read_p99=2 * READ_OBJECTIVE, write_p99=0.5 * WRITE_OBJECTIVE)
+    plan = decide(spec, breach, Memory.from_status(before["memory"]), T0 + 15)
+    after = render_status(
+        plan, breach, previous=before, generation=3, now=T0 + 15, mode=EffectiveMode.ENFORCE
+    )
+    assert plan.scale_to is not None and plan.scale_to > 2
+    evs = events(before, after, plan, scale=ScaleOutcome(2, plan.scale_to))
+    assert evs[0].reason is EventReason.SCALED_UP and evs[0].type is EventType.NORMAL
+    assert f"2 -> {plan.scale_to}" in evs[0].message
+    flips = [e for e in evs if e.reason is EventReason.CONDITION_CHANGED]
+    assert any("ReadCapacityExhausted False -> True" in e.message for e in flips)
+    for e in evs:
+        assert_readable(e.message)
+
+    failed = events(before, after, plan, scale=ScaleOutcome(2, 4, "forbidden"))
+    assert failed[0].reason is EventReason.SCALE_FAILED and failed[0].type is EventType.WARNING
+
+    moved = {**after, "readEndpoints": ["db-replica-0"]}
+    pool = [e for e in events(after, moved, plan) if e.reason is EventReason.READ_POOL_CHANGED]
+    assert len(pool) == 1 and "left: db-replica-1" in pool[0].message
+
+
+def test_no_events_when_nothing_changed() -> None:
+    _, first = _status()
+    _, second = _status(previous=first, now=T0 + 15)
+    assert events(first, second, None) == []
+
+
+def test_conditions_that_start_fine_are_not_news_but_bad_ones_are() -> None:
+    _, first = _status()
+    evs = events({}, first)
+    assert all(e.type is EventType.WARNING for e in evs)
+
+
+def test_prune_removes_nulls_at_every_depth() -> None:
+    assert prune({"a": None, "b": {"c": None, "d": 1}, "e": [{"f": None}]}) == {"b": {"d": 1}, "e": [{}]}
