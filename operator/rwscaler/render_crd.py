@@ -111,6 +111,7 @@ def status_schema() -> dict[str, Any]:
             "readWriteRatio": {"type": "string", "description": "Reads per write, e.g. 42.5 or inf."},
             "replicas": {
                 "type": "object",
+                "description": "Replica counts of the read side.",
                 "properties": {
                     "current": {"type": "integer", "description": "The replica StatefulSet's spec.replicas."},
                     "desired": {"type": "integer", "description": "Where rwscaler is taking the read side."},

@@ -37,8 +37,7 @@ from rwscaler.core.trends import (
     SideState,
     Trend,
     latency_side,
-    ratio_direction,
-    ratio_trend,
+    ratio_shift,
     update_ewma,
 )
 
@@ -69,16 +68,19 @@ def _update_trends(memory: Memory, obs: Observation, spec: ReadWriteWorkloadSpec
 
 def _drain_and_scale(
     spec: ReadWriteWorkloadSpec, obs: Observation, memory: Memory, desired: int, enforce: bool, now: float
-) -> tuple[int | None, Drain | None, list[Reason]]:
-    """What to set on the StatefulSet now, sequencing a scale-in behind a drain of the pool."""
+) -> tuple[int | None, Drain | None, tuple[str, ...], list[Reason]]:
+    """What to set on the StatefulSet now, sequencing a scale-in behind a drain of the pool.
+
+    Returns the count to set (None: leave it), the drain still under way, the replicas that must
+    be out of the read pool this tick (leaving or being drained), and the reasons."""
     current = obs.current_replicas
     if not enforce or desired == current:
-        return None, None, []
+        return None, None, (), []
     if desired > current:
-        return desired, None, [Reason(Rule.SCALE, f"scaling up {current} -> {desired}")]
-    if spec.pooler.kind is PoolerKind.NONE:
-        return desired, None, [Reason(Rule.SCALE, f"scaling down {current} -> {desired}")]
+        return desired, None, (), [Reason(Rule.SCALE, f"scaling up {current} -> {desired}")]
     leaving = tuple(r.name for r in sorted(obs.replicas, key=lambda r: r.ordinal) if r.ordinal >= desired)
+    if spec.pooler.kind is PoolerKind.NONE:
+        return desired, None, leaving, [Reason(Rule.SCALE, f"scaling down {current} -> {desired}")]
     drain = memory.drain
     if drain is None or drain.target_replicas != desired or not set(leaving) <= set(drain.replicas):
         drain = Drain(target_replicas=desired, started=now, replicas=leaving)
@@ -89,14 +91,11 @@ def _drain_and_scale(
     waited = now - drain.started
     timeout = spec.pooler.drainTimeoutSeconds
     if (closed and waited > 0) or waited >= timeout or not leaving:
-        how = (
-            "no connection left"
-            if closed and connections and connections[0] is not None
-            else f"drain timeout {timeout}s passed"
-        )
+        how = "no connection left" if closed and connections else f"drain timeout {timeout}s passed"
         return (
             desired,
             None,
+            leaving,
             [
                 Reason(
                     Rule.DRAIN_COMPLETE,
@@ -110,6 +109,7 @@ def _drain_and_scale(
     return (
         None,
         drain,
+        leaving,
         [
             Reason(
                 Rule.DRAINING,
@@ -360,15 +360,14 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
         spec, obs, mem, read, write, lag_bound, len(pool.replicas_in_pool), len(pool.out_for_lag)
     )
     stable = stabilize(spec, obs.current_replicas, sizing, mem, now)
-    scale_to, drain, scale_reasons = _drain_and_scale(spec, obs, mem, stable.desired, enforce, now)
-    if drain is not None and drain.replicas != draining:
-        # A drain that starts this tick takes its replicas out of the pool at once.
-        pool = select_read_pool(spec, obs, memory.pool, drain.replicas, first_tick, now)
+    scale_to, drain, leaving, scale_reasons = _drain_and_scale(spec, obs, mem, stable.desired, enforce, now)
+    if set(leaving) - set(draining):
+        # Replicas that start draining (or go at once) this tick leave the pool this tick.
+        pool = select_read_pool(spec, obs, memory.pool, leaving, first_tick, now)
 
     ratio = read_write_ratio(obs.read_qps.value, obs.write_qps.value)
     wclass = classify(obs.read_qps.value, obs.write_qps.value)
-    trend = ratio_trend(mem.log_ratio, now, float(spec.behavior.trend.windowSeconds))
-    ratio_moves = ratio_direction(mem.log_ratio) if trend is Trend.RISING and mem.log_ratio else 0
+    ratio_moves = ratio_shift(mem.log_ratio, now, float(spec.behavior.trend.windowSeconds))
     conds = _conditions(spec, obs, read, write, sizing, stable, pool, enforce)
     recs, rule_reasons = _recommendations(spec, obs, conds, read, sizing, ratio, ratio_moves, enforce)
 

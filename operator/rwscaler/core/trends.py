@@ -13,9 +13,9 @@ linear ramp x(t) = a + b t, an EWMA with time constant tau lags the signal by b 
 (fast - slow) / (tau_slow - tau_fast) estimates the slope b without storing a history.
   - read QPS: tau 60 s and 300 s; the slope feeds the forecast for pre-provisioning;
   - latency: tau 60 s and 300 s; the climb above;
-  - log10(read:write ratio): tau window/6 and window (behavior.trend.windowSeconds); the ratio is
-    RISING (reads gaining share) when fast - slow > RATIO_TREND_LOG10 and FALLING (writes gaining
-    share) when fast - slow < -RATIO_TREND_LOG10, once the slow average has seen a whole window.
+  - log10(read:write ratio): tau window/6 and window (behavior.trend.windowSeconds); reads gain
+    share when fast - slow > RATIO_TREND_LOG10 and writes gain share when fast - slow <
+    -RATIO_TREND_LOG10, once the slow average has seen a whole window.
 """
 
 from __future__ import annotations
@@ -77,12 +77,8 @@ def latency_side(p99: float | None, objective: float, tolerance: float, history:
     return SideState(Trend.RISING if rising else Trend.STABLE, breached=breached, level=level)
 
 
-def ratio_trend(e: Ewma | None, now: float, window: float) -> Trend:
-    """Whether reads (+) or writes (-) gain share; UNKNOWN until a whole window has been seen."""
-    if e is None or now - e.since < window:
-        return Trend.UNKNOWN
-    return Trend.RISING if abs(e.fast - e.slow) > RATIO_TREND_LOG10 else Trend.STABLE
-
-
-def ratio_direction(e: Ewma) -> int:
+def ratio_shift(e: Ewma | None, now: float, window: float) -> int:
+    """+1 when reads gain share, -1 when writes do, 0 when neither (or before a whole window)."""
+    if e is None or now - e.since < window or abs(e.fast - e.slow) <= RATIO_TREND_LOG10:
+        return 0
     return 1 if e.fast > e.slow else -1
