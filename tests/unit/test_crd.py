@@ -231,11 +231,6 @@ def test_every_spec_field_has_a_description() -> None:
     assert not missing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core gap: issue 2 asks for descriptions on every field; render_crd.status_schema has none "
-    "on status.replicas (the object holding current/desired/ready)",
-)
 def test_every_status_field_has_a_description() -> None:
     status = root_schema()["properties"]["status"]
     missing = [
