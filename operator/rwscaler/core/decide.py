@@ -39,6 +39,7 @@ from rwscaler.core.trends import (
     latency_side,
     ratio_shift,
     update_ewma,
+    write_side,
 )
 
 CQRS_ADVISED_ABOVE = 50.0
@@ -52,6 +53,8 @@ def _update_trends(memory: Memory, obs: Observation, spec: ReadWriteWorkloadSpec
     changes: dict[str, object] = {}
     if read_qps is not None:
         changes["read_qps"] = update_ewma(memory.read_qps, read_qps, dt, now, QPS_TAU)
+    if write_qps is not None:
+        changes["write_qps"] = update_ewma(memory.write_qps, write_qps, dt, now, QPS_TAU)
     if read_qps is not None and write_qps is not None and read_qps > 0 and write_qps > 0:
         log_ratio = math.log10(read_qps / write_qps)
         changes["log_ratio"] = update_ewma(memory.log_ratio, log_ratio, dt, now, (window / 6, window))
@@ -352,6 +355,7 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
     objectives = spec.objectives
     read = latency_side(obs.read_p99.value, objectives.read_latency_s, tol, mem.read_latency)
     write = latency_side(obs.write_p99.value, objectives.write_latency_s, tol, mem.write_latency)
+    write = write_side(write, mem.write_qps, mem.read_qps, tol)
 
     draining = memory.drain.replicas if (memory.drain is not None and enforce) else ()
     pool = select_read_pool(spec, obs, memory.pool, draining, first_tick, now)

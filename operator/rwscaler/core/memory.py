@@ -51,6 +51,7 @@ class Memory:
     pool: dict[str, ReplicaMemory] = field(default_factory=dict)
     drain: Drain | None = None
     read_qps: Ewma | None = None
+    write_qps: Ewma | None = None
     log_ratio: Ewma | None = None
     read_latency: Ewma | None = None
     write_latency: Ewma | None = None

@@ -12,6 +12,7 @@
     per-replica read QPS at the breach is remembered as a learned capacity;
   - latency headroom (no capacity model, read p99 under half its objective): one replica fewer,
     unless the learned capacity says the others could not carry the reads;
+  - no scale-down while the read side is rising, whatever the capacity model says;
   - refusals: no scale-up while write-bound, while both sides rise unless read capacity alone
     (the capacity model) justifies it, while lag is the bottleneck under `bounded`, and never for
     reads under `strong`; unknown metrics hold the current count.
@@ -175,6 +176,17 @@ def recommend_replicas(
                 )
             )
 
+    if raw < current and read_rising:
+        # Whatever the capacity model says, removing a replica while reads are already slow
+        # (e.g. replay work from a write surge) only makes them slower.
+        raw = current
+        reasons.append(
+            Reason(
+                Rule.LATENCY_STEP,
+                f"no scale-down while read p99 is rising ({read.level:.2f}x its objective)",
+                (("readLatencyRatio", read.level),),
+            )
+        )
     unblocked = raw
     blocked: str | None = None
     if raw > current:

@@ -7,6 +7,12 @@ A latency side (read or write) is RISING when either
     slow window).
 Otherwise it is STABLE. "Breached" alone (the first bullet) is what latency-driven scaling acts on.
 
+The write side is also RISING while write traffic surges: write QPS's fast average more than
+SURGE above its slow one and growing faster than reads by more than the tolerance. Replay work
+lands on every replica, so a write surge slows reads before the primary's own latency breaches;
+read latency rising then is not a read-capacity problem, and replicas would only add replay and
+WAL-sender load. (Traffic that grows on both sides alike, as over a day, is not a write surge.)
+
 Trends over time use a pair of exponentially weighted moving averages (EWMA) with time-based
 smoothing (alpha = 1 - exp(-dt / tau)), so an irregular tick spacing does not bias them. For a
 linear ramp x(t) = a + b t, an EWMA with time constant tau lags the signal by b x tau, so
@@ -28,6 +34,7 @@ from rwscaler.core.memory import Ewma
 
 APPROACH = 0.8  # "approaching" an objective: at least 80% of it
 QPS_TAU = (60.0, 300.0)
+SURGE = 0.25  # write traffic 25% above its slow average, outgrowing reads, is a surge
 LATENCY_TAU = (60.0, 300.0)
 RATIO_TREND_LOG10 = 0.1  # a 26% shift of the ratio against its long-term average
 
@@ -75,6 +82,17 @@ def latency_side(p99: float | None, objective: float, tolerance: float, history:
     climbing = history is not None and history.fast > history.slow * (1.0 + tolerance)
     rising = breached or (level >= APPROACH and climbing)
     return SideState(Trend.RISING if rising else Trend.STABLE, breached=breached, level=level)
+
+
+def write_side(latency: SideState, writes: Ewma | None, reads: Ewma | None, tolerance: float) -> SideState:
+    """The write side's state: its latency, or a write traffic surge (see the module docstring)."""
+    if latency.trend is not Trend.STABLE or writes is None or writes.slow <= 0:
+        return latency
+    write_growth = writes.fast / writes.slow
+    read_growth = reads.fast / reads.slow if reads is not None and reads.slow > 0 else 1.0
+    if write_growth > 1.0 + SURGE and write_growth > read_growth * (1.0 + tolerance):
+        return SideState(Trend.RISING, breached=latency.breached, level=latency.level)
+    return latency
 
 
 def ratio_shift(e: Ewma | None, now: float, window: float) -> int:
