@@ -1,0 +1,202 @@
+"""Start and stop the long-running server processes of the integration tests.
+
+Used by :mod:`tests.support.prometheus` and :mod:`tests.support.pgenv`. Every process is
+started in its own session (so it and all its children share one process group), writes
+stdout and stderr to a log file, and is stopped with a polite signal first, then SIGKILL
+to the whole group; :meth:`ManagedProcess.stop` returns only when no process of the group
+is left.
+
+Server processes that refuse to run as root (PostgreSQL, PgBouncer) are started as the
+``postgres`` OS user when the tests run as root (CI does): see :func:`server_user`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+SERVER_OS_USER = "postgres"
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def server_user() -> pwd.struct_passwd | None:
+    """The OS user server processes run as: ``postgres`` when we are root, else None (ourselves)."""
+    if not running_as_root():
+        return None
+    try:
+        return pwd.getpwnam(SERVER_OS_USER)
+    except KeyError:
+        return None
+
+
+def chown_to_server_user(path: Path) -> None:
+    """Give ``path`` (recursively) to the server user when running as root; no-op otherwise."""
+    user = server_user()
+    if user is None:
+        return
+    os.chown(path, user.pw_uid, user.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            with contextlib.suppress(FileNotFoundError):
+                os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    as_server_user: bool = False,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120.0,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a short command, capture its output, raise with the output when it fails."""
+    user = server_user() if as_server_user else None
+    full_env = {**os.environ, **(env or {})}
+    if user is not None:
+        full_env["HOME"] = user.pw_dir
+        full_env["USER"] = user.pw_name
+    proc = subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        user=user.pw_uid if user is not None else None,
+        group=user.pw_gid if user is not None else None,
+        extra_groups=[] if user is not None else None,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
+    return proc
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``, read from /proc."""
+    members: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+class ManagedProcess:
+    """One server process (and its children), logged to a file, stopped for sure."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        as_server_user: bool = False,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = dict(env or {})
+        self.cwd = cwd
+        self.as_server_user = as_server_user
+        self.stop_signal = stop_signal
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        if self.running():
+            return
+        user = server_user() if self.as_server_user else None
+        env = {**os.environ, **self.env}
+        if user is not None:
+            env["HOME"] = user.pw_dir
+            env["USER"] = user.pw_name
+        with open(self.log_path, "ab") as log:
+            if user is not None:
+                os.chown(self.log_path, user.pw_uid, user.pw_gid)
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
+                user=user.pw_uid if user is not None else None,
+                group=user.pw_gid if user is not None else None,
+                extra_groups=[] if user is not None else None,
+            )
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.running() and self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(sig)
+
+    def request_stop(self) -> None:
+        """Send the stop signal without waiting (to stop several processes in parallel)."""
+        self.signal(self.stop_signal)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the process and every process of its group; return when all are gone."""
+        proc = self._proc
+        if proc is None:
+            return
+        pgid = proc.pid  # start_new_session: the process leads its own group
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(self.stop_signal)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        # Children (e.g. PostgreSQL backends) may outlive their leader for a moment.
+        deadline = time.monotonic() + timeout
+        while group_members(pgid):
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+            time.sleep(0.05)
+            if time.monotonic() > deadline + 10:
+                raise RuntimeError(f"{self.name}: processes of group {pgid} survive SIGKILL")
+        self._proc = None
