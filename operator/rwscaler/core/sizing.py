@@ -220,22 +220,31 @@ class Stabilized:
     reasons: tuple[Reason, ...]
 
 
+def _clamp(n: int, lo: int, hi: int) -> int:
+    return min(max(n, lo), hi)
+
+
 def stabilize(
     spec: ReadWriteWorkloadSpec, current: int, rec: Recommendation, memory: Memory, now: float
 ) -> Stabilized:
     up, down = spec.behavior.scaleUp, spec.behavior.scaleDown
     lo, hi = spec.replicas.minReplicas, spec.replicas.maxReplicas
     keep = max(up.stabilizationWindowSeconds, down.stabilizationWindowSeconds)
+    # HPA semantics: a window covers the recommendations younger than it, plus this tick's.
     history = tuple((t, r) for t, r in memory.recommendations if now - t < keep)
+    if memory.last_tick is None:
+        # No history (a new resource, or status lost): as the HPA seeds its history with the
+        # current count, a scale-down waits its window instead of happening at once.
+        history = ((now, current),)
     reasons: list[Reason] = []
     limited: list[str] = []
 
     if rec.hold:
         desired = current
     else:
+        up_rec = min([r for t, r in history if now - t < up.stabilizationWindowSeconds] + [rec.raw])
+        down_rec = max([r for t, r in history if now - t < down.stabilizationWindowSeconds] + [rec.raw])
         history = (*history, (now, rec.raw))
-        up_rec = min(r for t, r in history if now - t <= up.stabilizationWindowSeconds)
-        down_rec = max(r for t, r in history if now - t <= down.stabilizationWindowSeconds)
         desired = up_rec if current < up_rec else down_rec if current > down_rec else current
         if desired != rec.raw:
             window = up if rec.raw > current else down
@@ -247,8 +256,9 @@ def stabilize(
                     (("recommended", rec.raw), ("stabilized", desired)),
                 )
             )
-        if desired > current + up.maxStep or desired < current - down.maxStep:
-            stepped = min(max(desired, current - down.maxStep), current + up.maxStep)
+        stepped = min(max(desired, current - down.maxStep), current + up.maxStep)
+        if _clamp(stepped, lo, hi) != _clamp(desired, lo, hi):
+            # Only when the step binds tighter than the bounds would.
             reasons.append(
                 Reason(
                     Rule.STEP_LIMITED,
@@ -276,7 +286,7 @@ def stabilize(
             desired = current
             limited.append("ReversalGuard")
 
-    bounded = min(max(desired, lo), hi)
+    bounded = _clamp(desired, lo, hi)
     if rec.raw > hi or bounded != desired:
         which = "maxReplicas" if max(desired, rec.raw) > hi else "minReplicas"
         limited.append("AtMaxReplicas" if which == "maxReplicas" else "AtMinReplicas")
