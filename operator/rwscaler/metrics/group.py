@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
 from rwscaler.metrics.client import QueryFailure, Series
-from rwscaler.metrics.promql import PART_LABEL, pooler_databases
+from rwscaler.metrics.promql import AGGREGATION_LABEL, PART_LABEL, pooler_databases
 from rwscaler.metrics.signals import Owner, SignalName
 from rwscaler.metrics.source import WorkloadQuery
 
@@ -33,6 +33,8 @@ class Indexed:
     values: dict[Key, list[float]] = field(default_factory=dict)
     # Per key, the oldest of the "ts" part's values: when the newest sample feeding it was taken.
     fresh: dict[Key, float] = field(default_factory=dict)
+    # Keys whose value series says it is an average stand-in (a preset's histogram fallback).
+    averages: set[Key] = field(default_factory=set)
 
 
 def index(series: Sequence[Series], by: tuple[str, ...]) -> Indexed:
@@ -44,6 +46,8 @@ def index(series: Sequence[Series], by: tuple[str, ...]) -> Indexed:
                 out.fresh[key] = min(out.fresh.get(key, math.inf), s.value)
         else:
             out.values.setdefault(key, []).append(s.value)
+            if s.labels.get(AGGREGATION_LABEL) == Aggregation.AVERAGE.value:
+                out.averages.add(key)
     return out
 
 
@@ -86,7 +90,8 @@ class Judge:
                 f"{self.signal}: the newest sample for {where} is {self.now - stamp:.0f}s old "
                 f"(staleness bound {self.staleness_s:g}s)",
             )
-        return Signal.of(value, self.aggregation)
+        average = key in answer.averages
+        return Signal.of(value, Aggregation.AVERAGE if average else self.aggregation)
 
     def total(self, answer: Indexed, keys: Sequence[Key]) -> Signal:
         """The sum over several keys; unknown as soon as one of them is (a partial sum undercounts)."""
@@ -96,7 +101,7 @@ class Judge:
                 return part
         if not parts:
             return Signal.unknown(UnknownReason.EMPTY, f"{self.signal}: the workload has no pods to read")
-        return Signal.of(sum(p.value for p in parts if p.value is not None), self.aggregation)
+        return Signal.of(sum(p.value for p in parts if p.value is not None), parts[0].aggregation)
 
 
 def _where(by: tuple[str, ...], key: Key) -> str:

@@ -7,49 +7,370 @@ the reasoning behind each formula, is docs/metrics.md; keep the two in step.
 
 Templates are written as for one workload; `promql.render` expands each placeholder to the
 alternation over a whole group. So every template selects with `=~` and aggregates `by` the
-labels its `Owner` needs to split the answer again.
+labels its `Owner` needs to split the answer again:
+
+- pooler signals `by (namespace, database)`: the pooler's read and write databases;
+- per-server signals `by (namespace, statefulset)`, where `statefulset` is cut from the pod
+  name (`orders-pg-replica-3` -> `orders-pg-replica`) with label_replace;
+- lag `by (namespace, pod)`, one value per replica.
+
+Where an exporter has no histogram, a latency is an average (duration counter / query counter)
+and the template says `Aggregation.AVERAGE`, which status shows. A template may also mark its
+own series with the label `rwscaler_aggregation="average"` when it falls back from a histogram
+to an average with `or` (the mysql preset does).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
 from rwscaler.core.spec import MetricsPreset
+from rwscaler.metrics.promql import AGGREGATION_LABEL
 from rwscaler.metrics.signals import Owner, SignalName, SignalTemplate
 from rwscaler.metrics.source import WorkloadQuery
 
 Template = SignalTemplate | Signal
 
+W = "${window}"
+NS = 'namespace=~"${namespace}"'
+# Databases where monitoring agents, not applications, run their queries.
+NOT_APP_DBS = 'datname!~"postgres|template0|template1"'
 
-def template_for(preset: MetricsPreset, signal: SignalName, q: WorkloadQuery) -> Template:
-    """The preset's template of `signal` for this workload, or why there is none."""
-    if preset is MetricsPreset.CUSTOM:
-        return Signal.unknown(
-            UnknownReason.NOT_CONFIGURED, f"{signal}: preset custom needs spec.metrics.queries.{signal}"
+
+def _sel(*matchers: str) -> str:
+    return "{" + ", ".join(matchers) + "}"
+
+
+def _by_set(expr: str) -> str:
+    """Label each series with the StatefulSet its pod belongs to (pod name minus `-<ordinal>`)."""
+    return f'label_replace({expr}, "statefulset", "$1", "pod", "(.+)-[0-9]+")'
+
+
+def _rate_by_set(metric: str, selector: str) -> str:
+    return f"sum by (namespace, statefulset) ({_by_set(f'rate({metric}{selector}[{W}])')})"
+
+
+def _fresh_by_set(metric: str, selector: str) -> str:
+    return f"min by (namespace, statefulset) ({_by_set(f'timestamp({metric}{selector})')})"
+
+
+# ---- PgBouncer (postgres and cnpg presets, when the workload has a PgBouncer pooler) -------------
+# Three exporters name the same SHOW STATS columns differently; each template asks all three
+# with `or`, so whichever the cluster runs answers:
+#   Spreaker prometheus-pgbouncer-exporter (PyPI):  pgbouncer_stats_queries_total,
+#       pgbouncer_stats_queries_duration_microseconds_total, pgbouncer_stats_waiting_duration_microseconds_total
+#   prometheus-community pgbouncer_exporter (Go):  pgbouncer_stats_queries_pooled_total,
+#       pgbouncer_stats_queries_duration_seconds_total, pgbouncer_stats_client_wait_seconds_total
+#   CloudNativePG Pooler:  cnpg_pgbouncer_stats_total_query_count, _total_query_time, _total_wait_time (µs)
+_PGB_FLAVOURS = (
+    # (queries counter, query time counter, wait time counter, seconds per unit)
+    (
+        "pgbouncer_stats_queries_total",
+        "pgbouncer_stats_queries_duration_microseconds_total",
+        "pgbouncer_stats_waiting_duration_microseconds_total",
+        "1e-6",
+    ),
+    (
+        "pgbouncer_stats_queries_pooled_total",
+        "pgbouncer_stats_queries_duration_seconds_total",
+        "pgbouncer_stats_client_wait_seconds_total",
+        "1",
+    ),
+    (
+        "cnpg_pgbouncer_stats_total_query_count",
+        "cnpg_pgbouncer_stats_total_query_time",
+        "cnpg_pgbouncer_stats_total_wait_time",
+        "1e-6",
+    ),
+)
+_PGB_BY = ("namespace", "database")
+_PGB_HINT = "no PgBouncer exporter series for this database; it appears after the pooler's first use of it"
+
+
+def _pgb_sum(metric: str, selector: str) -> str:
+    return f"sum by (namespace, database) (rate({metric}{selector}[{W}]))"
+
+
+def _pgb_fresh(selector: str) -> str:
+    stamps = " or ".join(f"timestamp({queries}{selector})" for queries, _, _, _ in _PGB_FLAVOURS)
+    return f"min by (namespace, database) ({stamps})"
+
+
+def _pgb_qps(database: str, owner: Owner) -> SignalTemplate:
+    selector = _sel(NS, f'database=~"${{{database}}}"')
+    expr = " or ".join(_pgb_sum(queries, selector) for queries, _, _, _ in _PGB_FLAVOURS)
+    return SignalTemplate(expr, _PGB_BY, owner, _pgb_fresh(selector), hint=_PGB_HINT)
+
+
+def _pgb_latency(database: str, owner: Owner) -> SignalTemplate:
+    # Average client-side latency of a query through the pooler: time on the server plus time
+    # waiting for a server connection (pool saturation is a capacity problem too), per query.
+    # PgBouncer keeps no histogram, so this is an average, not a p99 (flagged AVERAGE).
+    # No queries in the window makes it 0/0 = NaN: unknown, never 0.
+    selector = _sel(NS, f'database=~"${{{database}}}"')
+    parts = [
+        f"(({_pgb_sum(query_time, selector)} + {_pgb_sum(wait_time, selector)}) * {unit})"
+        f" / {_pgb_sum(queries, selector)}"
+        for queries, query_time, wait_time, unit in _PGB_FLAVOURS
+    ]
+    return SignalTemplate(
+        " or ".join(parts), _PGB_BY, owner, _pgb_fresh(selector), Aggregation.AVERAGE, _PGB_HINT
+    )
+
+
+_PGB = {
+    SignalName.READ_QPS: _pgb_qps("read_database", Owner.READ_DATABASE),
+    SignalName.WRITE_QPS: _pgb_qps("write_database", Owner.WRITE_DATABASE),
+    SignalName.READ_LATENCY: _pgb_latency("read_database", Owner.READ_DATABASE),
+    SignalName.WRITE_LATENCY: _pgb_latency("write_database", Owner.WRITE_DATABASE),
+}
+
+
+# ---- postgres: postgres_exporter with rwscaler's extension queries ---------------------------------
+# Lag, per replica pod, is the largest of three pieces of evidence:
+#  1. while the WAL receiver streams: pg_replica_replay_lag_seconds, 0 when everything received
+#     is replayed (right on an idle primary), else the age of the last replayed commit;
+#  2. while it does not stream (primary gone, network cut, slot lost): the age of the last
+#     replayed commit, pg_replica_last_replay_age_seconds, which keeps growing: the replica is at
+#     most that far behind, and rwscaler cannot tell less, so a broken stream never reads 0;
+#  3. the primary's view, pg_stat_replication.replay_lag for the standby whose application_name
+#     is the pod's name (catches a replica that is slow to RECEIVE, which 1 reads as 0).
+_REPLICA = _sel(NS, 'pod=~"${replica_pods}"')
+# The primary's pg_stat_replication rows, one per standby, named by application_name.
+_STANDBY = _sel(NS, 'application_name=~"${replica_pods}"')
+_PG_LAG = SignalTemplate(
+    "max by (namespace, pod) ("
+    f"(pg_replica_replay_lag_seconds{_REPLICA}"
+    f" and on (namespace, pod) (pg_wal_receiver_streaming{_REPLICA} == 1))"
+    f" or (pg_replica_last_replay_age_seconds{_REPLICA}"
+    f" and on (namespace, pod) (pg_wal_receiver_streaming{_REPLICA} == 0))"
+    " or label_replace(pg_standby_replay_lag_seconds"
+    f"{_STANDBY},"
+    ' "pod", "$1", "application_name", "(.+)")'
+    ")",
+    ("namespace", "pod"),
+    Owner.REPLICA_PODS,
+    "min by (namespace, pod) ("
+    f"timestamp(pg_replica_replay_lag_seconds{_REPLICA})"
+    f' or label_replace(timestamp(pg_wal_receiver_streaming{_REPLICA}), "m", "streaming", "", ""))',
+    hint="needs postgres_exporter with rwscaler's extension queries (pg_replica, pg_wal_receiver)",
+)
+
+# Without a PgBouncer pooler the sides are told apart by statement kind, from the pg_statements
+# extension query (pg_stat_statements summed per database and kind): reads on every server,
+# writes on the primary; latency is execution time per call (an average) on the servers that
+# serve reads (the replicas, or the primary when there are none).
+_STMT_HINT = "needs postgres_exporter with rwscaler's extension query pg_statements (pg_stat_statements)"
+
+
+def _stmt_qps(pods: str, kind: str, owner: Owner) -> SignalTemplate:
+    selector = _sel(NS, f'pod=~"${{{pods}}}"', f'kind="{kind}"', NOT_APP_DBS)
+    return SignalTemplate(
+        _rate_by_set("pg_statements_calls_total", selector),
+        ("namespace", "statefulset"),
+        owner,
+        _fresh_by_set("pg_statements_calls_total", selector),
+        hint=_STMT_HINT,
+    )
+
+
+def _stmt_latency(pods: str, kind: str, owner: Owner) -> SignalTemplate:
+    selector = _sel(NS, f'pod=~"${{{pods}}}"', f'kind="{kind}"', NOT_APP_DBS)
+    return SignalTemplate(
+        f"{_rate_by_set('pg_statements_exec_seconds_total', selector)}"
+        f" / {_rate_by_set('pg_statements_calls_total', selector)}",
+        ("namespace", "statefulset"),
+        owner,
+        _fresh_by_set("pg_statements_calls_total", selector),
+        Aggregation.AVERAGE,
+        _STMT_HINT,
+    )
+
+
+_PG_DIRECT = {
+    SignalName.READ_QPS: _stmt_qps("pods", "read", Owner.ALL_SETS),
+    SignalName.WRITE_QPS: _stmt_qps("primary_pods", "write", Owner.PRIMARY_SET),
+    SignalName.READ_LATENCY: _stmt_latency("pods", "read", Owner.READ_SET),
+    SignalName.WRITE_LATENCY: _stmt_latency("primary_pods", "write", Owner.PRIMARY_SET),
+}
+
+
+def _postgres(signal: SignalName, q: WorkloadQuery) -> Template:
+    if signal is SignalName.REPLICATION_LAG:
+        return _PG_LAG
+    if q.spec.pooler.pgbouncer is not None:
+        return _PGB[signal]
+    return _PG_DIRECT[signal]
+
+
+# ---- cnpg: CloudNativePG's instance manager metrics (default monitoring queries) --------------------
+# Pods of a Cluster are <cluster>-<n>, so `statefulset` (the pod name minus its ordinal) is the
+# Cluster's name: spec.primary.statefulSet names the Cluster. Which pod is the primary comes from
+# the operator's pod lists, never from the pod name.
+_CNPG_LAG = SignalTemplate(
+    # cnpg_pg_replication_lag is the classic formula: 0 when all received WAL is replayed, which
+    # also reads 0 when the stream is broken. So it counts only while the WAL receiver is up; a
+    # replica whose receiver is down has no lag series at all: unknown, out of the read pool.
+    # The primary's pg_stat_replication view adds the standby that is slow to receive.
+    "max by (namespace, pod) ("
+    f"(cnpg_pg_replication_lag{_REPLICA}"
+    f" and on (namespace, pod) (cnpg_pg_replication_is_wal_receiver_up{_REPLICA} == 1))"
+    " or label_replace(cnpg_pg_stat_replication_replay_lag_seconds"
+    f"{_STANDBY},"
+    ' "pod", "$1", "application_name", "(.+)")'
+    ")",
+    ("namespace", "pod"),
+    Owner.REPLICA_PODS,
+    f"min by (namespace, pod) (timestamp(cnpg_pg_replication_lag{_REPLICA}))",
+    hint="no cnpg_pg_replication_lag series, or the replica's WAL receiver is down",
+)
+
+
+def _cnpg_xacts(pods: str) -> SignalTemplate:
+    # Transactions per second on those pods: on replicas every transaction is a read; on the
+    # primary reads and writes mix, so write QPS from the primary's transactions is an upper
+    # bound. A PgBouncer pooler (spec.pooler.pgbouncer) tells the sides apart exactly.
+    selector = _sel(NS, f'pod=~"${{{pods}}}"', NOT_APP_DBS)
+    expr = (
+        f"{_rate_by_set('cnpg_pg_stat_database_xact_commit', selector)}"
+        f" + {_rate_by_set('cnpg_pg_stat_database_xact_rollback', selector)}"
+    )
+    return SignalTemplate(
+        expr,
+        ("namespace", "statefulset"),
+        Owner.PRIMARY_SET,
+        _fresh_by_set("cnpg_pg_stat_database_xact_commit", selector),
+        hint="no cnpg_pg_stat_database series for these pods",
+    )
+
+
+_CNPG_DIRECT: dict[SignalName, Template] = {
+    SignalName.READ_QPS: _cnpg_xacts("replica_pods"),
+    SignalName.WRITE_QPS: _cnpg_xacts("primary_pods"),
+}
+
+
+def _cnpg(signal: SignalName, q: WorkloadQuery) -> Template:
+    if signal is SignalName.REPLICATION_LAG:
+        return _CNPG_LAG
+    if q.spec.pooler.pgbouncer is not None:
+        return _PGB[signal]
+    found = _CNPG_DIRECT.get(signal)
+    if found is None:
+        return _not_configured(
+            signal, "CloudNativePG exports no query latency without a pooler (spec.pooler.pgbouncer)"
         )
-    table = _PRESETS[preset]
-    return table(signal, q)
+    return found
 
 
+# ---- mysql: mysqld_exporter -------------------------------------------------------------------------
+_MYSQL_WRITES = "insert|insert_select|update|update_multi|delete|delete_multi|replace|replace_select|load"
+
+
+def _mysql_qps(pods: str, commands: str, owner: Owner) -> SignalTemplate:
+    selector = _sel(NS, f'pod=~"${{{pods}}}"', f'command=~"{commands}"')
+    return SignalTemplate(
+        _rate_by_set("mysql_global_status_commands_total", selector),
+        ("namespace", "statefulset"),
+        owner,
+        _fresh_by_set("mysql_global_status_commands_total", selector),
+        hint="no mysql_global_status_commands_total series for these pods",
+    )
+
+
+def _mysql_latency(side: str, pods: str, digest: str, owner: Owner) -> SignalTemplate:
+    # A true p99 from the QUERY_RESPONSE_TIME plugin's read/write histograms (MariaDB, Percona
+    # Server; --collect.info_schema.query_response_time) when present; otherwise the average
+    # from performance_schema's statement digests (--collect.perf_schema.eventsstatements),
+    # marked as an average on the series itself.
+    histogram = f"mysql_info_schema_{side}_query_response_time_seconds_bucket"
+    h_sel = _sel(NS, f'pod=~"${{{pods}}}"')
+    d_sel = _sel(NS, f'pod=~"${{{pods}}}"', f'digest_text=~"(?i){digest}.*"')
+    quantile = (
+        "histogram_quantile(0.99, sum by (namespace, statefulset, le) "
+        f"({_by_set(f'rate({histogram}{h_sel}[{W}])')}))"
+    )
+    average = (
+        f"{_rate_by_set('mysql_perf_schema_events_statements_seconds_total', d_sel)}"
+        f" / {_rate_by_set('mysql_perf_schema_events_statements_total', d_sel)}"
+    )
+    # `or on (...)`: the average only where the histogram has no series for that StatefulSet.
+    expr = (
+        f"{quantile} or on (namespace, statefulset) "
+        f'label_replace({average}, "{AGGREGATION_LABEL}", "average", "", "")'
+    )
+    return SignalTemplate(
+        expr,
+        ("namespace", "statefulset"),
+        owner,
+        None,
+        Aggregation.PERCENTILE,
+        hint=f"neither {histogram} nor performance_schema statement digests for these pods",
+    )
+
+
+_MYSQL_REPLICA = _REPLICA
+_MYSQL_LAG = SignalTemplate(
+    # pt-heartbeat (--collect.heartbeat) when present: now minus the newest heartbeat row the
+    # replica has applied, right on an idle primary and growing when the stream breaks. `min`
+    # over server_id picks the current source's row (a former primary's row only ever ages).
+    # Otherwise Seconds_Behind_Master/Source, only while the replica's IO thread runs (it reads
+    # 0 or NULL when the stream is broken); no series at all is unknown, never 0.
+    "min by (namespace, pod) ("
+    f"mysql_heartbeat_now_timestamp_seconds{_MYSQL_REPLICA}"
+    " - on (namespace, pod, server_id) "
+    f"mysql_heartbeat_stored_timestamp_seconds{_MYSQL_REPLICA})"
+    " or max by (namespace, pod) ("
+    f"(mysql_slave_status_seconds_behind_master{_MYSQL_REPLICA}"
+    f" or mysql_slave_status_seconds_behind_source{_MYSQL_REPLICA})"
+    f" and on (namespace, pod) (mysql_slave_status_slave_io_running{_MYSQL_REPLICA} == 1))",
+    ("namespace", "pod"),
+    Owner.REPLICA_PODS,
+    None,
+    hint="no heartbeat or slave status series, or the replica's IO thread is not running",
+)
+
+_MYSQL = {
+    SignalName.READ_QPS: _mysql_qps("pods", "select", Owner.ALL_SETS),
+    SignalName.WRITE_QPS: _mysql_qps("primary_pods", _MYSQL_WRITES, Owner.PRIMARY_SET),
+    SignalName.READ_LATENCY: _mysql_latency("read", "pods", "select", Owner.READ_SET),
+    SignalName.WRITE_LATENCY: _mysql_latency(
+        "write", "primary_pods", "(insert|update|delete|replace)", Owner.PRIMARY_SET
+    ),
+    SignalName.REPLICATION_LAG: _MYSQL_LAG,
+}
+
+
+def _mysql(signal: SignalName, q: WorkloadQuery) -> Template:
+    return _MYSQL[signal]
+
+
+# ---- entry point --------------------------------------------------------------------------------
 def _not_configured(signal: SignalName, why: str) -> Signal:
     return Signal.unknown(UnknownReason.NOT_CONFIGURED, f"{signal}: {why}; set spec.metrics.queries.{signal}")
 
 
-def _postgres(signal: SignalName, q: WorkloadQuery) -> Template:
-    return _not_configured(signal, "the postgres preset is not available yet")
-
-
-def _cnpg(signal: SignalName, q: WorkloadQuery) -> Template:
-    return _not_configured(signal, "the cnpg preset is not available yet")
-
-
-def _mysql(signal: SignalName, q: WorkloadQuery) -> Template:
-    return _not_configured(signal, "the mysql preset is not available yet")
-
-
-_PRESETS = {
+_PRESETS: dict[MetricsPreset, Callable[[SignalName, WorkloadQuery], Template]] = {
     MetricsPreset.POSTGRES: _postgres,
     MetricsPreset.CNPG: _cnpg,
     MetricsPreset.MYSQL: _mysql,
 }
 
-__all__ = ["Aggregation", "Owner", "SignalTemplate", "Template", "template_for"]
+
+def template_for(preset: MetricsPreset, signal: SignalName, q: WorkloadQuery) -> Template:
+    """The preset's template of `signal` for this workload, or why there is none."""
+    if preset is MetricsPreset.CUSTOM:
+        return _not_configured(signal, "preset custom needs every query")
+    return _PRESETS[preset](signal, q)
+
+
+def all_templates() -> dict[str, list[SignalTemplate]]:
+    """Every template of every preset (for the docs check and the PromQL syntax test)."""
+    out: dict[str, list[SignalTemplate]] = {
+        "pgbouncer": list(_PGB.values()),
+        "postgres": [_PG_LAG, *_PG_DIRECT.values()],
+        "cnpg": [_CNPG_LAG, *(t for t in _CNPG_DIRECT.values() if isinstance(t, SignalTemplate))],
+        "mysql": list(_MYSQL.values()),
+    }
+    return out

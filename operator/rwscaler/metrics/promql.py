@@ -151,6 +151,8 @@ def is_bare_selector(expr: str) -> bool:
 
 
 PART_LABEL = "rwscaler_part"
+# A value series carrying this label with value "average" is an average, not a percentile.
+AGGREGATION_LABEL = "rwscaler_aggregation"
 
 
 def with_freshness(value_expr: str, fresh_expr: str) -> str:
