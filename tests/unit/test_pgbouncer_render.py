@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import pytest
-from conftest import make_obs, make_spec, replica
 
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Observation, ReplicaObservation, Signal
 from rwscaler.core.plan import Plan
 from rwscaler.core.pool_sizing import size_pools
-from rwscaler.core.spec import PgBouncerSpec
+from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
 from rwscaler.pooler.render_pgbouncer import (
     HEADER,
     RenderError,
@@ -40,6 +41,33 @@ ACCEPTED_KEYS = {
     "reserve_pool", "connect_query", "pool_mode", "max_db_connections", "client_encoding",
     "datestyle", "timezone",
 }  # fmt: skip
+
+
+# Local builders (not tests/unit/conftest.py's: `from conftest import` resolves to whichever
+# conftest pytest loaded last, which breaks when these files run next to tests/integration).
+def make_spec(**overrides: Any) -> ReadWriteWorkloadSpec:
+    base: dict[str, Any] = {
+        "primary": {"statefulSet": "db"},
+        "replicas": {"statefulSet": "db-replica", "minReplicas": 1, "maxReplicas": 8},
+        "prometheus": {"url": "http://prometheus.monitoring:9090"},
+    }
+    return ReadWriteWorkloadSpec.model_validate({**base, **overrides})
+
+
+def replica(ordinal: int, lag: float = 0.1) -> ReplicaObservation:
+    return ReplicaObservation(name=f"db-replica-{ordinal}", ordinal=ordinal, ready=True, lag=Signal.of(lag))
+
+
+def make_obs(current: int = 2, replicas: list[ReplicaObservation] | None = None) -> Observation:
+    return Observation(
+        read_qps=Signal.of(1000.0),
+        write_qps=Signal.of(100.0),
+        read_p99=Signal.of(0.03),
+        write_p99=Signal.of(0.01),
+        current_replicas=current,
+        primary=PRIMARY,
+        replicas=tuple(replicas if replicas is not None else [replica(i) for i in range(current)]),
+    )
 
 
 def pgb(**overrides: object) -> PgBouncerSpec:

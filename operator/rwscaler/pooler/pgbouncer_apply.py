@@ -16,11 +16,14 @@ each PgBouncer), so it is safe to call on every tick and after an operator resta
    entries, `RELOAD` and look again (in Kubernetes the mounted ConfigMap file lags the API write
    by up to a minute, so an instance may stay "not converged" for a few ticks and is reloaded
    again on each; PgBouncer also answers RELOAD with success when the file failed to load);
-4. once an instance runs the rendered config, `RECONNECT` each owned database that lost a host in
-   this apply, or that still has server connections to a host it no longer lists that are not
-   yet marked to close. Pooled connections to a leaving replica are then closed as they are
-   released (at once when idle, at the end of the transaction in transaction pooling, at the end
-   of the client session in session pooling).
+4. once an instance runs the rendered config, `RECONNECT` each owned database whose host list
+   changed in this apply, or that still has server connections to a host it no longer lists that
+   are not yet marked to close. Pooled connections are then closed as they are released (at once
+   when idle, at the end of the transaction in transaction pooling, at the end of the client
+   session in session pooling) and reopened round-robin over the new list: a leaving replica is
+   drained, and a joining one gets its share of the reads at once instead of after
+   `server_lifetime`. (PgBouncer 1.18's RELOAD already marks the connections of a database whose
+   `host=` changed; the RECONNECT makes the drain independent of that.)
 
 Failures never raise: they come back in `ApplyResult` / `ConnectionCounts` for status and events,
 and the next tick retries.
@@ -182,12 +185,17 @@ def _needs_reconnect(
     entry: DatabaseEntry, before: LiveDatabase | None, servers: Sequence[ServerConnection]
 ) -> bool:
     listed = set(entry.hosts)
-    lost_a_host = bool(_hosts(before) - listed)
+    # A host left: its pooled connections must go. A host joined: the pool's connections should
+    # be reopened round-robin over the new list, or the joining replica gets no reads until
+    # server_lifetime recycles them. PgBouncer 1.18's RELOAD already marks every connection of a
+    # database whose connection string changed as close_needed (seen in SHOW SERVERS); the
+    # explicit RECONNECT keeps the drain from depending on that.
+    hosts_changed = before is not None and _hosts(before) != listed
     unmarked_strays = any(
         s.database == entry.name and not s.close_needed and (s.addr not in listed or s.port != entry.port)
         for s in servers
     )
-    return lost_a_host or unmarked_strays
+    return hosts_changed or unmarked_strays
 
 
 class PgBouncerRouter:

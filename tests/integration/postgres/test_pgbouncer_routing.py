@@ -1,0 +1,687 @@
+"""rwscaler's PgBouncer routing against the real thing: PostgreSQL 15 primary + 2 streaming
+replicas and PgBouncer 1.18 from the shared `pgenv` fixture, driven by the real `decide`.
+
+Each test runs the operator's loop by hand: observe (replication lag read from PostgreSQL
+itself; the traffic signals are fixed numbers chosen to make `decide` hold or scale in), decide,
+then `PgBouncerRouter.apply` (the act stage), with a `FileConfigStore` standing in for the
+ConfigMap. PgEnv's pgbouncer.ini gets `[databases] %include <that file>`, the layout
+docs/pgbouncer.md tells users to build from a ConfigMap.
+
+Addresses. In Kubernetes every server is a pod IP on one port, and PgBouncer 1.18 takes one
+`port=` for a whole `host=` list. PgEnv's servers share 127.0.0.1 on different ports (and offer
+Unix sockets per server, but `SHOW SERVERS` reports every Unix socket as `unix`, so connections
+could not be counted per replica). So this module puts a small TCP relay per server on its own
+loopback address and one common port (127.0.0.20 primary, 127.0.0.21+n replica n, all
+loopback) forwarding to the server's real port: PgBouncer sees the topology it sees in a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from tests.support.pgenv import PgEnv
+
+from rwscaler.core.decide import decide
+from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
+from rwscaler.core.plan import Plan
+from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
+from rwscaler.pooler.pgbouncer_admin import AdminCredentials, AdminErrorKind, Instance
+from rwscaler.pooler.pgbouncer_apply import ApplyResult, FileConfigStore, PgBouncerRouter
+
+LOOPBACK = "127.0.0.1"
+PRIMARY_ALIAS = "127.0.0.20"
+LAG_OBJECTIVE_S = 1.0
+REENTRY_S = 3
+INTERVAL_S = 1.0
+READ_QUERY = "SELECT current_setting('cluster_name'), pg_is_in_recovery(), inet_server_port()"
+# Lag as postgres_exporter's pg_replication_lag computes it: 0 when everything received is
+# replayed, else the age of the last replayed commit (needs writes on the primary: Heartbeat).
+LAG_QUERY = (
+    "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END::float8"
+)
+
+
+def replica_alias(ordinal: int) -> str:
+    return f"127.0.0.{21 + ordinal}"
+
+
+# ---- relays ------------------------------------------------------------------------------
+class Relays:
+    """TCP relays <alias>:<common port> -> 127.0.0.1:<server port>, on an event loop thread."""
+
+    def __init__(self, routes: dict[str, int]) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="pg-relays", daemon=True)
+        self._thread.start()
+        self._servers: list[asyncio.Server] = []
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+        for _ in range(20):
+            with socket.socket() as probe:
+                probe.bind((next(iter(routes)), 0))
+                port = probe.getsockname()[1]
+            try:
+                for alias, target in routes.items():
+                    self._servers.append(self._call(asyncio.start_server(self._handler(target), alias, port)))
+                self.port = port
+                return
+            except OSError:
+                self._close_servers()
+        raise RuntimeError("no common free port on the loopback aliases")
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    def _handler(self, target: int) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(LOOPBACK, target)
+            except OSError:
+                writer.close()  # the server is down: the pod's IP answers nothing useful
+                return
+            self._writers.update((writer, up_writer))
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                try:
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                except OSError:
+                    pass
+                finally:
+                    dst.close()
+
+            try:
+                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+            except asyncio.CancelledError:
+                pass  # closing the relays; asyncio's stream callback would log a cancelled task
+            finally:
+                self._writers.difference_update((writer, up_writer))
+
+        return handle
+
+    def _close_servers(self) -> None:
+        async def close() -> None:
+            for server in self._servers:
+                server.close()
+            for w in list(self._writers):
+                w.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._call(close())
+        self._servers.clear()
+
+    def close(self) -> None:
+        self._close_servers()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+# ---- clients -----------------------------------------------------------------------------
+class Reader(threading.Thread):
+    """A client reading in a loop through PgBouncer's read database, counting per server."""
+
+    def __init__(self, env: PgEnv, database: str, pause_s: float = 0.003) -> None:
+        super().__init__(name="reader", daemon=True)
+        self.env = env
+        self.database = database
+        self.pause_s = pause_s
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.ports: dict[str, int] = {}
+        self.last_start: dict[str, float] = {}  # when the last query that landed there started
+        self.on_primary = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while not self.stop_event.is_set():
+            try:
+                if conn is None:
+                    conn = self.env.connect_pgbouncer(self.database)
+                started = time.monotonic()
+                row = conn.execute(READ_QUERY).fetchone()
+                assert row is not None
+                name, in_recovery, port = row
+                with self.lock:
+                    self.counts[name] += 1
+                    self.ports[name] = port
+                    self.last_start[name] = started
+                    self.on_primary += 0 if in_recovery else 1
+            except psycopg.Error as e:
+                with self.lock:
+                    self.errors.append(" ".join(str(e).split()))
+                if conn is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.close()
+                conn = None
+            time.sleep(self.pause_s)
+        if conn is not None:
+            conn.close()
+
+    def snapshot(self) -> Counter[str]:
+        with self.lock:
+            return Counter(self.counts)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=30)
+
+
+class Heartbeat(threading.Thread):
+    """Writes through PgBouncer's write database every 50 ms, so replicas have WAL to replay
+    (and a paused replica's lag grows). Every write must land on the primary."""
+
+    def __init__(self, env: PgEnv, database: str) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.env = env
+        self.database = database
+        self.stop_event = threading.Event()
+        self.writes = 0
+        self.servers: Counter[str] = Counter()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while not self.stop_event.is_set():
+            try:
+                if conn is None:
+                    conn = self.env.connect_pgbouncer(self.database)
+                with conn.transaction():
+                    conn.execute("UPDATE pgbench_branches SET bbalance = bbalance + 1 WHERE bid = 1")
+                    row = conn.execute(
+                        "SELECT current_setting('cluster_name'), pg_is_in_recovery()"
+                    ).fetchone()
+                assert row is not None
+                self.servers[f"{row[0]} in_recovery={row[1]}"] += 1
+                self.writes += 1
+            except psycopg.Error as e:
+                self.errors.append(" ".join(str(e).split()))
+                conn = None
+            time.sleep(0.05)
+        if conn is not None:
+            conn.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=30)
+
+
+def read_servers(env: PgEnv, database: str, clients: int = 4) -> Counter[str]:
+    """Which servers answer `clients` reads made concurrently (each holds its transaction while
+    the others start, so PgBouncer needs several server connections, opened round-robin).
+    `clients` must not exceed the pool size, or the last BEGIN waits for a server forever."""
+    conns = [env.connect_pgbouncer(database) for _ in range(clients)]
+    seen: Counter[str] = Counter()
+    try:
+        for c in conns:
+            c.execute("BEGIN")
+        for c in conns:
+            row = c.execute("SELECT current_setting('cluster_name'), pg_is_in_recovery()").fetchone()
+            assert row is not None
+            seen[f"{row[0]}{'' if row[1] else ' (primary)'}"] += 1
+        for c in conns:
+            c.execute("COMMIT")
+    finally:
+        for c in conns:
+            c.close()
+    return seen
+
+
+# ---- the operator loop, by hand ----------------------------------------------------------
+def make_spec(server_port: int, pgbouncer_port: int, **pooler: Any) -> ReadWriteWorkloadSpec:
+    return ReadWriteWorkloadSpec.model_validate(
+        {
+            "primary": {"statefulSet": "orders-pg"},
+            "replicas": {
+                "statefulSet": "orders-pg-replica",
+                "minReplicas": 1,
+                "maxReplicas": 2,
+                "targetReadQPSPerReplica": 100,
+            },
+            "prometheus": {"url": "http://127.0.0.1:9"},  # not used: the test observes for decide
+            "objectives": {"maxReplicationLag": f"{LAG_OBJECTIVE_S:g}s"},
+            "pooler": {
+                "kind": "PgBouncer",
+                "serverCores": 2,
+                "drainTimeoutSeconds": 60,
+                "pgbouncer": {
+                    "deployment": "orders-pgbouncer",
+                    "configMap": "orders-pgbouncer",
+                    "database": "orders",
+                    "readDatabase": "orders_ro",
+                    "port": pgbouncer_port,
+                    "serverPort": server_port,
+                    "adminSecret": {"name": "orders-pgbouncer-admin", "key": "admin"},
+                },
+                **pooler,
+            },
+            "behavior": {
+                "intervalSeconds": int(INTERVAL_S),
+                "scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 1},
+                "readPool": {"reentryLagRatio": 0.5, "reentrySeconds": REENTRY_S},
+            },
+        }
+    )
+
+
+@dataclass
+class Tick:
+    now: float
+    lags: dict[str, float | None]
+    plan: Plan
+    result: ApplyResult
+
+
+@dataclass
+class Loop:
+    """observe -> decide -> apply, as the operator's reconcile does, against PgEnv."""
+
+    env: PgEnv
+    spec: ReadWriteWorkloadSpec
+    router: PgBouncerRouter
+    addresses: dict[str, str]
+    instance: Instance
+    creds: AdminCredentials
+    current: int = 2
+    memory: Memory = field(default_factory=Memory)
+    ticks: list[Tick] = field(default_factory=list)
+
+    @property
+    def pgb(self) -> PgBouncerSpec:
+        assert self.spec.pooler.pgbouncer is not None
+        return self.spec.pooler.pgbouncer
+
+    @property
+    def replica_names(self) -> list[str]:
+        return [r.name for r in self.env.replicas if r.ordinal < self.current]
+
+    def lag(self, name: str) -> float | None:
+        try:
+            value = self.env.sql(name, LAG_QUERY)[0][0]
+        except psycopg.Error:
+            return None
+        return None if value is None else float(value)
+
+    def connections(self) -> dict[str, int | None]:
+        return asyncio.run(
+            self.router.server_connections(self.addresses, [self.instance], self.creds, self.pgb)
+        )
+
+    def tick(self, read_qps: float = 200.0, now: float | None = None) -> Tick:
+        now = time.monotonic() if now is None else now
+        lags = {name: self.lag(name) for name in self.replica_names}
+        conns = self.connections()
+        obs = Observation(
+            read_qps=Signal.of(read_qps),
+            write_qps=Signal.of(20.0),
+            read_p99=Signal.of(0.02),
+            write_p99=Signal.of(0.01),
+            current_replicas=self.current,
+            primary=self.env.primary_name,
+            replicas=tuple(
+                ReplicaObservation(
+                    name=name,
+                    ordinal=self.env.instance(name).ordinal,
+                    ready=True,
+                    lag=Signal.of(lag) if lag is not None else Signal.unknown(UnknownReason.EMPTY),
+                    connections=conns.get(name),
+                )
+                for name, lag in lags.items()
+            ),
+        )
+        plan = decide(self.spec, obs, self.memory, now)
+        self.memory = plan.memory
+        result = asyncio.run(
+            self.router.apply(
+                plan, self.pgb, self.env.primary_name, self.addresses, [self.instance], self.creds
+            )
+        )
+        tick = Tick(now, lags, plan, result)
+        self.ticks.append(tick)
+        return tick
+
+    def wait_connections(self, name: str, want: Callable[[int | None], bool], timeout: float = 10) -> float:
+        t0 = time.monotonic()
+        while not want(self.connections()[name]):
+            if time.monotonic() - t0 > timeout:
+                raise AssertionError(f"{name}: connections still {self.connections()[name]} after {timeout}s")
+            time.sleep(0.05)
+        return time.monotonic() - t0
+
+
+@pytest.fixture
+def loop(clean_pgenv: PgEnv) -> Iterator[Loop]:
+    env = clean_pgenv
+    routes = {PRIMARY_ALIAS: env.instance().port}
+    addresses = {env.primary_name: PRIMARY_ALIAS}
+    for r in env.replicas:
+        routes[replica_alias(r.ordinal)] = r.port
+        addresses[r.name] = replica_alias(r.ordinal)
+    relays = Relays(routes)
+    include = env.workdir / "pgbouncer" / "rwscaler-databases.ini"
+    include.unlink(missing_ok=True)
+    # The user's pgbouncer.ini; rwscaler owns only the included file (the ConfigMap key).
+    env.write_pgbouncer_databases(f"%include {include}\n", reload=False)
+    spec = make_spec(relays.port, env.pgbouncer_port)
+    try:
+        yield Loop(
+            env=env,
+            spec=spec,
+            router=PgBouncerRouter(FileConfigStore(include)),
+            addresses=addresses,
+            instance=Instance(LOOPBACK, env.pgbouncer_port),
+            creds=AdminCredentials(env.pgbouncer_admin_user, env.pgbouncer_admin_password),
+        )
+    finally:
+        relays.close()
+
+
+def start_heartbeat(loop: Loop) -> Heartbeat:
+    hb = Heartbeat(loop.env, loop.pgb.writeDatabase or loop.pgb.database)
+    hb.start()
+    return hb
+
+
+# ---- tests -------------------------------------------------------------------------------
+def test_reads_on_replicas_writes_on_primary(loop: Loop) -> None:
+    tick = loop.tick()
+    assert tick.result.errors == ()
+    assert tick.result.changed and tick.result.converged
+    assert tick.result.instances[0].reloaded
+    assert tick.plan.read_pool == ("orders-pg-replica-0", "orders-pg-replica-1")
+    live = {r["name"]: r for r in loop.env.pgbouncer_admin("SHOW DATABASES")}
+    assert live["orders_ro"]["host"] == "127.0.0.21,127.0.0.22"
+    assert live["orders"]["host"] == PRIMARY_ALIAS
+    # seed section 5 with 2 cores: write max 4 / min 2; read max 2x2x2 = 8 / min 4.
+    assert (live["orders"]["pool_size"], live["orders"]["min_pool_size"]) == (4, 2)
+    assert (live["orders_ro"]["pool_size"], live["orders_ro"]["min_pool_size"]) == (8, 4)
+
+    seen = read_servers(loop.env, "orders_ro", clients=6)
+    print(f"\nreads through orders_ro by server: {dict(seen)}")
+    assert set(seen) == {"orders-pg-replica-0", "orders-pg-replica-1"}  # both, and only replicas
+    assert sum(seen.values()) == 6
+
+    with loop.env.connect_pgbouncer("orders") as conn, conn.transaction():
+        conn.execute("UPDATE pgbench_branches SET bbalance = bbalance + 1 WHERE bid = 1")
+        row = conn.execute("SELECT current_setting('cluster_name'), pg_is_in_recovery()").fetchone()
+    assert row == ("orders-pg-0", False)
+
+    counts = loop.connections()
+    assert counts["orders-pg-replica-0"] and counts["orders-pg-replica-1"]  # > 0 and known
+    # A second tick with nothing new writes nothing and reloads nothing.
+    again = loop.tick()
+    assert not again.result.changed and not again.result.instances[0].reloaded
+    assert again.result.converged
+
+
+def test_lagging_replica_leaves_within_one_interval_and_returns_after_hysteresis(loop: Loop) -> None:
+    lagging = "orders-pg-replica-1"
+    hb = start_heartbeat(loop)
+    try:
+        first = loop.tick()
+        assert lagging in first.plan.read_pool
+        # PgBouncer creates a pool at its first client; min_pool_size then keeps it filled.
+        assert set(read_servers(loop.env, "orders_ro")) == {"orders-pg-replica-0", lagging}
+        loop.wait_connections(lagging, bool)
+        loop.env.pause_replay(lagging)
+        paused_at = time.monotonic()
+        # Tick every interval until the lag observed from PostgreSQL crosses the objective.
+        while True:
+            time.sleep(INTERVAL_S)
+            tick = loop.tick()
+            lag = tick.lags[lagging]
+            assert lag is not None
+            if lag > LAG_OBJECTIVE_S:
+                break
+            assert lagging in tick.plan.read_pool  # still within the objective: stays
+            assert time.monotonic() - paused_at < 30, "lag never grew: is the heartbeat writing?"
+        prev = loop.ticks[-2]
+        # Within one interval: in the pool at the previous tick (lag within the objective),
+        # out at the first tick that saw it over.
+        assert lagging in prev.plan.read_pool and (prev.lags[lagging] or 0) <= LAG_OBJECTIVE_S
+        assert tick.plan.read_pool == ("orders-pg-replica-0",)
+        assert tick.result.converged and tick.result.instances[0].reconnected == ("orders_ro",)
+        gone_after = loop.wait_connections(lagging, lambda c: c == 0)
+        print(f"\n{lagging}: lag {lag:.2f}s > {LAG_OBJECTIVE_S}s -> out of the pool; its server "
+              f"connections gone {gone_after:.2f}s after the reload+reconnect")  # fmt: skip
+        seen = read_servers(loop.env, "orders_ro")
+        assert set(seen) == {"orders-pg-replica-0"}
+
+        loop.env.resume_replay(lagging)
+        healthy_from: float | None = None
+        while True:
+            time.sleep(INTERVAL_S / 2)
+            tick = loop.tick()
+            lag = tick.lags[lagging]
+            if healthy_from is None and lag is not None and lag < LAG_OBJECTIVE_S * 0.5:
+                healthy_from = tick.now
+            if lagging in tick.plan.read_pool:
+                break
+            assert time.monotonic() - paused_at < 60, "the replica never came back"
+        assert healthy_from is not None
+        # Hysteresis: back only after reentrySeconds under objective x reentryLagRatio.
+        assert tick.now - healthy_from >= REENTRY_S
+        assert tick.now - healthy_from < REENTRY_S + INTERVAL_S
+        held_out = [t for t in loop.ticks if t.now >= healthy_from and t.now - healthy_from < REENTRY_S]
+        assert held_out and all(lagging not in t.plan.read_pool for t in held_out)
+        # Back in the list, and reconnected: the idle connections to replica-0 are closed, so
+        # the next ones open round-robin over both.
+        assert tick.result.converged and tick.result.instances[0].reconnected == ("orders_ro",)
+        assert set(read_servers(loop.env, "orders_ro")) == {"orders-pg-replica-0", lagging}
+        assert loop.connections()[lagging]
+    finally:
+        hb.stop()
+    assert hb.errors == []
+    assert set(hb.servers) == {"orders-pg-0 in_recovery=False"}
+
+
+def test_all_replicas_lagging_reads_go_to_primary(loop: Loop) -> None:
+    hb = start_heartbeat(loop)
+    try:
+        assert len(loop.tick().plan.read_pool) == 2
+        for r in loop.replica_names:
+            loop.env.pause_replay(r)
+        deadline = time.monotonic() + 30
+        while True:
+            time.sleep(INTERVAL_S)
+            tick = loop.tick()
+            if all(lag is not None and lag > LAG_OBJECTIVE_S for lag in tick.lags.values()):
+                break
+            assert time.monotonic() < deadline
+    finally:
+        hb.stop()
+    assert tick.plan.pool_fallback and tick.plan.read_pool == ("orders-pg-0",)
+    assert tick.result.converged
+    live = {r["name"]: r for r in loop.env.pgbouncer_admin("SHOW DATABASES")}
+    assert live["orders_ro"]["host"] == PRIMARY_ALIAS
+    for r in loop.replica_names:
+        loop.wait_connections(r, lambda c: c == 0)
+    seen = read_servers(loop.env, "orders_ro")
+    assert seen == Counter({"orders-pg-0 (primary)": 4})
+
+
+def test_scale_in_drains_the_leaving_replica_before_it_stops(loop: Loop) -> None:
+    leaving = "orders-pg-replica-1"
+    readers = [Reader(loop.env, "orders_ro") for _ in range(3)]
+    steady = loop.tick(read_qps=200)  # 200/s at 100/s per replica: 2 replicas, hold
+    assert steady.plan.desired_replicas == 2 and steady.plan.scale_to is None
+    for r in readers:
+        r.start()
+    try:
+        began = time.monotonic()
+        deadline = began + 15
+        # A steady phase first: both replicas serve the readers for at least 2 s.
+        while time.monotonic() - began < 2 or not all(
+            sum(r.counts[n] for r in readers) > 20 for n in loop.replica_names
+        ):
+            assert time.monotonic() < deadline, "the readers do not reach both replicas"
+            time.sleep(0.1)
+        before = sum((r.snapshot() for r in readers), Counter())
+
+        # Reads drop to 50/s: one replica is enough. decide drains the highest ordinal first.
+        start = loop.tick(read_qps=50)
+        assert start.plan.desired_replicas == 1
+        assert start.plan.scale_to is None and start.plan.draining == (leaving,)
+        assert start.plan.read_pool == ("orders-pg-replica-0",)
+        assert start.result.converged and start.result.instances[0].reconnected == ("orders_ro",)
+        drain_started = start.now
+        while True:
+            time.sleep(0.2)
+            tick = loop.tick(read_qps=50)
+            if tick.plan.scale_to is not None:
+                break
+            assert tick.now - drain_started < 30, "the drain never finished"
+        drained = tick.now
+        assert tick.plan.scale_to == 1
+        # decide scaled on a count PgBouncer itself reported: no server connection to it left.
+        assert loop.connections()[leaving] == 0
+
+        # The "scale down": the leaving replica's PostgreSQL stops; the readers go on.
+        loop.env.stop_instance(leaving)
+        loop.current = 1
+        time.sleep(2)
+        after_stop = loop.tick(read_qps=50)
+        assert after_stop.plan.read_pool == ("orders-pg-replica-0",) and after_stop.plan.scale_to is None
+        assert not after_stop.result.changed and after_stop.result.converged
+        time.sleep(1)
+    finally:
+        for r in readers:
+            r.stop()
+    total = sum((r.snapshot() for r in readers), Counter())
+    errors = [e for r in readers for e in r.errors]
+    last_on_leaving = max(r.last_start.get(leaving, 0.0) for r in readers)
+    reads = sum(total.values())
+    print(
+        f"\nscale-in 2 -> 1: reads made {reads}, failed {len(errors)}, by server {dict(total)}; "
+        f"drain took {drained - drain_started:.2f}s "
+        f"({sum(1 for t in loop.ticks if drain_started < t.now <= drained)} ticks after it started); "
+        f"before the drain {dict(before)}; on {leaving} after the drain began "
+        f"{total[leaving] - before[leaving]} (in flight), after it completed 0"
+    )
+    assert errors == []
+    assert sum(r.on_primary for r in readers) == 0
+    assert before[leaving] > 0  # it served reads before the drain
+    assert last_on_leaving < drained  # and none once the drain was complete
+    assert total["orders-pg-replica-0"] > before["orders-pg-replica-0"]  # reads went on
+
+
+def test_drain_waits_for_a_transaction_on_the_leaving_replica(loop: Loop) -> None:
+    leaving = "orders-pg-replica-1"
+    assert loop.tick(read_qps=200).plan.scale_to is None
+    # A client inside a transaction on the leaving replica keeps its server connection.
+    holder: psycopg.Connection[Any] | None = None
+    for _ in range(40):
+        conn = loop.env.connect_pgbouncer("orders_ro")
+        conn.execute("BEGIN")
+        row = conn.execute("SELECT current_setting('cluster_name')").fetchone()
+        if row is not None and row[0] == leaving:
+            holder = conn
+            break
+        conn.execute("ROLLBACK")
+        conn.close()
+    assert holder is not None, f"no transaction landed on {leaving}"
+    try:
+        start = loop.tick(read_qps=50)
+        assert start.plan.draining == (leaving,) and start.plan.scale_to is None
+        held = []
+        for _ in range(4):
+            time.sleep(0.5)
+            tick = loop.tick(read_qps=50)
+            held.append(tick)
+        assert all(t.plan.scale_to is None for t in held)
+        assert loop.connections()[leaving] == 1
+        # The transaction finishes normally on the replica that is leaving.
+        row = holder.execute("SELECT count(*) FROM pgbench_branches").fetchone()
+        holder.execute("COMMIT")
+        assert row is not None and row[0] >= 1
+    finally:
+        holder.close()
+    loop.wait_connections(leaving, lambda c: c == 0, timeout=5)
+    done = loop.tick(read_qps=50)
+    assert done.plan.scale_to == 1
+
+
+def test_admin_console_failures_are_values_and_counts_unknown(loop: Loop) -> None:
+    assert loop.tick().result.converged
+    wrong = AdminCredentials(loop.creds.user, "not-the-password")
+    bad = asyncio.run(
+        loop.router.apply(
+            loop.ticks[-1].plan, loop.pgb, loop.env.primary_name, loop.addresses, [loop.instance], wrong
+        )
+    )
+    assert bad.instances[0].error is not None
+    assert bad.instances[0].error.kind is AdminErrorKind.AUTH_FAILED
+    assert not bad.converged
+    counts = asyncio.run(
+        loop.router.count_server_connections(loop.addresses, [loop.instance], wrong, loop.pgb)
+    )
+    assert set(counts.counts.values()) == {None}
+    assert counts.errors[0].kind is AdminErrorKind.AUTH_FAILED
+
+    loop.env.stop_pgbouncer()
+    down = loop.tick(read_qps=50)  # would start a drain: it must not finish blind
+    assert down.result.instances[0].error is not None
+    assert down.result.instances[0].error.kind is AdminErrorKind.UNREACHABLE
+    assert down.plan.draining == ("orders-pg-replica-1",)
+    time.sleep(0.3)
+    blind = loop.tick(read_qps=50)
+    assert blind.plan.scale_to is None  # connections unknown (None), never taken as 0
+    assert all(r is None for r in loop.connections().values())
+
+    loop.env.start_pgbouncer()  # it reads the file rwscaler wrote while it was down
+    back = loop.tick(read_qps=50)
+    assert back.result.converged and back.result.errors == ()
+
+
+class LaggingStore(FileConfigStore):
+    """The ConfigMap as kubelet delivers it: writes land in the API object at once and in the
+    pod's mounted file only when `sync()` runs."""
+
+    def __init__(self, mounted: Path) -> None:
+        super().__init__(mounted.with_name(mounted.name + ".api"))
+        self.mounted = mounted
+
+    def sync(self) -> None:
+        self.mounted.write_text(self.path.read_text())
+
+
+def test_config_not_yet_delivered_is_reported_and_reloaded_again(loop: Loop) -> None:
+    store = loop.router.store
+    assert isinstance(store, FileConfigStore)
+    lagging = LaggingStore(store.path)
+    assert loop.tick().result.converged  # both replicas, from the mounted file
+    assert set(read_servers(loop.env, "orders_ro")) == {"orders-pg-replica-0", "orders-pg-replica-1"}
+    lagging.path.write_text(store.path.read_text())
+    loop.router = PgBouncerRouter(lagging)
+    tick = loop.tick(read_qps=50)  # drain starts: replica-1 leaves the rendered config
+    inst = tick.result.instances[0]
+    assert tick.result.changed and inst.reloaded and not inst.converged
+    assert "orders_ro" in inst.mismatch and inst.reconnected == ()
+    assert any("config not loaded yet" in e for e in tick.result.errors)
+    again = loop.tick(read_qps=50)
+    assert not again.result.changed and again.result.instances[0].reloaded  # retried
+    assert again.plan.scale_to is None  # its connections are still there: no scale-in
+    lagging.sync()
+    delivered = loop.tick(read_qps=50)
+    assert delivered.result.converged
+    assert delivered.result.instances[0].reconnected == ("orders_ro",)
+    loop.wait_connections("orders-pg-replica-1", lambda c: c == 0)
