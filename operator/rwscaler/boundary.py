@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from rwscaler.core.plan import Plan
 from rwscaler.core.spec import GROUP, KIND, VERSION, ReadWriteWorkloadSpec
@@ -99,3 +99,20 @@ class ReadRouter(Protocol):
     async def apply(self, request: RouteRequest) -> bool:
         """Make the router serve exactly request.endpoints; True when something changed."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionsRequest:
+    owner: OwnerRef
+    spec: ReadWriteWorkloadSpec
+    replicas: tuple[Endpoint, ...]  # every replica pod that has an IP
+
+
+@runtime_checkable
+class ConnectionCounter(Protocol):
+    """A router that can say how many server connections each replica still has (for drains).
+
+    Optional: a router without it (the EndpointSlice one) leaves `connections` unknown, so a
+    scale-in waits for `drainTimeoutSeconds`."""
+
+    async def connections(self, request: ConnectionsRequest) -> Mapping[str, int | None]: ...

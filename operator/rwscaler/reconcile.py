@@ -29,6 +29,8 @@ from rwscaler import report
 from rwscaler.boundary import (
     Cluster,
     ClusterProblem,
+    ConnectionCounter,
+    ConnectionsRequest,
     Endpoint,
     OwnerRef,
     PodInfo,
@@ -240,6 +242,23 @@ async def _read_metrics(deps: Deps, query: WorkloadQuery, now: float) -> Metrics
     return reading
 
 
+async def _connections(
+    deps: Deps, owner: OwnerRef, spec: ReadWriteWorkloadSpec, replica_pods: Sequence[PodInfo]
+) -> Mapping[str, int | None]:
+    """Server connections per replica from a router that can count them; unknown otherwise."""
+    router = deps.routers.get(spec.pooler.kind)
+    if not isinstance(router, ConnectionCounter):
+        return {}
+    request = ConnectionsRequest(
+        owner, spec, tuple(Endpoint(p.name, p.uid, p.ip) for p in replica_pods if p.ip is not None)
+    )
+    try:
+        return await router.connections(request)
+    except ClusterProblem as err:
+        log.warning("%s/%s: connection counts unknown: %s", owner.namespace, owner.name, err.message)
+        return {}
+
+
 async def _observe(
     deps: Deps, owner: OwnerRef, usable: _Usable, now: float
 ) -> tuple[Observation, list[PodInfo], list[PodInfo]]:
@@ -257,6 +276,7 @@ async def _observe(
         ca_pem=usable.ca_pem,
     )
     reading = await _read_metrics(deps, query, now)
+    connections = await _connections(deps, owner, usable.spec, replica_pods)
     missing = Signal.unknown(UnknownReason.NOT_OBSERVED, "no lag series for this pod")
     obs = Observation(
         read_qps=reading.read_qps,
@@ -267,7 +287,11 @@ async def _observe(
         primary=primary_pod_name(usable.spec),
         replicas=tuple(
             ReplicaObservation(
-                name=p.name, ordinal=p.ordinal, ready=p.ready, lag=reading.replica_lag.get(p.name, missing)
+                name=p.name,
+                ordinal=p.ordinal,
+                ready=p.ready,
+                lag=reading.replica_lag.get(p.name, missing),
+                connections=connections.get(p.name),
             )
             for p in replica_pods
         ),

@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 
 from conftest import READ_OBJECTIVE, WRITE_OBJECTIVE, spec_dict
-from rwscaler.boundary import ClusterProblem, OwnerRef, PodInfo, RouteRequest, StatefulSetInfo
+from rwscaler.boundary import (
+    ClusterProblem,
+    ConnectionsRequest,
+    OwnerRef,
+    PodInfo,
+    RouteRequest,
+    StatefulSetInfo,
+)
 from rwscaler.core.observation import Signal, UnknownReason
 from rwscaler.core.spec import PoolerKind
 from rwscaler.kube.objects import merge_patch
@@ -434,3 +441,27 @@ async def test_a_deleted_workload_ends_its_loop() -> None:
 )
 def test_prometheus_url_problem(url: str, ok: bool) -> None:
     assert (prometheus_url_problem(url) is None) is ok
+
+
+@dataclass
+class CountingRouter(FakeRouter):
+    """A router that also counts server connections per replica (as a PgBouncer router would)."""
+
+    counts: dict[str, int | None] = field(default_factory=dict)
+
+    async def connections(self, request: ConnectionsRequest) -> Mapping[str, int | None]:
+        return {e.pod: self.counts.get(e.pod, 0) for e in request.replicas}
+
+
+async def test_a_scale_in_waits_for_the_leaving_replica_to_drain() -> None:
+    w = make_world()
+    w.router = CountingRouter(counts={"db-replica-1": 3})
+    w.metrics.read_p99 = 0.1 * READ_OBJECTIVE  # far under the objective: one replica fewer
+    await w.tick()
+    result = await w.tick(2)
+    assert w.cluster.scaled == [], "not while the leaving replica still holds connections"
+    assert w.router.served() == ["db-replica-0"], "the leaving replica left the pool first"
+    assert result.plan is not None and result.plan.draining == ("db-replica-1",)
+    w.router.counts = {"db-replica-1": 0}
+    await w.tick(2)
+    assert w.cluster.scaled == [("db-replica", 1)]

@@ -1,0 +1,55 @@
+"""`rwscaler explain` renders what report.py wrote, without recomputing anything."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+
+import pytest
+import yaml
+
+from conftest import READ_OBJECTIVE, assert_readable, make_obs, no_stabilization
+from rwscaler import command_explain
+from rwscaler.core.decide import decide
+from rwscaler.core.memory import Memory
+from rwscaler.report import EffectiveMode, render_status
+
+
+def _object() -> dict:
+    spec = no_stabilization()
+    obs = make_obs(read_p99=2 * READ_OBJECTIVE, lags=[0.1, 30.0])
+    plan = decide(spec, obs, Memory(), 1_700_000_000.0)
+    status = render_status(
+        plan, obs, previous={}, generation=1, now=1_700_000_000.0, mode=EffectiveMode.ENFORCE
+    )
+    return {"metadata": {"name": "orders", "namespace": "shop"}, "status": status}
+
+
+def test_render_says_what_was_decided_and_why() -> None:
+    text = command_explain.render(_object())
+    assert text.startswith("shop/orders")
+    assert "decision:" in text and "read p99" in text
+    assert "db-replica-1: ready, lag 30s, out of pool" in text
+    assert "ReadCapacityExhausted=True" in text
+    assert "LatencyStep:" in text
+    assert_readable(text)
+
+
+def test_no_status_yet() -> None:
+    assert "no status yet" in command_explain.render({"metadata": {"name": "x", "namespace": "y"}})
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_reads_an_object_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], output: str
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(yaml.safe_dump(_object())))
+    args = argparse.Namespace(file="-", name=None, namespace="default", kubeconfig=None, output=output)
+    assert command_explain.run(args) == 0
+    out = capsys.readouterr().out
+    if output == "json":
+        assert json.loads(out)["workloadClass"] == "ReadHeavy"
+    else:
+        assert "shop/orders" in out
