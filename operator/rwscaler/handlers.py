@@ -94,25 +94,27 @@ def build_runtime(options: RunOptions) -> Runtime:
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     resource = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
+    # The runtime is made at startup, inside kopf's event loop, and shared by every handler.
+    holder: dict[str, Runtime] = {}
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
         settings.posting.enabled = False
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.finalizer = f"{KOPF_ANNOTATION_PREFIX}/finalizer"  # unused: no handler needs one
-        memo["runtime"] = build_runtime(options)
+        holder["runtime"] = build_runtime(options)
 
     @kopf.on.cleanup(registry=registry)
-    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime | None = memo.get("runtime")
+    async def cleanup(**_: Any) -> None:
+        runtime = holder.pop("runtime", None)
         if runtime is not None:
             await runtime.close()
 
     @kopf.on.event(**resource)  # type: ignore[arg-type]
-    async def seen(type: str | None, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo["runtime"]
+    async def seen(type: str | None, name: str, namespace: str, **_: Any) -> None:
+        runtime = holder["runtime"]
         if type == "DELETED":
             await runtime.loops.stop(namespace, name)
         else:
@@ -120,8 +122,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
     @kopf.on.create(**resource)  # type: ignore[arg-type]
     @kopf.on.update(**resource)  # type: ignore[arg-type]
-    async def validate(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo["runtime"]
+    async def validate(name: str, namespace: str, **_: Any) -> None:
+        runtime = holder["runtime"]
         async with runtime.loops.exclusive(namespace, name):
             problem = await reconcile.check(runtime.deps, namespace, name)
         if problem is not None:
@@ -136,7 +138,6 @@ def run(options: RunOptions) -> int:
     kopf.configure(verbose=options.verbose, debug=options.debug)
     kopf.run(
         registry=build_registry(options),
-        memo=kopf.Memo(),
         standalone=True,
         clusterwide=not options.namespaces,
         namespaces=list(options.namespaces),
