@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,17 @@ import psycopg
 import pytest
 from tests.support.pgenv import PgEnv
 
+from rwscaler.boundary import ClusterProblem, ConnectionsRequest, Endpoint, OwnerRef, RouteRequest
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
 from rwscaler.core.plan import Plan
+from rwscaler.core.pool_sizing import size_pools
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
 from rwscaler.pooler.pgbouncer_admin import AdminCredentials, AdminErrorKind, Instance
 from rwscaler.pooler.pgbouncer_apply import ApplyResult, FileConfigStore, PgBouncerRouter
+from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter
+from rwscaler.report import ReadyReason
 
 LOOPBACK = "127.0.0.1"
 PRIMARY_ALIAS = "127.0.0.20"
@@ -685,3 +689,64 @@ def test_config_not_yet_delivered_is_reported_and_reloaded_again(loop: Loop) -> 
     assert delivered.result.converged
     assert delivered.result.instances[0].reconnected == ("orders_ro",)
     loop.wait_connections("orders-pg-replica-1", lambda c: c == 0)
+
+
+@dataclass
+class LoopAccess:
+    """PgBouncerAccess for the operator-facing router, on this module's setup."""
+
+    loop: Loop
+    store_: FileConfigStore
+
+    async def instances(self, namespace: str, spec: PgBouncerSpec) -> list[Instance]:
+        return [self.loop.instance]
+
+    async def credentials(self, namespace: str, spec: PgBouncerSpec) -> AdminCredentials:
+        return self.loop.creds
+
+    def store(self, namespace: str, spec: PgBouncerSpec) -> FileConfigStore:
+        return self.store_
+
+
+def test_operator_router_tolerates_delivery_lag_then_reports_it(loop: Loop) -> None:
+    store = loop.router.store
+    assert isinstance(store, FileConfigStore)
+    assert loop.tick().result.converged
+    lagging = LaggingStore(store.path)
+    lagging.path.write_text(store.path.read_text())
+    clock = [1000.0]
+    router = PgBouncerReadRouter(LoopAccess(loop, lagging), delivery_grace_s=60, clock=lambda: clock[0])
+    owner = OwnerRef("shop", "orders", "uid-1")
+    primary = Endpoint(loop.env.primary_name, "uid-0", PRIMARY_ALIAS)
+
+    def route(read_pool: tuple[str, ...]) -> RouteRequest:
+        plan = loop.ticks[-1].plan
+        plan = replace(plan, read_pool=read_pool, pool_sizing=size_pools(2, len(read_pool)))
+        eps = tuple(Endpoint(n, f"uid-{n}", loop.addresses[n]) for n in read_pool)
+        return RouteRequest(owner, loop.spec, plan, eps, primary, ())
+
+    one = route(("orders-pg-replica-0",))
+    assert asyncio.run(router.apply(one)) is True  # written; not loaded yet, within the grace
+    clock[0] += 59
+    assert asyncio.run(router.apply(one)) is False
+    clock[0] += 2
+    with pytest.raises(ClusterProblem) as e:
+        asyncio.run(router.apply(one))
+    assert e.value.reason is ReadyReason.ROUTING_FAILED
+    assert "has not loaded the [databases] rwscaler wrote 61s ago" in e.value.message
+    assert "orders_ro: host '127.0.0.21,127.0.0.22' != '127.0.0.21'" in e.value.message
+    lagging.sync()
+    assert asyncio.run(router.apply(one)) is False  # nothing written; loaded now
+    last = router.last[("shop", "orders")]
+    assert last.converged and last.instances[0].reconnected == ("orders_ro",)
+    counts = asyncio.run(
+        router.connections(
+            ConnectionsRequest(
+                owner,
+                loop.spec,
+                tuple(Endpoint(n, f"uid-{n}", loop.addresses[n]) for n in loop.replica_names),
+            )
+        )
+    )
+    assert set(counts) == {"orders-pg-replica-0", "orders-pg-replica-1"}
+    assert all(isinstance(c, int) for c in counts.values())
