@@ -135,3 +135,15 @@ class SteadyCounters:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def serve_healthy(env: PromEnv, *, read_rate: float = 0.0, write_rate: float = 0.0) -> None:
+    exp = env.exporter
+    for side in ("read", "write"):
+        exp.set("app_queries_total", {"namespace": NAMESPACE, "side": side}, 0, kind="counter")
+    exp.set("app_latency_p99_seconds", {"namespace": NAMESPACE, "side": "read"}, 0.012)
+    exp.set("app_latency_p99_seconds", {"namespace": NAMESPACE, "side": "write"}, 0.004)
+    exp.set("app_lag_seconds", {"namespace": NAMESPACE, "pod": REPLICAS[0]}, 0.25)
+    exp.set("app_lag_seconds", {"namespace": NAMESPACE, "pod": REPLICAS[1]}, 3.5)
+    # A pod of another namespace with the same name must not be mistaken for ours.
+    exp.set("app_lag_seconds", {"namespace": "other", "pod": REPLICAS[0]}, 99.0)
