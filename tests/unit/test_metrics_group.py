@@ -173,3 +173,10 @@ def test_parse_non_json_is_http_error_with_status() -> None:
     parsed = parse_response(502, b"<html>Bad Gateway</html>")
     assert isinstance(parsed, QueryFailure) and parsed.reason is UnknownReason.HTTP_ERROR
     assert "HTTP 502" in parsed.message
+
+
+def test_a_value_without_a_stamp_in_a_dated_answer_is_stale() -> None:
+    series = [s(3.0, namespace="shop", pod="a")]
+    assert judge().one(index(series, BY, dated=True), ("shop", "a")).reason is UnknownReason.STALE
+    # Undated answers (an expression timestamp() cannot date) rely on Prometheus' own staleness.
+    assert judge().one(index(series, BY, dated=False), ("shop", "a")).value == 3.0

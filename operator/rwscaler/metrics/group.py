@@ -30,6 +30,8 @@ class Indexed:
     """One answer, indexed by the values of the `by` labels."""
 
     by: tuple[str, ...]
+    # True when the query carried a freshness part: then a value without a stamp is not current.
+    dated: bool = False
     values: dict[Key, list[float]] = field(default_factory=dict)
     # Per key, the oldest of the "ts" part's values: when the newest sample feeding it was taken.
     fresh: dict[Key, float] = field(default_factory=dict)
@@ -37,8 +39,8 @@ class Indexed:
     averages: set[Key] = field(default_factory=set)
 
 
-def index(series: Sequence[Series], by: tuple[str, ...]) -> Indexed:
-    out = Indexed(by)
+def index(series: Sequence[Series], by: tuple[str, ...], dated: bool = False) -> Indexed:
+    out = Indexed(by, dated)
     for s in series:
         key = tuple(s.labels.get(label, "") for label in by)
         if s.labels.get(PART_LABEL) == "ts":
@@ -84,6 +86,13 @@ class Judge:
                 UnknownReason.NOT_A_NUMBER, f"{self.signal}: the value for {where} is {value}{why}"
             )
         stamp = answer.fresh.get(key)
+        if stamp is None and answer.dated:
+            # A rate over a window can still be computed from samples taken before the series
+            # stopped being scraped; the instant timestamp() has nothing: the value is not current.
+            return Signal.unknown(
+                UnknownReason.STALE,
+                f"{self.signal}: no current sample for {where} (its series stopped being scraped)",
+            )
         if stamp is not None and self.now - stamp > self.staleness_s:
             return Signal.unknown(
                 UnknownReason.STALE,

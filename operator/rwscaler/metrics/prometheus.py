@@ -62,6 +62,7 @@ class _Ask:
     owner: Owner | None  # None: a custom query (one workload's answer)
     aggregation: Aggregation
     hint: str = ""
+    dated: bool = False  # the query carries a freshness part (see group.Indexed.dated)
 
 
 @dataclass(slots=True)
@@ -137,7 +138,8 @@ class PrometheusMetricsSource:
         except TemplateError as err:
             pending.fixed[signal] = Signal.unknown(UnknownReason.QUERY_ERROR, f"{signal}: {err}")
             return
-        if is_bare_selector(expr):
+        dated = is_bare_selector(expr)
+        if dated:
             # Only a plain selector's samples can be dated with timestamp(); for any other
             # expression Prometheus' own staleness (5m lookback, stale markers) is what applies.
             expr = with_freshness(expr, f"timestamp({expr})")
@@ -146,7 +148,9 @@ class PrometheusMetricsSource:
             # No histogram_quantile, no summary quantile label: the query cannot be a percentile.
             aggregation = Aggregation.AVERAGE
         by = ("pod",) if signal is SignalName.REPLICATION_LAG else ()
-        pending.asks[signal] = _Ask(_Query(target.endpoint, expr, target.timeout_s), by, None, aggregation)
+        pending.asks[signal] = _Ask(
+            _Query(target.endpoint, expr, target.timeout_s), by, None, aggregation, dated=dated
+        )
 
     @staticmethod
     def _render_groups(
@@ -172,7 +176,12 @@ class PrometheusMetricsSource:
                     )
                 else:
                     pending.asks[signal] = _Ask(
-                        query, template.by, template.owner, template.aggregation, template.hint
+                        query,
+                        template.by,
+                        template.owner,
+                        template.aggregation,
+                        template.hint,
+                        dated=template.fresh is not None,
                     )
         return sum(1 for query in rendered.values() if isinstance(query, _Query))
 
@@ -243,7 +252,7 @@ def _reading(
             else:
                 indexed = indexes.get((ask.query, ask.by))
                 if indexed is None:
-                    indexed = indexes[(ask.query, ask.by)] = index(answer, ask.by)
+                    indexed = indexes[(ask.query, ask.by)] = index(answer, ask.by, ask.dated)
                 if is_lag:
                     keys = (
                         [(pod,) for pod in q.replica_pods] if ask.owner is None else owner_keys(ask.owner, q)
