@@ -19,11 +19,13 @@ from rwscaler.pooler.pgbouncer_admin import (
     AdminCredentials,
     AdminErrorKind,
     Instance,
+    LiveDatabase,
+    ServerConnection,
     _classify_connect_error,
     parse_admin_secret,
 )
-from rwscaler.pooler.pgbouncer_apply import FileConfigStore, PgBouncerRouter
-from rwscaler.pooler.render_pgbouncer import config_hash
+from rwscaler.pooler.pgbouncer_apply import FileConfigStore, PgBouncerRouter, reconnect_reason
+from rwscaler.pooler.render_pgbouncer import config_hash, render_databases
 
 CREDS = AdminCredentials("admin", "secret")
 
@@ -154,3 +156,45 @@ def test_admin_secret_parsing() -> None:
 )  # fmt: skip
 def test_connect_errors_are_classified(message: str, kind: AdminErrorKind) -> None:
     assert _classify_connect_error(message) is kind
+
+
+def _server(addr: str, ptr: str, close_needed: bool = False, db: str = "orders_ro") -> ServerConnection:
+    return ServerConnection(db, "app", "idle", addr, 5432, close_needed, ptr)
+
+
+def _live(host: str) -> LiveDatabase:
+    return LiveDatabase("orders_ro", host, 5432, "orders", 16, 8, 0, 16)
+
+
+@pytest.mark.parametrize(
+    ("before", "servers", "why"),
+    [
+        # PgBouncer 1.18: the RELOAD marked every old connection; new ones (ptr n1) are fine.
+        ("10.0.0.6,10.0.0.7", [_server("10.0.0.6", "o1", True), _server("10.0.0.7", "o2", True),
+                                _server("10.0.0.6", "n1")], None),
+        # a pooler that did not mark them on RELOAD: the leaving host's connection is unmarked
+        ("10.0.0.6,10.0.0.7", [_server("10.0.0.7", "o2")], "no longer listed"),
+        # the list did not change: connections to a listed host stay
+        ("10.0.0.6", [_server("10.0.0.6", "o1")], None),
+        # the list changed and an old connection to a kept host is unmarked: it would never be
+        # rebalanced over the new list
+        ("10.0.0.7,10.0.0.6", [_server("10.0.0.6", "o1", True), _server("10.0.0.6", "o3")],
+         "opened by the old list"),
+        # nothing changed, nothing stray: no RECONNECT on an ordinary tick
+        (None, [_server("10.0.0.6", "o1")], None),
+        # other databases' connections are not this database's business
+        ("10.0.0.6", [_server("10.0.0.9", "x", db="orders")], None),
+    ],
+)  # fmt: skip
+def test_reconnect_only_for_connections_left_unmarked(
+    before: str | None, servers: list[ServerConnection], why: str | None
+) -> None:
+    entry = render_databases(
+        pgb(serverPort=5432), plan_with(("db-replica-0",)), PRIMARY, ADDRESSES
+    ).read  # host 10.0.0.6
+    old = frozenset({"o1", "o2", "o3"})
+    reason = reconnect_reason(entry, _live(before) if before else None, old, servers)
+    if why is None:
+        assert reason is None
+    else:
+        assert reason is not None and why in reason

@@ -106,6 +106,9 @@ class ServerConnection:
     addr: str
     port: int
     close_needed: bool
+    # PgBouncer's id of the connection (its memory address): tells connections that existed
+    # before a RELOAD from those opened after it.
+    ptr: str = ""
 
 
 def _classify_connect_error(message: str) -> AdminErrorKind:
@@ -183,6 +186,7 @@ class AdminSession:
                 addr=canonical_addr(str(r["addr"])),
                 port=int(r["port"]),
                 close_needed=bool(r.get("close_needed", 0)),
+                ptr=str(r.get("ptr") or ""),
             )
             for r in rows
         ]

@@ -16,14 +16,15 @@ each PgBouncer), so it is safe to call on every tick and after an operator resta
    entries, `RELOAD` and look again (in Kubernetes the mounted ConfigMap file lags the API write
    by up to a minute, so an instance may stay "not converged" for a few ticks and is reloaded
    again on each; PgBouncer also answers RELOAD with success when the file failed to load);
-4. once an instance runs the rendered config, `RECONNECT` each owned database whose host list
-   changed in this apply, or that still has server connections to a host it no longer lists that
-   are not yet marked to close. Pooled connections are then closed as they are released (at once
-   when idle, at the end of the transaction in transaction pooling, at the end of the client
-   session in session pooling) and reopened round-robin over the new list: a leaving replica is
-   drained, and a joining one gets its share of the reads at once instead of after
-   `server_lifetime`. (PgBouncer 1.18's RELOAD already marks the connections of a database whose
-   `host=` changed; the RECONNECT makes the drain independent of that.)
+4. once an instance runs the rendered config, make sure every pooled connection that must go is
+   marked to close: those to a host no longer listed, and, when the host list changed, those
+   opened by the old list (so connections reopen round-robin over the new one and a joining
+   replica gets its share of the reads at once instead of after `server_lifetime`). PgBouncer
+   1.18's RELOAD marks them itself when `host=` changes; `RECONNECT <db>` is issued only for
+   connections it left unmarked, because a RECONNECT right after such a RELOAD makes PgBouncer
+   reject clients for a moment (see `reconnect_reason`). Marked connections close as they are
+   released: at once when idle, at the end of the transaction in transaction pooling, at the end
+   of the client session in session pooling.
 
 Failures never raise: they come back in `ApplyResult` / `ConnectionCounts` for status and events,
 and the next tick retries.
@@ -181,21 +182,32 @@ def _hosts(live: LiveDatabase | None) -> set[str]:
     return {canonical_addr(h.strip()) for h in live.host.split(",") if h.strip()}
 
 
-def _needs_reconnect(
-    entry: DatabaseEntry, before: LiveDatabase | None, servers: Sequence[ServerConnection]
-) -> bool:
+def reconnect_reason(
+    entry: DatabaseEntry,
+    before: LiveDatabase | None,
+    old_ptrs: frozenset[str],
+    servers: Sequence[ServerConnection],
+) -> str | None:
+    """Why `entry`'s database needs a RECONNECT now (None: it does not).
+
+    `before` is what the instance had loaded before this apply's RELOAD, `old_ptrs` the server
+    connections it had then, `servers` its connections now. RECONNECT closes every pooled
+    connection of the database as it is released, so connections reopen round-robin over the new
+    host list: a leaving replica is drained, a joining one gets its share of the reads. But
+    PgBouncer 1.18's RELOAD already does exactly that when a database's `host=` changes (it marks
+    them close_needed), and a RECONNECT right after it is harmful there: it drops the
+    connections then in their login phase, which sets the pool's "last login failed" flag, and
+    while no other connection is left PgBouncer rejects clients with "server login has been
+    failing, try again later (server_login_retry)" (seen in the scale-in test). So RECONNECT only
+    when a connection that must go is not yet marked.
+    """
     listed = set(entry.hosts)
-    # A host left: its pooled connections must go. A host joined: the pool's connections should
-    # be reopened round-robin over the new list, or the joining replica gets no reads until
-    # server_lifetime recycles them. PgBouncer 1.18's RELOAD already marks every connection of a
-    # database whose connection string changed as close_needed (seen in SHOW SERVERS); the
-    # explicit RECONNECT keeps the drain from depending on that.
-    hosts_changed = before is not None and _hosts(before) != listed
-    unmarked_strays = any(
-        s.database == entry.name and not s.close_needed and (s.addr not in listed or s.port != entry.port)
-        for s in servers
-    )
-    return hosts_changed or unmarked_strays
+    unmarked = [s for s in servers if s.database == entry.name and not s.close_needed]
+    if any(s.addr not in listed or s.port != entry.port for s in unmarked):
+        return "connections to a server no longer listed are not marked to close"
+    if before is not None and _hosts(before) != listed and any(s.ptr in old_ptrs for s in unmarked):
+        return "the host list changed but connections opened by the old list are not marked to close"
+    return None
 
 
 class PgBouncerRouter:
@@ -243,7 +255,9 @@ class PgBouncerRouter:
             async with admin_session(instance, credentials, self.timeout_s) as admin:
                 before = await admin.show_databases()
                 live = before
+                old_ptrs: frozenset[str] = frozenset()
                 if _all_mismatches(rendered, live):
+                    old_ptrs = frozenset(s.ptr for s in await admin.show_servers())
                     await admin.reload()
                     reloaded = True
                     live = await admin.show_databases()
@@ -254,7 +268,7 @@ class PgBouncerRouter:
                     return InstanceResult(instance, False, reloaded, (), None, mismatch)
                 servers = await admin.show_servers()
                 for entry in rendered.databases:
-                    if _needs_reconnect(entry, before.get(entry.name), servers):
+                    if reconnect_reason(entry, before.get(entry.name), old_ptrs, servers):
                         await admin.reconnect(entry.name)
                         reconnected.append(entry.name)
                 return InstanceResult(instance, True, reloaded, tuple(reconnected))

@@ -39,7 +39,15 @@ from rwscaler.core.observation import Observation, ReplicaObservation, Signal, U
 from rwscaler.core.plan import Plan
 from rwscaler.core.pool_sizing import size_pools
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
-from rwscaler.pooler.pgbouncer_admin import AdminCredentials, AdminErrorKind, Instance
+from rwscaler.pooler.pgbouncer_admin import (
+    AdminCredentials,
+    AdminErrorKind,
+    AdminFailure,
+    Instance,
+    LiveDatabase,
+    ServerConnection,
+    admin_session,
+)
 from rwscaler.pooler.pgbouncer_apply import ApplyResult, FileConfigStore, PgBouncerRouter
 from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter
 from rwscaler.report import ReadyReason
@@ -50,11 +58,12 @@ LAG_OBJECTIVE_S = 1.0
 REENTRY_S = 3
 INTERVAL_S = 1.0
 READ_QUERY = "SELECT current_setting('cluster_name'), pg_is_in_recovery(), inet_server_port()"
-# Lag as postgres_exporter's pg_replication_lag computes it: 0 when everything received is
-# replayed, else the age of the last replayed commit (needs writes on the primary: Heartbeat).
+# Replication lag in seconds: 0 when the replica has replayed the primary's current WAL
+# position, else the age of the last commit it replayed (so a paused replica's lag grows while
+# the primary writes: Heartbeat), unknown when it has replayed no commit since it started.
 LAG_QUERY = (
-    "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-    "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END::float8"
+    "SELECT pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn()) <= 0, "
+    "EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8"
 )
 
 
@@ -320,10 +329,13 @@ class Loop:
 
     def lag(self, name: str) -> float | None:
         try:
-            value = self.env.sql(name, LAG_QUERY)[0][0]
+            (primary_lsn,) = self.env.sql(None, "SELECT pg_current_wal_lsn()::text")[0]
+            caught_up, age = self.env.sql(name, LAG_QUERY, (primary_lsn,))[0]
         except psycopg.Error:
-            return None
-        return None if value is None else float(value)
+            return None  # a server that cannot be asked has an unknown lag, never 0
+        if caught_up:
+            return 0.0
+        return None if age is None else float(age)
 
     def connections(self) -> dict[str, int | None]:
         return asyncio.run(
@@ -362,6 +374,15 @@ class Loop:
         tick = Tick(now, lags, plan, result)
         self.ticks.append(tick)
         return tick
+
+    def unmarked(self, name: str) -> int:
+        """Read-database connections to `name` that PgBouncer has not marked to close."""
+        rows = self.env.pgbouncer_admin("SHOW SERVERS")
+        return sum(
+            1
+            for r in rows
+            if r["database"] == "orders_ro" and r["addr"] == self.addresses[name] and not r["close_needed"]
+        )
 
     def wait_connections(self, name: str, want: Callable[[int | None], bool], timeout: float = 10) -> float:
         t0 = time.monotonic()
@@ -463,10 +484,13 @@ def test_lagging_replica_leaves_within_one_interval_and_returns_after_hysteresis
         # out at the first tick that saw it over.
         assert lagging in prev.plan.read_pool and (prev.lags[lagging] or 0) <= LAG_OBJECTIVE_S
         assert tick.plan.read_pool == ("orders-pg-replica-0",)
-        assert tick.result.converged and tick.result.instances[0].reconnected == ("orders_ro",)
+        assert tick.result.converged
+        # Every pooled connection to it is marked to close (by the RELOAD itself in PgBouncer
+        # 1.18; rwscaler would RECONNECT otherwise), and closes as it is released.
+        assert loop.unmarked(lagging) == 0
         gone_after = loop.wait_connections(lagging, lambda c: c == 0)
         print(f"\n{lagging}: lag {lag:.2f}s > {LAG_OBJECTIVE_S}s -> out of the pool; its server "
-              f"connections gone {gone_after:.2f}s after the reload+reconnect")  # fmt: skip
+              f"connections gone {gone_after:.2f}s after the reload")  # fmt: skip
         seen = read_servers(loop.env, "orders_ro")
         assert set(seen) == {"orders-pg-replica-0"}
 
@@ -487,9 +511,9 @@ def test_lagging_replica_leaves_within_one_interval_and_returns_after_hysteresis
         assert tick.now - healthy_from < REENTRY_S + INTERVAL_S
         held_out = [t for t in loop.ticks if t.now >= healthy_from and t.now - healthy_from < REENTRY_S]
         assert held_out and all(lagging not in t.plan.read_pool for t in held_out)
-        # Back in the list, and reconnected: the idle connections to replica-0 are closed, so
-        # the next ones open round-robin over both.
-        assert tick.result.converged and tick.result.instances[0].reconnected == ("orders_ro",)
+        # Back in the list; the connections opened by the old list (all to replica-0) are marked
+        # to close, so the next ones open round-robin over both.
+        assert tick.result.converged and loop.unmarked("orders-pg-replica-0") == 0
         assert set(read_servers(loop.env, "orders_ro")) == {"orders-pg-replica-0", lagging}
         assert loop.connections()[lagging]
     finally:
@@ -546,7 +570,7 @@ def test_scale_in_drains_the_leaving_replica_before_it_stops(loop: Loop) -> None
         assert start.plan.desired_replicas == 1
         assert start.plan.scale_to is None and start.plan.draining == (leaving,)
         assert start.plan.read_pool == ("orders-pg-replica-0",)
-        assert start.result.converged and start.result.instances[0].reconnected == ("orders_ro",)
+        assert start.result.converged and loop.unmarked(leaving) == 0
         drain_started = start.now
         while True:
             time.sleep(0.2)
@@ -591,15 +615,20 @@ def test_scale_in_drains_the_leaving_replica_before_it_stops(loop: Loop) -> None
 def test_drain_waits_for_a_transaction_on_the_leaving_replica(loop: Loop) -> None:
     leaving = "orders-pg-replica-1"
     assert loop.tick(read_qps=200).plan.scale_to is None
-    # A client inside a transaction on the leaving replica keeps its server connection.
+    # A client inside a transaction on the leaving replica keeps its server connection. Open
+    # transactions side by side until one lands there: PgBouncer reuses idle connections first
+    # and opens new ones round-robin, so at most the pool size (8) are needed.
     holder: psycopg.Connection[Any] | None = None
-    for _ in range(40):
+    others: list[psycopg.Connection[Any]] = []
+    for _ in range(8):
         conn = loop.env.connect_pgbouncer("orders_ro")
         conn.execute("BEGIN")
         row = conn.execute("SELECT current_setting('cluster_name')").fetchone()
         if row is not None and row[0] == leaving:
             holder = conn
             break
+        others.append(conn)
+    for conn in others:
         conn.execute("ROLLBACK")
         conn.close()
     assert holder is not None, f"no transaction landed on {leaving}"
@@ -687,7 +716,7 @@ def test_config_not_yet_delivered_is_reported_and_reloaded_again(loop: Loop) -> 
     lagging.sync()
     delivered = loop.tick(read_qps=50)
     assert delivered.result.converged
-    assert delivered.result.instances[0].reconnected == ("orders_ro",)
+    assert loop.unmarked("orders-pg-replica-1") == 0
     loop.wait_connections("orders-pg-replica-1", lambda c: c == 0)
 
 
@@ -738,7 +767,7 @@ def test_operator_router_tolerates_delivery_lag_then_reports_it(loop: Loop) -> N
     lagging.sync()
     assert asyncio.run(router.apply(one)) is False  # nothing written; loaded now
     last = router.last[("shop", "orders")]
-    assert last.converged and last.instances[0].reconnected == ("orders_ro",)
+    assert last.converged and loop.unmarked("orders-pg-replica-1") == 0
     counts = asyncio.run(
         router.connections(
             ConnectionsRequest(
@@ -750,3 +779,39 @@ def test_operator_router_tolerates_delivery_lag_then_reports_it(loop: Loop) -> N
     )
     assert set(counts) == {"orders-pg-replica-0", "orders-pg-replica-1"}
     assert all(isinstance(c, int) for c in counts.values())
+
+
+def test_admin_console_commands(loop: Loop) -> None:
+    """The admin session on the real console: simple protocol, RECONNECT marks, errors as values."""
+    assert loop.tick().result.converged
+    read_servers(loop.env, "orders_ro")
+    # A transaction holds one server connection, so it is still there (marked) after RECONNECT.
+    holder = loop.env.connect_pgbouncer("orders_ro")
+    holder.execute("BEGIN")
+    holder.execute("SELECT 1")
+
+    async def run() -> tuple[dict[str, LiveDatabase], list[ServerConnection], list[ServerConnection]]:
+        async with admin_session(loop.instance, loop.creds) as admin:
+            dbs = await admin.show_databases()
+            before = await admin.show_servers()
+            await admin.reconnect("orders_ro")
+            after = await admin.show_servers()
+            with pytest.raises(AdminFailure) as e:
+                await admin.reconnect("no_such_db")
+            assert e.value.error.kind is AdminErrorKind.COMMAND_FAILED
+            assert "no such database" in e.value.error.message
+            await admin.reload()  # the session survives a failed command
+            return dbs, before, after
+
+    try:
+        dbs, before, after = asyncio.run(run())
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert dbs["orders_ro"].host == "127.0.0.21,127.0.0.22" and dbs["orders"].pool_size == 4
+    ro_before = [s for s in before if s.database == "orders_ro"]
+    assert ro_before and not any(s.close_needed for s in ro_before)
+    assert {s.addr for s in ro_before} <= {"127.0.0.21", "127.0.0.22"}
+    assert all(s.port == loop.pgb.serverPort and s.ptr for s in ro_before)
+    ro_after = [s for s in after if s.database == "orders_ro"]
+    assert ro_after and all(s.close_needed for s in ro_after)  # RECONNECT marked every one
