@@ -24,7 +24,7 @@ from rwscaler.boundary import (
     RouteRequest,
 )
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
-from rwscaler.pooler.pgbouncer_admin import AdminCredentials, Instance
+from rwscaler.pooler.pgbouncer_admin import AdminCredentials, Instance, parse_admin_secret
 from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter
 from rwscaler.report import ReadyReason
 
@@ -32,9 +32,12 @@ OWNER = OwnerRef("shop", "orders", "uid-1")
 
 
 class Access:
-    def __init__(self, instances: Sequence[Instance], secret_problem: bool = False) -> None:
+    def __init__(
+        self, instances: Sequence[Instance], secret_problem: bool = False, bad_secret: bool = False
+    ) -> None:
         self._instances = list(instances)
         self._secret_problem = secret_problem
+        self._bad_secret = bad_secret
         self.stores: dict[str, MemoryStore] = {}
 
     async def instances(self, namespace: str, spec: PgBouncerSpec) -> Sequence[Instance]:
@@ -43,6 +46,8 @@ class Access:
     async def credentials(self, namespace: str, spec: PgBouncerSpec) -> AdminCredentials:
         if self._secret_problem:
             raise ClusterProblem(ReadyReason.SECRET_NOT_FOUND, f"Secret {spec.adminSecret.name} not found")
+        if self._bad_secret:
+            return parse_admin_secret("no-colon-here")
         return AdminCredentials("admin", "pw")
 
     def store(self, namespace: str, spec: PgBouncerSpec) -> MemoryStore:
@@ -118,3 +123,12 @@ async def test_connections_unknown_when_pgbouncer_cannot_be_asked(refused: Insta
         ConnectionsRequest(OWNER, spec(), (endpoint("db-replica-0"), endpoint("db-replica-1")))
     )
     assert counts == {"db-replica-0": None, "db-replica-1": None}
+
+
+async def test_malformed_secret_is_a_routing_problem_and_unknown_connections() -> None:
+    router = PgBouncerReadRouter(Access([], bad_secret=True))
+    with pytest.raises(ClusterProblem) as e:
+        await router.apply(request())
+    assert e.value.reason is ReadyReason.ROUTING_FAILED and "user:password" in e.value.message
+    counts = await router.connections(ConnectionsRequest(OWNER, spec(), (endpoint("db-replica-1"),)))
+    assert counts == {"db-replica-1": None}

@@ -72,6 +72,20 @@ class PgBouncerReadRouter:
             raise ClusterProblem(ReadyReason.SPEC_INVALID, "pooler kind PgBouncer needs pgbouncer")
         return spec
 
+    async def _reach(self, namespace: str, pgb: PgBouncerSpec) -> tuple[AdminCredentials, Sequence[Instance]]:
+        """The admin credentials and the instances; any failure becomes a ClusterProblem."""
+        try:
+            return (
+                await self._access.credentials(namespace, pgb),
+                await self._access.instances(namespace, pgb),
+            )
+        except ClusterProblem:
+            raise
+        except Exception as err:  # e.g. a Secret that is not 'user:password'
+            raise ClusterProblem(
+                ReadyReason.ROUTING_FAILED, f"PgBouncer {pgb.deployment}: {type(err).__name__}: {err}"
+            ) from err
+
     async def apply(self, request: RouteRequest) -> bool:
         owner = request.owner
         key = (owner.namespace, owner.name)
@@ -83,8 +97,7 @@ class PgBouncerReadRouter:
             )
         addresses = {e.pod: e.ip for e in request.endpoints}
         addresses[request.primary.pod] = request.primary.ip
-        credentials = await self._access.credentials(owner.namespace, pgb)
-        instances = await self._access.instances(owner.namespace, pgb)
+        credentials, instances = await self._reach(owner.namespace, pgb)
         router = PgBouncerRouter(self._access.store(owner.namespace, pgb), self._timeout_s)
         result = await router.apply(request.plan, pgb, request.primary.pod, addresses, instances, credentials)
         self.last[key] = result
@@ -121,8 +134,11 @@ class PgBouncerReadRouter:
         pgb = self._spec(request.spec.pooler.pgbouncer)
         endpoints = {e.pod: e.ip for e in request.replicas}
         namespace = request.owner.namespace
-        credentials = await self._access.credentials(namespace, pgb)
-        instances = await self._access.instances(namespace, pgb)
+        try:
+            credentials, instances = await self._reach(namespace, pgb)
+        except ClusterProblem as err:
+            log.warning("%s/%s: server connections unknown: %s", namespace, request.owner.name, err.message)
+            return dict.fromkeys(endpoints)
         router = PgBouncerRouter(self._access.store(namespace, pgb), self._timeout_s)
         counts = await router.count_server_connections(endpoints, instances, credentials, pgb)
         for error in counts.errors:
