@@ -8,10 +8,12 @@ APPROACH x objective cannot be rising. Objectives here are the defaults (read 50
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import pytest
+
 from conftest import (
     READ_OBJECTIVE,
     WRITE_OBJECTIVE,
@@ -28,7 +30,6 @@ from conftest import (
     scaled_down,
     scaled_up,
 )
-
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Signal, UnknownReason
@@ -158,6 +159,58 @@ def test_write_surge_over_many_ticks_never_adds_a_replica() -> None:
     ticks = run_ticks(spec, world, ticks=80, current=2)
     assert all(not scaled_up(t.plan) for t in ticks)
     assert is_true(ticks[-1].plan, CT.WRITE_BOTTLENECK)
+
+
+def surge_world(write_factor: float, read_factor: float, read_level: float, write_level: float = 0.5) -> Any:
+    """Steady traffic for 10 minutes, then writes (and reads) multiplied at t=600."""
+
+    def world(t: float, current: int) -> Any:
+        after = t >= 600
+        return make_obs(
+            current=current,
+            read_qps=1000.0 * (read_factor if after else 1.0),
+            write_qps=100.0 * (write_factor if after else 1.0),
+            **levels(read_level if after else CALM, write_level),
+        )
+
+    return world
+
+
+def test_write_traffic_surge_is_the_write_side_rising() -> None:
+    """Write QPS surging (and outgrowing reads) is the write side rising before its latency breaches."""
+    ticks = run_ticks(make_spec(), surge_world(4.0, 1.0, CALM), ticks=44)
+    during = [t.plan for t in ticks if 630 <= t.t <= 645]
+    assert during and all(is_true(p, CT.WRITE_BOTTLENECK) for p in during)
+    assert all({RT.VERTICAL_SCALE_PRIMARY, RT.SHARD_WRITES} <= rec_types(p) for p in during)
+    assert not any(is_true(t.plan, CT.WRITE_BOTTLENECK) for t in ticks if t.t < 600)
+
+
+def test_read_breach_during_a_write_surge_adds_no_replica() -> None:
+    """Replay work from a write surge slows reads; replicas would only add replay load."""
+    surge = run_ticks(make_spec(), surge_world(4.0, 1.0, BREACH), ticks=44)
+    assert not any(scaled_up(t.plan) for t in surge)
+    assert any(is_true(t.plan, CT.CAPACITY_LIMIT) for t in surge if t.t >= 600)
+    # The same read breach without the write surge is a read-capacity problem.
+    no_surge = run_ticks(make_spec(), surge_world(1.0, 1.0, BREACH), ticks=44)
+    assert any(scaled_up(t.plan) for t in no_surge)
+
+
+def test_traffic_growing_on_both_sides_alike_is_not_a_write_surge() -> None:
+    ticks = run_ticks(make_spec(), surge_world(4.0, 4.0, BREACH), ticks=44)
+    after = [t.plan for t in ticks if t.t >= 600]
+    assert not any(is_true(p, CT.WRITE_BOTTLENECK) or is_true(p, CT.CAPACITY_LIMIT) for p in after)
+    assert any(scaled_up(p) for p in after)
+
+
+def test_no_scale_down_while_reads_are_rising() -> None:
+    """The capacity model asks for 1 replica, but read p99 is climbing toward its objective."""
+    spec = no_stabilization(replicas={"targetReadQPSPerReplica": 1000.0})
+    climbing = [0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    ticks = run_ticks(spec, [make_obs(current=4, read_qps=100.0, **levels(x, 0.5)) for x in climbing])
+    assert is_true(ticks[-1].plan, CT.READ_CAPACITY_EXHAUSTED)
+    assert ticks[-1].plan.desired_replicas == 4
+    flat = decide(spec, make_obs(current=4, read_qps=100.0, **levels(CALM, 0.5)), Memory(), 0.0)
+    assert flat.desired_replicas == 1
 
 
 # --- row 3: both rising -> capacity limit, architecture review; replicas only if capacity says ---
@@ -515,3 +568,25 @@ def test_a_plan_that_acts_names_its_rules_in_readable_words(
 def test_every_condition_type_is_reported_once() -> None:
     plan = plan_for(current=2)
     assert sorted(c.type.value for c in plan.conditions) == sorted(t.value for t in CT)
+
+
+# --- extreme rates -------------------------------------------------------------------------------
+
+EXTREME_RATES = (
+    "core bug: decide._update_trends takes math.log10(read_qps / write_qps); the quotient of two "
+    "positive rates underflows to 0.0 (math domain error: decide raises) or overflows to inf (memory "
+    "then holds inf and status is not valid JSON). log10(read) - log10(write) has neither problem"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=EXTREME_RATES, raises=ValueError)
+def test_a_vanishing_read_rate_does_not_crash_decide() -> None:
+    plan = decide(make_spec(), make_obs(read_qps=5e-324, write_qps=2.0), Memory(), 0.0)
+    assert plan.workload_class == "WriteDominated"
+
+
+@pytest.mark.xfail(strict=True, reason=EXTREME_RATES)
+def test_a_vanishing_write_rate_keeps_memory_json() -> None:
+    plan = decide(make_spec(), make_obs(read_qps=1000.0, write_qps=1e-307), Memory(), 0.0)
+    assert plan.workload_class == "ReadDominated"
+    json.dumps(plan.memory.to_status(), allow_nan=False)

@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import READ_OBJECTIVE, WRITE_OBJECTIVE, make_obs, make_spec, replica, run_ticks
 
+from conftest import READ_OBJECTIVE, WRITE_OBJECTIVE, make_obs, make_spec, replica, run_ticks
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Drain, Ewma, Memory, ReplicaMemory
 from rwscaler.core.observation import Observation
@@ -72,7 +72,7 @@ def test_unreadable_status_starts_afresh(status: Any) -> None:
 def test_decide_does_not_mutate_its_memory() -> None:
     before = Memory.from_status(FULL.to_status())
     decide(make_spec(), make_obs(current=3, lags=[9.0, 0.1, 0.1]), FULL, 1250.0)
-    assert FULL == before
+    assert before == FULL
 
 
 def test_decide_is_deterministic() -> None:

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import pytest
+
 from conftest import (
     READ_OBJECTIVE,
     assert_readable,
@@ -28,7 +29,6 @@ from conftest import (
     scaled_down,
     scaled_up,
 )
-
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.plan import ConditionType as CT
@@ -207,14 +207,6 @@ def test_scale_down_waits_until_every_higher_recommendation_has_left_the_window(
     assert Rule.STABILIZED in rules(during)
 
 
-WINDOW_EDGE_BUG = (
-    "core bug: sizing.stabilize counts a recommendation exactly `window` seconds old "
-    "(now - t <= window); the HPA counts only those younger than the window (timestamp after "
-    "now - window), as stabilize's own pruning (now - t < keep) does when the window is the longest"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=WINDOW_EDGE_BUG)
 @pytest.mark.parametrize("window", [30, 90])
 def test_scale_up_waits_until_every_lower_recommendation_has_left_the_window(window: int) -> None:
     spec = windows(window, 300)
@@ -225,8 +217,8 @@ def test_scale_up_waits_until_every_lower_recommendation_has_left_the_window(win
     assert ticks[int((45 + window) / 15)].plan.scale_to == 4  # the lowest of the window: every rec was 4
 
 
-@pytest.mark.xfail(strict=True, reason=WINDOW_EDGE_BUG)
 def test_scale_down_window_shorter_than_the_scale_up_window_has_the_same_edge() -> None:
+    """The edge is the same whichever window is the longest (the history keeps the longest)."""
     spec = windows(600, 60)
     ticks = run_ticks(
         spec, lambda t, c: make_obs(current=c, read_p99=CALM if t < 120 else LOW), ticks=20, current=4
@@ -282,16 +274,19 @@ def test_flapping_load_does_not_flap_replicas() -> None:
     assert not any(scaled_down(t.plan) for t in ticks)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: with no history (a new resource, or status lost) the first tick may scale down at "
-    "once; the HPA seeds its recommendation history with the current count (recordInitialRecommendation), "
-    "so a scale-down waits the scaleDown window",
-)
 def test_first_tick_does_not_scale_down_inside_the_window() -> None:
+    """With no history (a new resource, or status lost) the HPA seeds its history with the current
+    count: a scale-down waits its window instead of happening on the first tick."""
     plan = decide(make_spec(), make_obs(current=3, read_p99=LOW), Memory(), 1000.0)
     assert plan.desired_replicas == 3
     assert plan.scale_to is None
+    ticks = run_ticks(make_spec(), lambda t, c: make_obs(current=c, read_p99=LOW), ticks=25, current=3)
+    assert first_scale(ticks) == 300.0
+
+
+def test_first_tick_scale_up_is_not_held_back() -> None:
+    plan = decide(make_spec(), make_obs(current=2, read_p99=HIGH), Memory(), 1000.0)
+    assert plan.scale_to == 4
 
 
 # --- max steps ----------------------------------------------------------------------------------
@@ -334,13 +329,8 @@ def test_at_max_replicas_reports_scaling_limited_and_asks_to_raise_the_bound() -
     assert cond(at_max, CT.SCALING_LIMITED).reason == "AtMaxReplicas"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: when maxReplicas binds before maxStep (4 -> 20 asked, step allows 14, max is 5), "
-    "ScalingLimited's reason is MaxStep and a StepLimited reason says '4 -> 14', though the step "
-    "limited nothing; the HPA reports the tighter of the two (TooManyReplicas here)",
-)
 def test_the_binding_limit_is_the_one_reported() -> None:
+    """4 -> 20 asked; the step would allow 14 but maxReplicas is 5: the bound is what limits."""
     spec = no_stabilization(replicas={"maxReplicas": 5, "targetReadQPSPerReplica": 100.0})
     plan = decide(spec, make_obs(current=4, read_qps=2000.0, read_p99=CALM), Memory(), 0.0)
     assert plan.desired_replicas == 5
