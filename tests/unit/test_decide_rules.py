@@ -47,7 +47,7 @@ def plan_for(spec_overrides: dict[str, Any] | None = None, **obs: Any) -> Plan:
     return decide(spec, make_obs(**obs), Memory(), 0.0)
 
 
-def levels(read: float, write: float) -> dict[str, float]:
+def levels(read: float, write: float) -> dict[str, Any]:
     return {"read_p99": read * READ_OBJECTIVE, "write_p99": write * WRITE_OBJECTIVE}
 
 
@@ -131,7 +131,7 @@ def test_write_rising_reads_stable_never_scales_up(
     assert plan.desired_replicas <= 2
     assert is_true(plan, CT.WRITE_BOTTLENECK)
     assert cond(plan, CT.WRITE_BOTTLENECK).reason == "WriteLatencyRising"
-    assert not is_true(plan, CT.READ_CAPACITY_EXHAUSTED) or target is not None
+    assert not is_true(plan, CT.READ_CAPACITY_EXHAUSTED)
     assert not is_true(plan, CT.CAPACITY_LIMIT)
     assert {RT.VERTICAL_SCALE_PRIMARY, RT.SHARD_WRITES} <= rec_types(plan)
     assert RT.ADD_READ_REPLICAS not in rec_types(plan)
@@ -456,15 +456,22 @@ def test_all_unknown_names_every_signal() -> None:
 
 
 def test_outage_in_the_middle_of_a_scale_down_holds() -> None:
-    """A scale-down that the windows would allow is not taken while metrics are unknown."""
-    spec = no_stabilization()
+    """Reads far under the objective: the scale-down window (120 s) would let a replica go at
+    t=120, but Prometheus is unreachable from t=60, so nothing goes."""
+    spec = make_spec(behavior={"scaleDown": {"stabilizationWindowSeconds": 120, "maxStep": 1}})
+    outage = Signal.unknown(UnknownReason.UNREACHABLE)
 
-    def world(t: float, current: int) -> Any:
-        if t < 150:
-            return make_obs(current=current, **levels(CALM, 0.5))
-        return make_obs(current=current, read_p99=None, **{"write_p99": 0.5 * WRITE_OBJECTIVE})
+    def world(with_outage: bool) -> Any:
+        def observe(t: float, current: int) -> Any:
+            if with_outage and t >= 60:
+                return make_obs(current=current, read_qps=outage, write_qps=outage, read_p99=outage)
+            return make_obs(current=current, **levels(0.1, 0.5))
 
-    ticks = run_ticks(spec, world, ticks=30, current=5)
+        return observe
+
+    control = run_ticks(spec, world(False), ticks=30, current=5)
+    assert any(scaled_down(t.plan) for t in control), "without the outage the replica goes"
+    ticks = run_ticks(spec, world(True), ticks=30, current=5)
     assert not any(scaled_down(t.plan) for t in ticks)
     assert ticks[-1].plan.desired_replicas == 5
 
@@ -498,7 +505,7 @@ def test_recommend_mode_reports_but_never_acts(obs: dict[str, float]) -> None:
     assert recommend.scale_to is None
     assert not recommend.enforce
     assert recommend.desired_replicas == enforce.desired_replicas
-    assert recommend.true_conditions() == [c for c in enforce.true_conditions()]
+    assert recommend.true_conditions() == enforce.true_conditions()
     assert rec_types(recommend) == rec_types(enforce)
     assert recommend.draining == ()
     assert recommend.memory.last_scale_time is None
@@ -540,18 +547,6 @@ def test_a_plan_that_acts_names_its_rules_in_readable_words(
     spec_overrides: dict[str, Any], obs: dict[str, Any]
 ) -> None:
     plan = plan_for(spec_overrides, current=2, **obs)
-    acts = plan.scale_to is not None or plan.desired_replicas != plan.current_replicas or plan.pool_fallback
-    acts = (
-        acts
-        or bool(plan.draining)
-        or bool(plan.recommendations)
-        or plan.true_conditions()
-        != [
-            "Ready",
-            "MetricsAvailable",
-        ]
-    )
-    assert acts, "each case here makes the core do or say something"
     assert plan.reasons
     for reason in plan.reasons:
         assert_readable(reason.message)

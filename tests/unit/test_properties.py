@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,15 +287,15 @@ def test_the_checks_catch_what_they_guard(check: str, step_change: dict[str, Any
         tick = TickInput(1000.0, 10.0, 0.2, 3.0, (0.1, 9.0), -1, False, None)
     step = simulate(spec, 2, [tick])[0]
     broken = Step(step.t, step.obs, dataclasses.replace(step.plan, **step_change))
-    run = {
+    checks: dict[str, Callable[[], None]] = {
         "bounds": lambda: check_bounds(spec, broken),
         "pool": lambda: check_pool(spec, broken),
         "unknown": lambda: check_unknown(broken),
         "write_bound": lambda: check_write_bound(spec, broken, tick),
         "reports": lambda: check_reports(spec, broken),
-    }[check]
+    }
     with pytest.raises(AssertionError):
-        run()
+        checks[check]()
 
 
 def test_the_reversal_check_catches_a_flap() -> None:
