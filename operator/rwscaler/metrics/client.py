@@ -88,12 +88,9 @@ def parse_response(status: int, body: bytes) -> QueryResult:
         data = doc["data"]
         kind = data["resultType"]
         if kind == "vector":
+            # JSON object keys and label values are already str: no per-label conversion.
             return [
-                Series(
-                    {str(k): str(v) for k, v in item["metric"].items()},
-                    _sample_value(item["value"][1]),
-                    float(item["value"][0]),
-                )
+                Series(item["metric"], _sample_value(item["value"][1]), float(item["value"][0]))
                 for item in data["result"]
             ]
         if kind == "scalar":

@@ -34,7 +34,7 @@ Template = SignalTemplate | Signal
 
 W = "${window}"
 NS = 'namespace=~"${namespace}"'
-# Databases where monitoring agents, not applications, run their queries.
+# Databases where monitoring agents (CloudNativePG's own queries), not applications, run.
 NOT_APP_DBS = 'datname!~"postgres|template0|template1"'
 
 
@@ -137,14 +137,17 @@ _PGB = {
 #  3. the primary's view, pg_stat_replication.replay_lag for the standby whose application_name
 #     is the pod's name (catches a replica that is slow to RECEIVE, which 1 reads as 0).
 _REPLICA = _sel(NS, 'pod=~"${replica_pods}"')
+# Right-hand sides of `and on (namespace, pod)` need no pod matcher: the left side already
+# picked the pods, and every extra regex over all replica pods costs Prometheus time.
+_NS_ONLY = _sel(NS)
 # The primary's pg_stat_replication rows, one per standby, named by application_name.
 _STANDBY = _sel(NS, 'application_name=~"${replica_pods}"')
 _PG_LAG = SignalTemplate(
     "max by (namespace, pod) ("
     f"(pg_replica_replay_lag_seconds{_REPLICA}"
-    f" and on (namespace, pod) (pg_wal_receiver_streaming{_REPLICA} == 1))"
+    f" and on (namespace, pod) (pg_wal_receiver_streaming{_NS_ONLY} == 1))"
     f" or (pg_replica_last_replay_age_seconds{_REPLICA}"
-    f" and on (namespace, pod) (pg_wal_receiver_streaming{_REPLICA} == 0))"
+    f" and on (namespace, pod) (pg_wal_receiver_streaming{_NS_ONLY} == 0))"
     " or label_replace(pg_standby_replay_lag_seconds"
     f"{_STANDBY},"
     ' "pod", "$1", "application_name", "(.+)")'
@@ -153,7 +156,7 @@ _PG_LAG = SignalTemplate(
     Owner.REPLICA_PODS,
     "min by (namespace, pod) ("
     f"timestamp(pg_replica_replay_lag_seconds{_REPLICA})"
-    f' or label_replace(timestamp(pg_wal_receiver_streaming{_REPLICA}), "m", "streaming", "", ""))',
+    f' or label_replace(timestamp(pg_wal_receiver_streaming{_NS_ONLY}), "m", "streaming", "", ""))',
     hint="needs postgres_exporter with rwscaler's extension queries (pg_replica, pg_wal_receiver)",
 )
 
@@ -164,8 +167,13 @@ _PG_LAG = SignalTemplate(
 _STMT_HINT = "needs postgres_exporter with rwscaler's extension query pg_statements (pg_stat_statements)"
 
 
+def _stmt_selector(pods: str, kind: str) -> str:
+    # No database filter: the extension query already leaves out the exporter's own statements.
+    return _sel(NS, f'pod=~"${{{pods}}}"', f'kind="{kind}"')
+
+
 def _stmt_qps(pods: str, kind: str, owner: Owner) -> SignalTemplate:
-    selector = _sel(NS, f'pod=~"${{{pods}}}"', f'kind="{kind}"', NOT_APP_DBS)
+    selector = _stmt_selector(pods, kind)
     return SignalTemplate(
         _rate_by_set("pg_statements_calls_total", selector),
         ("namespace", "statefulset"),
@@ -176,7 +184,7 @@ def _stmt_qps(pods: str, kind: str, owner: Owner) -> SignalTemplate:
 
 
 def _stmt_latency(pods: str, kind: str, owner: Owner) -> SignalTemplate:
-    selector = _sel(NS, f'pod=~"${{{pods}}}"', f'kind="{kind}"', NOT_APP_DBS)
+    selector = _stmt_selector(pods, kind)
     return SignalTemplate(
         f"{_rate_by_set('pg_statements_exec_seconds_total', selector)}"
         f" / {_rate_by_set('pg_statements_calls_total', selector)}",
@@ -215,7 +223,7 @@ _CNPG_LAG = SignalTemplate(
     # The primary's pg_stat_replication view adds the standby that is slow to receive.
     "max by (namespace, pod) ("
     f"(cnpg_pg_replication_lag{_REPLICA}"
-    f" and on (namespace, pod) (cnpg_pg_replication_is_wal_receiver_up{_REPLICA} == 1))"
+    f" and on (namespace, pod) (cnpg_pg_replication_is_wal_receiver_up{_NS_ONLY} == 1))"
     " or label_replace(cnpg_pg_stat_replication_replay_lag_seconds"
     f"{_STANDBY},"
     ' "pod", "$1", "application_name", "(.+)")'
@@ -324,7 +332,7 @@ _MYSQL_LAG = SignalTemplate(
     " or max by (namespace, pod) ("
     f"(mysql_slave_status_seconds_behind_master{_MYSQL_REPLICA}"
     f" or mysql_slave_status_seconds_behind_source{_MYSQL_REPLICA})"
-    f" and on (namespace, pod) (mysql_slave_status_slave_io_running{_MYSQL_REPLICA} == 1))",
+    f" and on (namespace, pod) (mysql_slave_status_slave_io_running{_NS_ONLY} == 1))",
     ("namespace", "pod"),
     Owner.REPLICA_PODS,
     None,

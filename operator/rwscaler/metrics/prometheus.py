@@ -28,7 +28,14 @@ from rwscaler.core.observation import Aggregation, Signal, UnknownReason
 from rwscaler.metrics.client import Endpoint, PrometheusClient, QueryFailure, QueryResult
 from rwscaler.metrics.group import Indexed, Judge, index, owner_keys
 from rwscaler.metrics.presets import template_for
-from rwscaler.metrics.promql import TemplateError, format_window, is_bare_selector, render, with_freshness
+from rwscaler.metrics.promql import (
+    TemplateError,
+    expansions,
+    format_window,
+    is_bare_selector,
+    render,
+    with_freshness,
+)
 from rwscaler.metrics.signals import SCALAR_SIGNALS, Owner, SignalName, SignalTemplate
 from rwscaler.metrics.source import MetricsReading, WorkloadQuery
 
@@ -158,11 +165,17 @@ class PrometheusMetricsSource:
     ) -> int:
         """Render each group's query once and hand it to every member; returns how many."""
         rendered: dict[tuple[Target, SignalTemplate], _Query | Signal] = {}
+        # The templates of one target mostly share their members: expand each member set once.
+        expanded: dict[tuple[Target, tuple[str, ...]], dict[str, str]] = {}
         for (target, template), members in groups.items():
+            member_keys = (target, tuple(q.key for q in members))
+            values = expanded.get(member_keys)
+            if values is None:
+                values = expanded[member_keys] = expansions(members, target.window)
             try:
-                expr = render(template.expr, members, target.window)
+                expr = render(template.expr, members, target.window, values)
                 if template.fresh is not None:
-                    expr = with_freshness(expr, render(template.fresh, members, target.window))
+                    expr = with_freshness(expr, render(template.fresh, members, target.window, values))
                 rendered[(target, template)] = _Query(target.endpoint, expr, target.timeout_s)
             except TemplateError as err:  # a preset bug, not the user's: still never raise
                 rendered[(target, template)] = Signal.unknown(UnknownReason.QUERY_ERROR, str(err))

@@ -50,8 +50,12 @@ class TemplateError(ValueError):
     """A template that cannot be rendered (unknown placeholder, or a value the workload lacks)."""
 
 
+# str.translate does the escaping in C: it runs for every pod name of every workload per interval.
+_RE2_ESCAPES = str.maketrans({c: "\\" + c for c in _RE2_META})
+
+
 def re2_escape(value: str) -> str:
-    return "".join("\\" + c if c in _RE2_META else c for c in value)
+    return value.translate(_RE2_ESCAPES)
 
 
 def promql_string_escape(value: str) -> str:
@@ -117,24 +121,33 @@ def workload_values(query: WorkloadQuery) -> dict[str, tuple[str, ...]]:
 _POOLER_PLACEHOLDERS = frozenset({"read_database", "write_database"})
 
 
-def render(template: str, queries: Sequence[WorkloadQuery], window: str) -> str:
-    """The template with every placeholder expanded to the union over `queries`."""
-    check_template(template)
-    used = placeholders_in(template)
-    for q in queries:
-        if used & _POOLER_PLACEHOLDERS and q.spec.pooler.pgbouncer is None:
-            raise TemplateError(
-                f"{q.key}: ${{read_database}} and ${{write_database}} need spec.pooler.pgbouncer"
-            )
+def expansions(queries: Sequence[WorkloadQuery], window: str) -> dict[str, str]:
+    """What each placeholder expands to for this group of workloads (computed once per group)."""
     merged: dict[str, list[str]] = {name: [] for name in REGEX_PLACEHOLDERS}
     for q in queries:
         for name, values in workload_values(q).items():
             merged[name].extend(values)
-    expanded: Mapping[str, str] = {
-        **{name: alternation(values) for name, values in merged.items()},
-        WINDOW_PLACEHOLDER: window,
-    }
-    return _PLACEHOLDER_RE.sub(lambda m: expanded[m.group(1)], template)
+    return {**{name: alternation(values) for name, values in merged.items()}, WINDOW_PLACEHOLDER: window}
+
+
+def render(
+    template: str, queries: Sequence[WorkloadQuery], window: str, expanded: Mapping[str, str] | None = None
+) -> str:
+    """The template with every placeholder expanded to the union over `queries`.
+
+    `expanded` (from `expansions(queries, window)`) saves recomputing the alternations when
+    several templates are rendered for the same group.
+    """
+    check_template(template)
+    used = placeholders_in(template)
+    if used & _POOLER_PLACEHOLDERS:
+        for q in queries:
+            if q.spec.pooler.pgbouncer is None:
+                raise TemplateError(
+                    f"{q.key}: ${{read_database}} and ${{write_database}} need spec.pooler.pgbouncer"
+                )
+    values = expanded if expanded is not None else expansions(queries, window)
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
 
 
 def format_window(seconds: float) -> str:
