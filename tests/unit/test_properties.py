@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,8 @@ from rwscaler.core.trends import APPROACH
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STEP = 15.0
+# metav1.Condition's reason: CamelCase, as the API server validates it.
+CONDITION_REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
 
 
 @st.composite
@@ -230,6 +233,7 @@ def check_reports(spec: ReadWriteWorkloadSpec, step: Step) -> None:
         assert_readable(reason.message)
     for c in plan.conditions:
         assert_readable(c.message)
+        assert CONDITION_REASON.fullmatch(c.reason), f"{c.reason!r} is not a Kubernetes condition reason"
     status = json.loads(json.dumps(plan.memory.to_status(), allow_nan=False))
     assert Memory.from_status(status) == plan.memory, "memory does not round-trip through status"
 

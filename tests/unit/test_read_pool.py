@@ -396,3 +396,18 @@ def test_zero_drain_timeout_still_takes_the_replica_out_of_the_pool_before_it_go
     assert plan.scale_to == 2
     assert plan.read_pool == (R0, R1)
     assert "timeout" in next(r.message for r in plan.reasons if r.rule is Rule.DRAIN_COMPLETE)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: after the scale-in, a removed replica (ordinal >= current_replicas) that is still "
+    "observed ready (its pod not yet marked for deletion) re-enters the read pool at once, since its "
+    "memory still says in_pool; read_pool.select_read_pool does not exclude ordinals >= current_replicas",
+)
+def test_a_removed_replica_does_not_come_back_while_its_pod_is_going() -> None:
+    d = Driver(drain_spec())
+    d.replicas(*fleet(3, {2: 5}), **QUIET)  # drain starts
+    assert d.replicas(*fleet(3, {2: 0}), **QUIET).scale_to == 2  # drained: the StatefulSet shrinks
+    # The next observation still lists db-replica-2 (terminating, still ready) with current = 2.
+    after = d.replicas(*fleet(3, {2: 0}), current=2, read_p99=0.6 * READ_OBJECTIVE)
+    assert after.read_pool == (R0, R1)
