@@ -603,7 +603,7 @@ def test_scale_in_drains_the_leaving_replica_before_it_stops(loop: Loop) -> None
         f"drain took {drained - drain_started:.2f}s "
         f"({sum(1 for t in loop.ticks if drain_started < t.now <= drained)} ticks after it started); "
         f"before the drain {dict(before)}; on {leaving} after the drain began "
-        f"{total[leaving] - before[leaving]} (in flight), after it completed 0"
+        f"{total[leaving] - before[leaving]} (while the drain tick ran), after it completed 0"
     )
     assert errors == []
     assert sum(r.on_primary for r in readers) == 0
@@ -813,5 +813,8 @@ def test_admin_console_commands(loop: Loop) -> None:
     assert ro_before and not any(s.close_needed for s in ro_before)
     assert {s.addr for s in ro_before} <= {"127.0.0.21", "127.0.0.22"}
     assert all(s.port == loop.pgb.serverPort and s.ptr for s in ro_before)
-    ro_after = [s for s in after if s.database == "orders_ro"]
-    assert ro_after and all(s.close_needed for s in ro_after)  # RECONNECT marked every one
+    # RECONNECT marked every connection that existed (the held one is still there); PgBouncer
+    # may already be opening new ones for min_pool_size, which are not marked.
+    old = {s.ptr for s in ro_before}
+    ro_after = [s for s in after if s.database == "orders_ro" and s.ptr in old]
+    assert ro_after and all(s.close_needed for s in ro_after)
