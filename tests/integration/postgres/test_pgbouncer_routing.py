@@ -22,6 +22,7 @@ import contextlib
 import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.support.cluster import cluster_available, kubeconfig_path
 from tests.support.pgenv import PgEnv
 
 from rwscaler.boundary import ClusterProblem, ConnectionsRequest, Endpoint, OwnerRef, RouteRequest
@@ -39,6 +41,8 @@ from rwscaler.core.observation import Observation, ReplicaObservation, Signal, U
 from rwscaler.core.plan import Plan
 from rwscaler.core.pool_sizing import size_pools
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
+from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.kube.configmap import HASH_ANNOTATION, ConfigMapStore
 from rwscaler.pooler.pgbouncer_admin import (
     AdminCredentials,
     AdminErrorKind,
@@ -818,3 +822,60 @@ def test_admin_console_commands(loop: Loop) -> None:
     old = {s.ptr for s in ro_before}
     ro_after = [s for s in after if s.database == "orders_ro" and s.ptr in old]
     assert ro_after and all(s.close_needed for s in ro_after)
+
+
+def test_configmap_store_on_the_local_control_plane(loop: Loop) -> None:
+    """The operator's write path: ConfigMapStore on the API server, PgBouncer loading it once
+    "kubelet" (here: a copy into the %included file) has delivered it."""
+    ok, reason = cluster_available()
+    if not ok:
+        pytest.skip(reason)
+    assert loop.tick().result.converged  # both replicas, from the file
+    store = loop.router.store
+    assert isinstance(store, FileConfigStore)
+    plan = loop.ticks[-1].plan
+    one = replace(plan, read_pool=("orders-pg-replica-0",), pool_sizing=size_pools(2, 1))
+
+    async def run() -> None:
+        client = KubeClient.from_kubeconfig(str(kubeconfig_path()))
+        ns = f"rwscaler-pgb-{uuid.uuid4().hex[:8]}"
+        cms = f"/api/v1/namespaces/{ns}/configmaps"
+        user_ini = "[databases]\n%include /etc/pgbouncer/databases.ini\n"
+        await client.create(
+            "/api/v1/namespaces", {"metadata": {"name": ns, "labels": {"rwscaler.io/test": "true"}}}
+        )
+        try:
+            await client.create(
+                cms, {"metadata": {"name": "orders-pgbouncer"}, "data": {"pgbouncer.ini": user_ini}}
+            )
+            cm_store = ConfigMapStore(client, ns, "orders-pgbouncer", "databases.ini")
+            assert await cm_store.read() is None  # the key does not exist yet
+            router = PgBouncerRouter(cm_store)
+            args = (loop.pgb, loop.env.primary_name, loop.addresses, [loop.instance], loop.creds)
+            first = await router.apply(one, *args)
+            assert first.changed and first.rendered is not None
+            assert not first.converged and first.instances[0].reloaded  # not delivered yet
+            cm = await client.get(f"{cms}/orders-pgbouncer")
+            assert cm is not None
+            assert cm["data"]["pgbouncer.ini"] == user_ini  # the user's key is untouched
+            assert cm["data"]["databases.ini"] == first.rendered.text
+            assert cm["metadata"]["annotations"][HASH_ANNOTATION] == first.rendered.hash
+            version = cm["metadata"]["resourceVersion"]
+
+            store.path.write_text(cm["data"]["databases.ini"])  # kubelet delivers the key
+            delivered = await router.apply(one, *args)
+            assert delivered.converged and not delivered.changed
+            again = await client.get(f"{cms}/orders-pgbouncer")
+            assert again is not None and again["metadata"]["resourceVersion"] == version  # no write
+
+            missing = await PgBouncerRouter(ConfigMapStore(client, ns, "nope", "databases.ini")).apply(
+                one, *args
+            )
+            assert missing.write_error is not None and "not found" in missing.write_error
+        finally:
+            with contextlib.suppress(KubeApiError):
+                await client.request("DELETE", f"/api/v1/namespaces/{ns}")
+            await client.close()
+
+    asyncio.run(run())
+    loop.wait_connections("orders-pg-replica-1", lambda c: c == 0)
