@@ -8,8 +8,10 @@ tests/integration/prometheus/test_presets_grouped.py.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -178,3 +180,25 @@ async def test_an_invalid_custom_template_is_a_query_error_not_an_exception() ->
 
 def test_scalar_signals_are_the_observation_order() -> None:
     assert [s.value for s in SCALAR_SIGNALS] == ["readQPS", "writeQPS", "readLatencyP99", "writeLatencyP99"]
+
+
+def test_the_preset_reference_names_every_metric_the_presets_read() -> None:
+    """docs/metrics.md is the users' reference: a metric a preset reads must be in it."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    functions = {
+        "sum",
+        "rate",
+        "max",
+        "min",
+        "timestamp",
+        "label_replace",
+        "histogram_quantile",
+        "by",
+        "on",
+        "or",
+        "and",
+    }
+    for _preset, template in every_template():
+        for text in (template.expr, template.fresh or ""):
+            for metric in set(re.findall(r"([a-z_:][a-z0-9_:]*)\{", text)) - functions:
+                assert metric in docs, f"{metric} is read by a preset but not documented in docs/metrics.md"
