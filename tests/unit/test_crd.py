@@ -524,7 +524,7 @@ def test_cel_and_models_reject_cross_field_mistakes(overrides: dict[str, Any], m
     ],
 )
 def test_cel_rejects_zero_durations_and_bad_urls(overrides: dict[str, Any], message: str) -> None:
-    """Admission rejects these; test_spec.py shows the models do not yet (core bug, xfail there)."""
+    """Admission rejects these (and test_spec.py shows the models do too)."""
     failures = cel_failures(spec_dict(**overrides))
     assert any(message in f for f in failures), failures
     # The schema alone (pattern, types) admits them: it is CEL that catches them.

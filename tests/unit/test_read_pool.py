@@ -398,12 +398,6 @@ def test_zero_drain_timeout_still_takes_the_replica_out_of_the_pool_before_it_go
     assert "timeout" in next(r.message for r in plan.reasons if r.rule is Rule.DRAIN_COMPLETE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: after the scale-in, a removed replica (ordinal >= current_replicas) that is still "
-    "observed ready (its pod not yet marked for deletion) re-enters the read pool at once, since its "
-    "memory still says in_pool; read_pool.select_read_pool does not exclude ordinals >= current_replicas",
-)
 def test_a_removed_replica_does_not_come_back_while_its_pod_is_going() -> None:
     d = Driver(drain_spec())
     d.replicas(*fleet(3, {2: 5}), **QUIET)  # drain starts

@@ -56,7 +56,7 @@ def _update_trends(memory: Memory, obs: Observation, spec: ReadWriteWorkloadSpec
     if write_qps is not None:
         changes["write_qps"] = update_ewma(memory.write_qps, write_qps, dt, now, QPS_TAU)
     if read_qps is not None and write_qps is not None and read_qps > 0 and write_qps > 0:
-        log_ratio = math.log10(read_qps / write_qps)
+        log_ratio = math.log10(read_qps) - math.log10(write_qps)  # no under/overflow of the quotient
         changes["log_ratio"] = update_ewma(memory.log_ratio, log_ratio, dt, now, (window / 6, window))
     if obs.read_p99.value is not None:
         changes["read_latency"] = update_ewma(memory.read_latency, obs.read_p99.value, dt, now, LATENCY_TAU)

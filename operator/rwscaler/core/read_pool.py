@@ -69,7 +69,9 @@ def select_read_pool(
     outage = (
         bool(previous) and len(obs.unknown_signals()) == 4 and all(r.lag.value is None for r in obs.replicas)
     )
-    for r in sorted(obs.replicas, key=lambda r: r.ordinal):
+    # Pods at or above the StatefulSet's count are being removed: never route reads to them.
+    staying = [r for r in obs.replicas if r.ordinal < obs.current_replicas]
+    for r in sorted(staying, key=lambda r: r.ordinal):
         before = previous.get(r.name)
         if outage:
             held = before is not None and before.in_pool and r.ready

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
+from pydantic.json_schema import WithJsonSchema
 
 from rwscaler.core.durations import DURATION_PATTERN, parse_duration
 
@@ -24,15 +25,19 @@ PLURAL = "readwriteworkloads"
 SHORT_NAME = "rww"
 
 
-def _positive(text: str) -> str:
-    if parse_duration(text) <= 0:
+def _positive_duration_text(text: str) -> str:
+    if parse_duration(text) <= 0:  # raises with the expected syntax when it does not parse
         raise ValueError(f"duration {text!r} must be positive")
     return text
 
 
 # Every duration of the resource is positive: the pattern and CEL check it at admission, this
-# validator when a model is loaded from a file.
-Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN), AfterValidator(_positive)]
+# validator (with a message that shows the syntax, not a regex) when a model is loaded from a file.
+Duration = Annotated[
+    str,
+    AfterValidator(_positive_duration_text),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 
 
