@@ -425,8 +425,15 @@ def loop(clean_pgenv: PgEnv) -> Iterator[Loop]:
 
 
 def start_heartbeat(loop: Loop) -> Heartbeat:
+    """Start writing, and return once every replica has replayed a heartbeat commit (before
+    that, pg_last_xact_replay_timestamp() is NULL and the lag unknown)."""
     hb = Heartbeat(loop.env, loop.pgb.writeDatabase or loop.pgb.database)
     hb.start()
+    deadline = time.monotonic() + 10
+    while hb.writes < 2:
+        assert time.monotonic() < deadline, f"the heartbeat does not write: {hb.errors}"
+        time.sleep(0.02)
+    loop.env.wait_caught_up(timeout=10)
     return hb
 
 
@@ -464,10 +471,11 @@ def test_reads_on_replicas_writes_on_primary(loop: Loop) -> None:
 
 def test_lagging_replica_leaves_within_one_interval_and_returns_after_hysteresis(loop: Loop) -> None:
     lagging = "orders-pg-replica-1"
+    # The first tick moves PgBouncer from PgEnv's config to rwscaler's; writers start after it.
+    first = loop.tick()
+    assert lagging in first.plan.read_pool
     hb = start_heartbeat(loop)
     try:
-        first = loop.tick()
-        assert lagging in first.plan.read_pool
         # PgBouncer creates a pool at its first client; min_pool_size then keeps it filled.
         assert set(read_servers(loop.env, "orders_ro")) == {"orders-pg-replica-0", lagging}
         loop.wait_connections(lagging, bool)
@@ -527,9 +535,9 @@ def test_lagging_replica_leaves_within_one_interval_and_returns_after_hysteresis
 
 
 def test_all_replicas_lagging_reads_go_to_primary(loop: Loop) -> None:
+    assert len(loop.tick().plan.read_pool) == 2
     hb = start_heartbeat(loop)
     try:
-        assert len(loop.tick().plan.read_pool) == 2
         for r in loop.replica_names:
             loop.env.pause_replay(r)
         deadline = time.monotonic() + 30
