@@ -3,7 +3,7 @@
 CLUSTER_HACK := hack/cluster
 CLUSTER_KUBECONFIG := $(RWSCALER_CACHE)/cluster/kubeconfig
 
-.PHONY: cluster-build cluster cluster-down cluster-status cluster-kubeconfig cluster-sa-kubeconfig helm cluster-modules
+.PHONY: cluster-build cluster cluster-down cluster-status cluster-smoke cluster-kubeconfig cluster-sa-kubeconfig helm cluster-modules
 
 cluster-build: ## Build (once, cached by version) etcd, kube-apiserver/-controller-manager/-scheduler, kubectl, kwok, helm
 	@$(CLUSTER_HACK)/build.sh
@@ -30,3 +30,6 @@ helm: ## Build helm (once, cached) and print its path
 
 cluster-modules: ## Regenerate hack/cluster/{k8s,etcd}/go.{mod,sum} after a version bump in hack/cluster/versions.sh
 	@$(CLUSTER_HACK)/gen-modules.sh
+
+cluster-smoke: ## Check the running plane end to end (StatefulSet pods Ready with IPs, EndpointSlices, SA token, RBAC)
+	@$(CLUSTER_HACK)/smoke.sh

@@ -14,6 +14,7 @@ go_env
 command -v go >/dev/null || die "go is not on PATH; the control plane is built from Go modules"
 GO_VERSION=$(go env GOVERSION)
 mkdir -p "$BIN_ROOT" "$BUILD_LOG_DIR"
+lock build
 
 NICE=(nice -n 10)
 failed=()
@@ -59,7 +60,9 @@ build_kube() {
 	minor=${minor%%.*}
 	local ld="-s -w" pkg key val
 	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-		for kv in "gitVersion=$KUBE_VERSION" "gitMajor=1" "gitMinor=$minor" "buildDate=${date:-1970-01-01T00:00:00Z}"; do
+		# gitCommit: the module proxy does not say which commit a version is; empty beats
+		# the source's "$Format:%H$" placeholder
+		for kv in "gitVersion=$KUBE_VERSION" "gitMajor=1" "gitMinor=$minor" "buildDate=${date:-1970-01-01T00:00:00Z}" "gitCommit="; do
 			key=${kv%%=*} val=${kv#*=}
 			ld+=" -X $pkg.$key=$val"
 		done
@@ -75,6 +78,11 @@ build_kube() {
 }
 
 build_etcd() {
+	if [[ -n ${CLUSTER_ETCD_BIN:-} ]]; then
+		[[ -x $CLUSTER_ETCD_BIN ]] || { failed+=(etcd); echo "[cluster] error: CLUSTER_ETCD_BIN=$CLUSTER_ETCD_BIN is not an executable" >&2; }
+		log "etcd: using CLUSTER_ETCD_BIN=$CLUSTER_ETCD_BIN, not building"
+		return
+	fi
 	if have etcd; then
 		log "etcd $ETCD_VERSION: cached in $(bin_dir etcd)"
 		return

@@ -2,7 +2,7 @@
 # Stop every process of the local control plane and remove its state ($CLUSTER_DIR:
 # certificates, kubeconfigs, etcd data, logs). The cached binaries stay.
 # Processes are found by their pid files; as a safety net, any process still running a
-# binary from $BIN_ROOT with $CLUSTER_DIR in its arguments (a plane whose pid files were
+# binary from $BIN_ROOT (or $CLUSTER_ETCD_BIN) with $CLUSTER_DIR in its arguments (a plane whose pid files were
 # lost) is stopped too. Exits non-zero if one survives.
 set -euo pipefail
 
@@ -12,13 +12,15 @@ set -euo pipefail
 STOP_TIMEOUT=${CLUSTER_STOP_TIMEOUT:-20}
 keep_state=false
 [[ ${1:-} == --keep-state ]] && keep_state=true   # used by up.sh after a failed start: keep the logs
+# up.sh calls this while holding the lock; standalone runs take it
+[[ ${CLUSTER_LOCK_HELD:-} == "$PPID" ]] || lock cluster
 
 # pids of processes running one of our cached binaries on this cluster directory
 leftovers() {
 	local pid exe
 	for pid in $(pgrep -f -- "$CLUSTER_DIR/" || true); do
 		exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-		[[ $exe == "$BIN_ROOT"/* ]] && echo "$pid"
+		ours "$exe" && echo "$pid"
 	done
 	return 0
 }
@@ -32,7 +34,7 @@ for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
 	pid=$(cat "$f")
 	if kill -0 "$pid" 2>/dev/null; then
 		exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-		if [[ $exe == "$BIN_ROOT"/* ]]; then
+		if ours "$exe"; then
 			kill -TERM "$pid" 2>/dev/null || true
 			pids+=("$pid")
 			log "stopping $c (pid $pid)"

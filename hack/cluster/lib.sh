@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are used by the scripts that source this file
 # Shared settings of the local control plane; sourced by the scripts in hack/cluster.
 # Everything listens on 127.0.0.1 only. Every port is fixed and uncommon so that tests
 # know where to go and nothing collides with a normal cluster on the same machine; all are
@@ -52,7 +53,30 @@ bin_dir() {
 	echo "$BIN_ROOT/$1-$v"
 }
 
-bin_path() { echo "$(bin_dir "$1")/$1"; }
+# bin_path NAME -> the binary. CLUSTER_ETCD_BIN=/usr/bin/etcd selects another etcd, e.g. the
+# documented fallback, Debian's etcd-server 3.4 (then `cluster-build` skips building etcd).
+bin_path() {
+	if [[ $1 == etcd && -n ${CLUSTER_ETCD_BIN:-} ]]; then
+		echo "$CLUSTER_ETCD_BIN"
+	else
+		echo "$(bin_dir "$1")/$1"
+	fi
+}
+
+# ours EXE: whether an executable path is one of the binaries this plane runs
+ours() { [[ $1 == "$BIN_ROOT"/* || $1 == "$(bin_path etcd)" ]]; }
+
+# lock NAME: serialize with other runs of the scripts (two test sessions calling `make cluster`
+# at once must not both start a plane). Held on fd 9 until the script exits; the daemons
+# started under it must not inherit fd 9 (see up.sh).
+lock() {
+	mkdir -p "$RWSCALER_CACHE"
+	exec 9>"$RWSCALER_CACHE/.$1.lock"
+	if ! flock -n 9; then
+		log "waiting for another $1 run to finish"
+		flock 9
+	fi
+}
 
 log() { printf '[cluster] %s\n' "$*"; }
 die() {

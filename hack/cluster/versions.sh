@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are used by the scripts that source this file
 # Versions of the local control plane (sourced by the other scripts in hack/cluster).
 # Changing a version here changes the cache key ($RWSCALER_CACHE/bin/<name>-<version>/),
 # so the next `make cluster-build` builds the new one and keeps the old one untouched.
