@@ -32,7 +32,7 @@ for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
 	f=$CLUSTER_DIR/$c.pid
 	[[ -s $f ]] || continue
 	pid=$(cat "$f")
-	if kill -0 "$pid" 2>/dev/null; then
+	if running "$pid"; then
 		exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
 		if ours "$exe"; then
 			kill -TERM "$pid" 2>/dev/null || true
@@ -53,8 +53,8 @@ done < <(leftovers)
 
 deadline=$((SECONDS + STOP_TIMEOUT))
 for pid in "${pids[@]}"; do
-	while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-	if kill -0 "$pid" 2>/dev/null; then
+	while running "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+	if running "$pid"; then
 		log "pid $pid did not stop within ${STOP_TIMEOUT}s; killing it"
 		kill -KILL "$pid" 2>/dev/null || true
 	fi

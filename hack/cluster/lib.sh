@@ -63,6 +63,14 @@ bin_path() {
 	fi
 }
 
+# running PID: the process exists and is not a zombie waiting to be reaped
+running() {
+	local state
+	kill -0 "$1" 2>/dev/null || return 1
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ -n $state && $state != Z && $state != X ]]
+}
+
 # ours EXE: whether an executable path is one of the binaries this plane runs
 ours() { [[ $1 == "$BIN_ROOT"/* || $1 == "$(bin_path etcd)" ]]; }
 

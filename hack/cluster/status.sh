@@ -16,7 +16,7 @@ rc=0
 echo "processes ($CLUSTER_DIR):"
 for c in "${COMPONENTS[@]}"; do
 	pid=$(cat "$CLUSTER_DIR/$c.pid" 2>/dev/null || true)
-	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+	if [[ -n $pid ]] && running "$pid"; then
 		echo "  running  $c (pid $pid)"
 	else
 		echo "  stopped  $c"

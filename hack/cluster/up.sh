@@ -27,7 +27,7 @@ pid_of() { [[ -s $CLUSTER_DIR/$1.pid ]] && cat "$CLUSTER_DIR/$1.pid"; }
 alive() {
 	local pid
 	pid=$(pid_of "$1") || return 1
-	kill -0 "$pid" 2>/dev/null
+	running "$pid"
 }
 
 readyz() {
