@@ -287,34 +287,39 @@ def _mysql_qps(pods: str, commands: str, owner: Owner) -> SignalTemplate:
     )
 
 
+def _quantile_by_set(histogram: str, selector: str) -> str:
+    return (
+        "histogram_quantile(0.99, sum by (namespace, statefulset, le) "
+        f"({_by_set(f'rate({histogram}{selector}[{W}])')}))"
+    )
+
+
 def _mysql_latency(side: str, pods: str, digest: str, owner: Owner) -> SignalTemplate:
-    # A true p99 from the QUERY_RESPONSE_TIME plugin's read/write histograms (MariaDB, Percona
-    # Server; --collect.info_schema.query_response_time) when present; otherwise the average
-    # from performance_schema's statement digests (--collect.perf_schema.eventsstatements),
-    # marked as an average on the series itself.
-    histogram = f"mysql_info_schema_{side}_query_response_time_seconds_bucket"
+    # The first source present wins, per StatefulSet (`or on (namespace, statefulset)`):
+    #  1. the QUERY_RESPONSE_TIME plugin's read or write histogram (Percona Server;
+    #     --collect.info_schema.query_response_time): a true p99 of that side;
+    #  2. reads: the plugin's combined histogram (MariaDB 10.11 has only that one): a true p99
+    #     of everything the read servers run, which on replicas is the reads;
+    #  3. the average of performance_schema's statement digests of that side
+    #     (--collect.perf_schema.eventsstatements), marked average on the series itself;
+    #  4. writes: the combined histogram of the primary, last, since it mixes the primary's reads.
     h_sel = _sel(NS, f'pod=~"${{{pods}}}"')
     d_sel = _sel(NS, f'pod=~"${{{pods}}}"', f'digest_text=~"(?i){digest}.*"')
-    quantile = (
-        "histogram_quantile(0.99, sum by (namespace, statefulset, le) "
-        f"({_by_set(f'rate({histogram}{h_sel}[{W}])')}))"
-    )
+    own = _quantile_by_set(f"mysql_info_schema_{side}_query_response_time_seconds_bucket", h_sel)
+    combined = _quantile_by_set("mysql_info_schema_query_response_time_seconds_bucket", h_sel)
     average = (
         f"{_rate_by_set('mysql_perf_schema_events_statements_seconds_total', d_sel)}"
         f" / {_rate_by_set('mysql_perf_schema_events_statements_total', d_sel)}"
     )
-    # `or on (...)`: the average only where the histogram has no series for that StatefulSet.
-    expr = (
-        f"{quantile} or on (namespace, statefulset) "
-        f'label_replace({average}, "{AGGREGATION_LABEL}", "average", "", "")'
-    )
+    tagged = f'label_replace({average}, "{AGGREGATION_LABEL}", "average", "", "")'
+    chain = [own, combined, tagged] if side == "read" else [own, tagged, combined]
     return SignalTemplate(
-        expr,
+        " or on (namespace, statefulset) ".join(chain),
         ("namespace", "statefulset"),
         owner,
         None,
         Aggregation.PERCENTILE,
-        hint=f"neither {histogram} nor performance_schema statement digests for these pods",
+        hint="no query response time histogram nor performance_schema statement digests for these pods",
     )
 
 

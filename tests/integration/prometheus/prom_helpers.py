@@ -137,7 +137,8 @@ class SteadyCounters:
         self._thread.join(timeout=5)
 
 
-def serve_healthy(env: PromEnv, *, read_rate: float = 0.0, write_rate: float = 0.0) -> None:
+def serve_healthy(env: PromEnv) -> None:
+    """Serve the `app_*` series CUSTOM_QUERIES read, with known values; return once scraped."""
     exp = env.exporter
     for side in ("read", "write"):
         exp.set("app_queries_total", {"namespace": NAMESPACE, "side": side}, 0, kind="counter")
@@ -147,3 +148,4 @@ def serve_healthy(env: PromEnv, *, read_rate: float = 0.0, write_rate: float = 0
     exp.set("app_lag_seconds", {"namespace": NAMESPACE, "pod": REPLICAS[1]}, 3.5)
     # A pod of another namespace with the same name must not be mistaken for ours.
     exp.set("app_lag_seconds", {"namespace": "other", "pod": REPLICAS[0]}, 99.0)
+    env.settle()
