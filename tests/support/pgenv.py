@@ -560,9 +560,14 @@ class PgEnv:
         primary = self.instance()
         inst = self._new_instance(self.replica_name(ordinal), "replica", ordinal)
         assert inst.slot is not None
+        # Reserve the slot's WAL before the backup starts: with `pg_basebackup -C` two backups in
+        # parallel race, and one's fast checkpoint can recycle WAL the other has not reserved yet
+        # ("requested WAL segment has already been removed").
+        with self.connect() as conn:
+            conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (inst.slot,))
         run(
             [_need("pg_basebackup"), "-h", LOOPBACK, "-p", str(primary.port), "-U", self.superuser,
-             "-D", str(inst.datadir), "-X", "stream", "-R", "-C", "-S", inst.slot,
+             "-D", str(inst.datadir), "-X", "stream", "-R", "-S", inst.slot,
              "--checkpoint=fast", "--no-sync"],
             as_server_user=True,
             timeout=300,
