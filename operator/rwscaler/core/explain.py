@@ -1,0 +1,287 @@
+"""The words of a decision: conditions, recommendations and the one-line summary of a Plan.
+
+Pure functions of what `decide` computed; kept apart from the decision so that what is decided and
+how it is said can each be read on their own.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rwscaler.core.classify import WorkloadClass
+from rwscaler.core.durations import format_seconds
+from rwscaler.core.observation import Observation
+from rwscaler.core.plan import (
+    Condition,
+    ConditionType,
+    Reason,
+    Recommendation,
+    RecommendationType,
+    Rule,
+    Status,
+)
+from rwscaler.core.read_pool import PoolResult
+from rwscaler.core.sizing import Recommendation as Sizing
+from rwscaler.core.sizing import Stabilized
+from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
+from rwscaler.core.trends import SideState, Trend
+
+CQRS_ADVISED_ABOVE = 50.0
+CQRS_ADVISED_AGAINST_BELOW = 10.0
+
+
+def _cond(kind: ConditionType, status: Status, reason: str, message: str) -> Condition:
+    return Condition(kind, status, reason, message)
+
+
+def conditions(
+    spec: ReadWriteWorkloadSpec,
+    obs: Observation,
+    read: SideState,
+    write: SideState,
+    sizing: Sizing,
+    stable: Stabilized,
+    pool: PoolResult,
+    enforce: bool,
+) -> tuple[Condition, ...]:
+    unknown = obs.unknown_signals()
+    conds: list[Condition] = []
+    if unknown:
+        first = unknown[0][1].reason
+        detail = "; ".join(
+            f"{name}: {s.reason.value if s.reason else 'unknown'}" + (f" ({s.message})" if s.message else "")
+            for name, s in unknown
+        )
+        conds.append(_cond(ConditionType.READY, Status.FALSE, "MetricsUnavailable", f"holding: {detail}"))
+        conds.append(
+            _cond(ConditionType.METRICS_AVAILABLE, Status.FALSE, first.value if first else "Unknown", detail)
+        )
+        for kind in (
+            ConditionType.READ_CAPACITY_EXHAUSTED,
+            ConditionType.WRITE_BOTTLENECK,
+            ConditionType.CAPACITY_LIMIT,
+        ):
+            conds.append(_cond(kind, Status.UNKNOWN, "MetricsUnavailable", detail))
+    else:
+        note = ""
+        if pool.lag_unknown:
+            note = f"; replication lag unknown for {', '.join(pool.lag_unknown)} (kept out of the read pool)"
+        conds.append(
+            _cond(
+                ConditionType.READY,
+                Status.TRUE,
+                "Reconciled" if enforce else "RecommendOnly",
+                "deciding and acting" if enforce else "deciding and reporting; changing nothing",
+            )
+        )
+        conds.append(
+            _cond(
+                ConditionType.METRICS_AVAILABLE,
+                Status.TRUE,
+                "SignalsKnown",
+                "every signal has a value" + note,
+            )
+        )
+        over_capacity = (
+            sizing.capacity_raw is not None
+            and sizing.capacity_raw > obs.current_replicas
+            and read.trend is Trend.RISING
+        )
+        read_bound = read.trend is Trend.RISING and write.trend is Trend.STABLE
+        both = read.trend is Trend.RISING and write.trend is Trend.RISING
+        write_bound = write.trend is Trend.RISING and read.trend is Trend.STABLE
+        rl = f"read p99 at {read.level:.2f}x objective" if read.level is not None else "read p99 unknown"
+        wl = f"write p99 at {write.level:.2f}x objective" if write.level is not None else "write p99 unknown"
+        conds.append(
+            _cond(
+                ConditionType.READ_CAPACITY_EXHAUSTED,
+                Status.TRUE if read_bound or (over_capacity and not write_bound) else Status.FALSE,
+                "ReadLatencyRising"
+                if read_bound
+                else "ReadQPSAboveCapacity"
+                if over_capacity
+                else "ReadCapacityAvailable",
+                f"{rl}, {wl}",
+            )
+        )
+        conds.append(
+            _cond(
+                ConditionType.WRITE_BOTTLENECK,
+                Status.TRUE if write_bound else Status.FALSE,
+                "WriteLatencyRising" if write_bound else "WritesWithinObjective",
+                f"{wl}, {rl}" + ("; replicas are not added for a write bottleneck" if write_bound else ""),
+            )
+        )
+        conds.append(
+            _cond(
+                ConditionType.CAPACITY_LIMIT,
+                Status.TRUE if both else Status.FALSE,
+                "BothSidesRising" if both else "NotBothSidesRising",
+                f"{rl}, {wl}",
+            )
+        )
+    if pool.fallback and obs.replicas:
+        lag_status, lag_reason = Status.TRUE, "ReadsOnPrimary"
+        lag_msg = (
+            f"no replica qualifies (lagging: {', '.join(pool.lagging) or 'none'}; lag unknown: "
+            f"{', '.join(pool.lag_unknown) or 'none'}): the primary {obs.primary} serves reads"
+        )
+    elif pool.lagging:
+        lag_status, lag_reason = Status.TRUE, "ReplicasLagging"
+        lag_msg = f"{', '.join(pool.lagging)} over {spec.objectives.maxReplicationLag}; out of the read pool"
+    elif not obs.replicas:
+        lag_status, lag_reason = Status.FALSE, "NoReplicas"
+        lag_msg = f"no read replicas: the primary {obs.primary} serves reads"
+    else:
+        lag_status, lag_reason = Status.FALSE, "LagWithinObjective"
+        max_lag = "unknown" if pool.max_lag_s is None else format_seconds(pool.max_lag_s)
+        lag_msg = f"max lag {max_lag} within {spec.objectives.maxReplicationLag}"
+    conds.append(_cond(ConditionType.REPLICATION_LAG_HIGH, lag_status, lag_reason, lag_msg))
+    if stable.limited:
+        conds.append(
+            _cond(
+                ConditionType.SCALING_LIMITED,
+                Status.TRUE,
+                stable.limited[0],
+                f"desired {stable.desired} (min {spec.replicas.minReplicas}, max {spec.replicas.maxReplicas}); "
+                f"limited by {', '.join(stable.limited)}",
+            )
+        )
+    else:
+        conds.append(
+            _cond(
+                ConditionType.SCALING_LIMITED, Status.FALSE, "DesiredWithinRange", f"desired {stable.desired}"
+            )
+        )
+    return tuple(conds)
+
+
+def _architecture_advice(ratio: float | None) -> str:
+    if ratio is None:
+        return "review the architecture: both sides are at their limit"
+    shown = "inf" if math.isinf(ratio) else f"{ratio:.1f}"
+    if ratio > CQRS_ADVISED_ABOVE:
+        return f"ratio {shown}:1 is above 50:1: separating reads from writes (CQRS) is worth evaluating"
+    if ratio < CQRS_ADVISED_AGAINST_BELOW:
+        return (
+            f"ratio {shown}:1 is below 10:1: CQRS is not advised; scale the primary vertically and "
+            f"cache hot reads"
+        )
+    return f"ratio {shown}:1: CQRS only if read and write schemas truly diverge"
+
+
+def recommendations(
+    spec: ReadWriteWorkloadSpec,
+    obs: Observation,
+    conds: tuple[Condition, ...],
+    read: SideState,
+    sizing: Sizing,
+    ratio: float | None,
+    ratio_moves: int,
+    enforce: bool,
+) -> tuple[tuple[Recommendation, ...], list[Reason]]:
+    by_type = {c.type: c for c in conds}
+    current = obs.current_replicas
+    hi = spec.replicas.maxReplicas
+    recs: list[Recommendation] = []
+    reasons: list[Reason] = []
+    if sizing.raw > current:
+        if sizing.raw > hi:
+            text = f"reads need {sizing.raw} replicas but maxReplicas is {hi}: raise maxReplicas"
+        elif not enforce:
+            text = f"add {sizing.raw - current} read replica(s) ({current} -> {sizing.raw}); Recommend mode applies nothing"
+        else:
+            text = f"adding read replicas {current} -> {sizing.raw}"
+        recs.append(Recommendation(RecommendationType.ADD_READ_REPLICAS, text, sizing.raw))
+    if by_type[ConditionType.READ_CAPACITY_EXHAUSTED].status is Status.TRUE and read.breached:
+        reasons.append(
+            Reason(Rule.READ_CAPACITY_EXHAUSTED, by_type[ConditionType.READ_CAPACITY_EXHAUSTED].message)
+        )
+    if by_type[ConditionType.WRITE_BOTTLENECK].status is Status.TRUE:
+        msg = by_type[ConditionType.WRITE_BOTTLENECK].message
+        reasons.append(Reason(Rule.WRITE_BOTTLENECK, msg))
+        recs.append(
+            Recommendation(
+                RecommendationType.VERTICAL_SCALE_PRIMARY,
+                "the write side is the bottleneck: give the primary more CPU, memory or faster storage",
+            )
+        )
+        recs.append(
+            Recommendation(
+                RecommendationType.SHARD_WRITES,
+                f"if the primary is already large, shard writes ({obs.write_qps.value or 0:.0f} writes/s today); "
+                f"more read replicas would only add replication load",
+            )
+        )
+    if by_type[ConditionType.CAPACITY_LIMIT].status is Status.TRUE:
+        reasons.append(Reason(Rule.CAPACITY_LIMIT, by_type[ConditionType.CAPACITY_LIMIT].message))
+        recs.append(Recommendation(RecommendationType.ARCHITECTURE_REVIEW, _architecture_advice(ratio)))
+    if spec.consistency is Consistency.STRONG and read.breached:
+        recs.append(
+            Recommendation(
+                RecommendationType.VERTICAL_SCALE_PRIMARY,
+                "consistency strong: the primary serves every read; scale it up or cache reads with a short TTL",
+            )
+        )
+    if ratio_moves > 0:
+        reasons.append(Reason(Rule.READ_RATIO_RISING, "reads are gaining share of the traffic"))
+        recs.append(
+            Recommendation(
+                RecommendationType.PRE_PROVISION_REPLICAS,
+                "the read share is rising: provision read replicas ahead of the objective"
+                + (f" ({sizing.capacity_raw} for the forecast load)" if sizing.capacity_raw else ""),
+                sizing.capacity_raw,
+            )
+        )
+    elif ratio_moves < 0:
+        reasons.append(Reason(Rule.WRITE_RATIO_RISING, "writes are gaining share of the traffic"))
+        recs.append(
+            Recommendation(
+                RecommendationType.WRITE_OPTIMIZED_STORAGE,
+                "the write share keeps rising: evaluate write-optimized storage (LSM, append-only, batching)",
+            )
+        )
+    # One recommendation per type: the first (most specific) message wins.
+    seen: set[RecommendationType] = set()
+    unique = []
+    for r in recs:
+        if r.type not in seen:
+            seen.add(r.type)
+            unique.append(r)
+    return tuple(unique), reasons
+
+
+_HEADLINE_RULES = (
+    Rule.METRICS_UNKNOWN,
+    Rule.DRAINING,
+    Rule.WRITE_BOTTLENECK,
+    Rule.CAPACITY_LIMIT,
+    Rule.LAG_BOUND,
+    Rule.LATENCY_STEP,
+    Rule.READ_FORECAST,
+    Rule.CAPACITY_MODEL,
+    Rule.LATENCY_HEADROOM,
+    Rule.STABILIZED,
+    Rule.STRONG_CONSISTENCY,
+    Rule.POOL_FALLBACK,
+)
+
+
+def summarize(
+    wclass: WorkloadClass,
+    ratio: float | None,
+    current: int,
+    desired: int,
+    scale_to: int | None,
+    reasons: tuple[Reason, ...],
+    enforce: bool,
+) -> str:
+    shown = "unknown" if ratio is None else "inf" if math.isinf(ratio) else f"{ratio:.1f}:1"
+    if scale_to is not None and scale_to != current:
+        action = f"scaling {current} -> {scale_to}"
+    elif desired != current:
+        action = f"{'would scale' if not enforce else 'heading'} {current} -> {desired}"
+    else:
+        action = f"holding at {current}"
+    why = next((r.message for rule in _HEADLINE_RULES for r in reasons if r.rule is rule), "")
+    return f"{wclass.value} ({shown}): {action}" + (f"; {why}" if why else "")
