@@ -14,6 +14,9 @@ One `read()` per interval for every workload the operator watches:
    only its own workloads' readings and never the operator's event loop.
 4. Each answer is split back per workload (`group.py`); anything missing is an unknown signal
    with a reason, never 0.
+
+The operator asks per workload, on each workload's own tick; `share.py` turns those calls into
+grouped reads of every workload it has seen, so the cost stays per group, not per workload.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from rwscaler.metrics.promql import (
     render,
     with_freshness,
 )
+from rwscaler.metrics.share import SharedReads, default_reuse_s
 from rwscaler.metrics.signals import SCALAR_SIGNALS, Owner, SignalName, SignalTemplate
 from rwscaler.metrics.source import MetricsReading, WorkloadQuery
 
@@ -97,7 +101,11 @@ class ReadStats:
 class PrometheusMetricsSource:
     """Reads every workload's signals from Prometheus, one query per preset signal per group."""
 
-    def __init__(self, max_concurrency: int = 8, min_rate_window_s: float = 60.0) -> None:
+    def __init__(
+        self, max_concurrency: int = 8, min_rate_window_s: float = 60.0, reuse_s: float | None = None
+    ) -> None:
+        """`reuse_s`: how old a reading made for a group may be when another workload of the
+        group asks (see share.py); None: half the workload's interval, at most 5 s; 0: never."""
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.max_concurrency = max_concurrency
@@ -108,6 +116,11 @@ class PrometheusMetricsSource:
         self._last_used: dict[Endpoint, float] = {}
         self.last_stats: ReadStats | None = None
         self.queries_sent = 0
+        self._shared = SharedReads(
+            self._read_all,
+            self.target_of,
+            default_reuse_s if reuse_s is None else (lambda _q: reuse_s),
+        )
 
     # ---- planning ----------------------------------------------------------------------
     def target_of(self, q: WorkloadQuery) -> Target:
@@ -208,6 +221,11 @@ class PrometheusMetricsSource:
         return client
 
     async def read(self, queries: Sequence[WorkloadQuery], now: float) -> dict[str, MetricsReading]:
+        """One reading per query key (the MetricsSource contract), shared across calls (share.py)."""
+        return await self._shared.read(queries, now)
+
+    async def _read_all(self, queries: Sequence[WorkloadQuery], now: float) -> dict[str, MetricsReading]:
+        """Read exactly these workloads now: each preset signal once per group."""
         started = time.monotonic()
         pendings, groups = self._plan(queries)
         grouped = self._render_groups(pendings, groups)

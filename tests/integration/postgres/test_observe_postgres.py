@@ -64,7 +64,8 @@ def orders_workload(env: PgEnv) -> WorkloadQuery:
 
 @pytest.fixture
 async def source() -> AsyncIterator[PrometheusMetricsSource]:
-    src = PrometheusMetricsSource(min_rate_window_s=WINDOW_S)
+    # reuse_s=0: every observation here must be a new read (the tests compare consecutive ones).
+    src = PrometheusMetricsSource(min_rate_window_s=WINDOW_S, reuse_s=0)
     yield src
     await src.close()
 

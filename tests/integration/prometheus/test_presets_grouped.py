@@ -149,7 +149,7 @@ async def test_a_counter_that_stopped_being_exported_is_stale_not_its_old_rate(e
         key("pgbouncer_stats_queries_total", namespace="shop", database="orders"): 5.0,
     }
     q = workload(env.prom.url, {"preset": "postgres"}, pooler=pgbouncer("orders"), interval_s=2)
-    source = PrometheusMetricsSource(min_rate_window_s=30)
+    source = PrometheusMetricsSource(min_rate_window_s=30, reuse_s=0)
     try:
         with SteadyCounters(env.exporter, rates):
             await asyncio.sleep(4)
