@@ -46,13 +46,19 @@ async def test_workloads_ticking_apart_share_one_read() -> None:
     reads = CountingReads()
     shared = SharedReads(reads, group_of, lambda q: 5.0)
     a, b, c = many(3, URL)
-    await shared.read([a], 100.0)  # first: a alone is known
-    await shared.read([b], 100.5)  # b misses: one read for b and the remembered a
-    await shared.read([c], 101.0)  # c misses: one read for all three
-    got_a = await shared.read([a], 101.5)  # a: served from c's read
-    got_b = await shared.read([b], 102.0)
-    assert reads.batches == [["ns0/db0"], ["ns0/db0", "ns1/db1"], ["ns0/db0", "ns1/db1", "ns2/db2"]]
-    assert stamp(got_a[a.key]) == 101.0 and stamp(got_b[b.key]) == 101.0
+    await shared.read([a], 100.0)  # first: only a is known
+    await shared.read([b], 103.0)  # b is new; a's reading is past half its bound: read along
+    await shared.read([c], 103.5)  # c is new; a and b are fresh: c alone (a small read)
+    got_a = await shared.read([a], 104.0)  # a: served from b's read
+    await shared.read([b], 108.5)  # b's reading is past its bound: everybody due is read along
+    got_c = await shared.read([c], 109.0)
+    assert reads.batches == [
+        ["ns0/db0"],
+        ["ns0/db0", "ns1/db1"],
+        ["ns2/db2"],
+        ["ns0/db0", "ns1/db1", "ns2/db2"],
+    ]
+    assert stamp(got_a[a.key]) == 103.0 and stamp(got_c[c.key]) == 108.5
 
 
 async def test_a_reading_older_than_the_bound_is_read_again() -> None:
@@ -84,7 +90,7 @@ async def test_custom_workloads_are_not_refreshed_on_other_ticks() -> None:
     preset_a, preset_b = many(2, URL)[0], replace(many(2, URL)[1], key="ns1/other")
     await shared.read([custom], 100.0)
     await shared.read([preset_a], 100.1)
-    await shared.read([preset_b], 100.2)
+    await shared.read([preset_b], 103.0)
     # custom's own queries ride along only when it asks itself.
     assert reads.batches[1:] == [["ns0/db0"], ["ns0/db0", "ns1/other"]]
 

@@ -7,7 +7,7 @@ queries per interval. `SharedReads` turns those calls back into grouped reads:
 - every workload that asked recently is remembered (with its latest WorkloadQuery);
 - when a workload's reading is missing or older than its reuse bound, ONE grouped read is made
   for it and for every remembered workload of the same group (same Prometheus, timeout and
-  rate window), and all their readings are kept;
+  rate window) whose reading is past half its bound, and all their readings are kept;
 - a workload that ticks shortly after is served that kept reading, if it was made for exactly
   its current WorkloadQuery (same spec, same pods) and is younger than the bound;
 - concurrent misses of one group wait for one read (single flight), not one read each.
@@ -78,6 +78,19 @@ class SharedReads:
         age = now - kept.at
         return kept.reading if 0 <= age <= self._reuse_s(q) else None
 
+    def _due(self, q: WorkloadQuery, now: float) -> bool:
+        """Worth refreshing along: no reading, one for other pods, or past half its reuse bound.
+
+        A workload whose reading is still young is left out, so that a newly created workload
+        (whose first ask nobody could foresee) costs a small read of its own instead of a read
+        of the whole group every time one appears.
+        """
+        kept = self._kept.get(q.key)
+        if kept is None or kept.query != q:
+            return True
+        age = now - kept.at
+        return not 0 <= age <= self._reuse_s(q) / 2
+
     def _forget(self, now: float) -> None:
         for key, (q, seen) in list(self._seen.items()):
             if now - seen > forget_after_s(q):
@@ -120,7 +133,7 @@ class SharedReads:
             others = [
                 q
                 for q, _ in self._seen.values()
-                if q.key not in keys and shareable(q) and self._group_of(q) == group
+                if q.key not in keys and shareable(q) and self._group_of(q) == group and self._due(q, now)
             ]
             batch = missing + others
             readings = await self._read_all(batch, now)
