@@ -78,8 +78,17 @@ class Cluster(Protocol):
     async def read_secret(self, namespace: str, name: str, key: str) -> str: ...
     async def scale(self, namespace: str, statefulset: str, replicas: int) -> None: ...
     async def patch_status(
-        self, namespace: str, name: str, previous: Mapping[str, Any], status: Mapping[str, Any]
-    ) -> None: ...
+        self,
+        namespace: str,
+        name: str,
+        previous: Mapping[str, Any],
+        status: Mapping[str, Any],
+        resource_version: str | None,
+    ) -> bool:
+        """Write what changed from `previous` to `status`, only if the workload is still at
+        `resource_version`; False (nothing written) when it changed meanwhile."""
+        ...
+
     async def post_events(self, owner: OwnerRef, events: Sequence[Event]) -> None: ...
 
 

@@ -25,7 +25,7 @@ import kopf
 
 from rwscaler import reconcile
 from rwscaler.core.spec import GROUP, PLURAL, VERSION, PoolerKind
-from rwscaler.kube.client import KubeClient
+from rwscaler.kube.client import KubeClient, authorization_header, load_configuration
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.endpointslice import EndpointSliceRouter
 from rwscaler.loops import Loops
@@ -100,11 +100,29 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
+        # No runtime watching of Namespaces and CRDs: `-n` names exact namespaces, and the CRD
+        # must exist when the operator starts. This keeps its RBAC to what it really uses.
+        settings.scanning.disabled = True
         settings.posting.enabled = False
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.finalizer = f"{KOPF_ANNOTATION_PREFIX}/finalizer"  # unused: no handler needs one
         holder["runtime"] = build_runtime(options)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # kopf's watches authenticate exactly as the operator's own client does.
+        cfg = load_configuration(options.kubeconfig)
+        scheme, _sep, token = (authorization_header(cfg) or "").partition(" ")
+        return kopf.ConnectionInfo(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            insecure=not cfg.verify_ssl,
+            scheme=scheme or None,
+            token=token or None,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+        )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -136,6 +154,10 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 def run(options: RunOptions) -> int:
     """Run the operator until it is stopped (SIGINT/SIGTERM); returns the exit code."""
     kopf.configure(verbose=options.verbose, debug=options.debug)
+    if not (options.verbose or options.debug):
+        # One line per HTTP request and per handled watch event is noise at the default level.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(
         registry=build_registry(options),
         standalone=True,

@@ -177,17 +177,24 @@ def is_paused(body: Mapping[str, Any]) -> bool:
 
 async def _write(
     deps: Deps,
-    owner: OwnerRef,
+    body: Mapping[str, Any],
     previous: Mapping[str, Any],
     status: Mapping[str, Any],
     events: Sequence[Event],
 ) -> bool:
-    patched = report.needs_patch(previous, status)
-    if patched:
-        await deps.cluster.patch_status(owner.namespace, owner.name, previous, status)
+    """Patch the status if anything changed, then post the events that status change implies.
+
+    When the workload changed since this tick read it, nothing is written and no event is
+    posted: the next tick decides again from the fresh object (and posts those events then)."""
+    owner = _owner(body)
+    if report.needs_patch(previous, status):
+        rv = (body.get("metadata") or {}).get("resourceVersion")
+        written = await deps.cluster.patch_status(owner.namespace, owner.name, previous, status, rv)
+        if not written:
+            return False
     if events:
         await deps.cluster.post_events(owner, events)
-    return patched
+    return report.needs_patch(previous, status)
 
 
 async def _report_problem(
@@ -198,7 +205,7 @@ async def _report_problem(
         previous, generation=_generation(body), now=now, reason=problem.reason, message=problem.message
     )
     events = tuple(report.events(previous, status))
-    patched = await _write(deps, _owner(body), previous, status, events)
+    patched = await _write(deps, body, previous, status, events)
     return patched, events
 
 
@@ -382,6 +389,10 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     plan = decide(spec, obs, memory, now)
 
     outcome = await _scale(deps, owner, spec, plan)
+    scale_events = tuple(report.scale_events(outcome, plan))
+    if scale_events:
+        # Said at once: the scale happened (or failed) whatever becomes of the rest of the tick.
+        await deps.cluster.post_events(owner, scale_events)
     override: ReadyOverride | None = None
     if outcome is not None and outcome.error is not None:
         # Nothing changed in the cluster: keep the memory of the last scale that did happen.
@@ -410,6 +421,6 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     status = report.render_status(
         plan, obs, previous=previous, generation=generation, now=now, mode=mode, ready_override=override
     )
-    events = tuple(report.events(previous, status, plan, scale=outcome, pool_applied=acting))
-    patched = await _write(deps, owner, previous, status, events)
-    return TickResult(interval, plan=plan, patched=patched, events=events, scale=outcome)
+    events = tuple(report.events(previous, status, plan, pool_applied=acting))
+    patched = await _write(deps, body, previous, status, events)
+    return TickResult(interval, plan=plan, patched=patched, events=scale_events + events, scale=outcome)

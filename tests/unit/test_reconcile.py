@@ -60,6 +60,7 @@ class FakeCluster:
     status_patches: int = 0
     posted: list[Event] = field(default_factory=list)
     scale_error: str | None = None
+    conflict_once: bool = False  # the next status patch meets a changed resourceVersion
 
     async def get_workload(self, namespace: str, name: str) -> dict[str, Any] | None:
         body = self.workloads.get((namespace, name))
@@ -88,12 +89,21 @@ class FakeCluster:
         self.statefulsets[statefulset] = StatefulSetInfo(sts.name, sts.uid, replicas, sts.selector, sts.ports)
 
     async def patch_status(
-        self, namespace: str, name: str, previous: Mapping[str, Any], status: Mapping[str, Any]
-    ) -> None:
+        self,
+        namespace: str,
+        name: str,
+        previous: Mapping[str, Any],
+        status: Mapping[str, Any],
+        resource_version: str | None,
+    ) -> bool:
+        if self.conflict_once:
+            self.conflict_once = False
+            return False
         owned = {k: previous[k] for k in OWNED_KEYS if k in previous}
         body = self.workloads[(namespace, name)]
         body["status"] = apply_merge_patch(body.get("status") or {}, merge_patch(owned, status))
         self.status_patches += 1
+        return True
 
     async def post_events(self, owner: OwnerRef, events: Sequence[Event]) -> None:
         self.posted.extend(events)
@@ -465,3 +475,18 @@ async def test_a_scale_in_waits_for_the_leaving_replica_to_drain() -> None:
     w.router.counts = {"db-replica-1": 0}
     await w.tick(2)
     assert w.cluster.scaled == [("db-replica", 1)]
+
+
+async def test_a_status_conflict_writes_nothing_and_the_next_tick_decides_again() -> None:
+    w = make_world()
+    await w.tick()
+    w.metrics.lags = {"db-replica-1": 60.0}
+    w.cluster.conflict_once = True
+    w.cluster.posted.clear()
+    result = await w.tick(2)
+    assert not result.patched
+    assert w.cluster.posted == [], "no event for a status that was not written"
+    assert w.cluster.status()["readEndpoints"] == ["db-replica-0", "db-replica-1"]
+    await w.tick(2)
+    assert w.cluster.status()["readEndpoints"] == ["db-replica-0"]
+    assert EventReason.READ_POOL_CHANGED in reasons(w.cluster.posted)

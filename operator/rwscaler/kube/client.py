@@ -56,6 +56,15 @@ def load_configuration(kubeconfig: str | None = None, context: str | None = None
     return cfg
 
 
+def authorization_header(cfg: k8s_client.Configuration) -> str | None:
+    """The `Authorization` value of a loaded configuration (e.g. "Bearer <token>"), if any.
+
+    Since kubernetes 36 the loaders keep a bearer token under `BearerToken`, before that under
+    `authorization`; either may hold it. Reading it runs the refresh hook of expiring tokens."""
+    value = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+    return str(value) if value else None
+
+
 def _ssl_context(cfg: k8s_client.Configuration) -> ssl.SSLContext | bool:
     if not cfg.verify_ssl:
         return False
@@ -87,7 +96,7 @@ class KubeClient:
     async def _headers(self, content_type: str | None) -> dict[str, str]:
         # The loaders' hook refreshes an expiring token (exec plugins, projected SA tokens); it
         # may run a command or read a file, so it runs off the event loop.
-        auth = await asyncio.to_thread(self._cfg.get_api_key_with_prefix, "authorization")
+        auth = await asyncio.to_thread(authorization_header, self._cfg)
         headers = {"Accept": "application/json"}
         if auth:
             headers["Authorization"] = auth

@@ -104,17 +104,29 @@ class KubeCluster:
             ) from err
 
     async def patch_status(
-        self, namespace: str, name: str, previous: Mapping[str, Any], status: Mapping[str, Any]
-    ) -> None:
+        self,
+        namespace: str,
+        name: str,
+        previous: Mapping[str, Any],
+        status: Mapping[str, Any],
+        resource_version: str | None,
+    ) -> bool:
         owned = {k: previous[k] for k in OWNED_KEYS if k in previous}
-        patch = objects.merge_patch(owned, status)
-        if not patch:
-            return
+        patch: dict[str, Any] = {"status": objects.merge_patch(owned, status)}
+        if not patch["status"]:
+            return True
+        if resource_version:
+            # Optimistic lock: the patch is a diff against what this tick read; if anyone wrote
+            # the workload since (a spec edit, another writer), the diff is stale: write nothing.
+            patch["metadata"] = {"resourceVersion": resource_version}
         try:
-            await self._client.merge_patch(f"{workload_path(namespace, name)}/status", {"status": patch})
+            await self._client.merge_patch(f"{workload_path(namespace, name)}/status", patch)
         except KubeApiError as err:
-            if not err.not_found:  # deleted meanwhile: nothing to report on
-                raise
+            if err.conflict or err.not_found:  # changed or deleted meanwhile: the next tick decides
+                log.debug("status of %s/%s not written: %s", namespace, name, err)
+                return False
+            raise
+        return True
 
     async def post_events(self, owner: OwnerRef, events: Sequence[Event]) -> None:
         for ev in events:

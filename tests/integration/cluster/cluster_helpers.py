@@ -260,6 +260,29 @@ class Kube:
                 return result
         return {}
 
+    def wait_condition(
+        self,
+        ns: str,
+        name: str,
+        kind: str,
+        status: str | None = None,
+        reason: str | None = None,
+        timeout: float = 30,
+    ) -> dict[str, Any]:
+        """The condition once it has this status and/or reason (a tick acts before it reports)."""
+        return wait_for(
+            f"{kind} status={status} reason={reason}",
+            lambda: (
+                c
+                if (c := self.condition(ns, name, kind))
+                and (status is None or c.get("status") == status)
+                and (reason is None or c.get("reason") == reason)
+                else None
+            ),
+            timeout=timeout,
+            last=lambda: self.condition(ns, name, kind),
+        )
+
     def replicas(self, ns: str, statefulset: str) -> int:
         sts = self.apps.read_namespaced_stateful_set(statefulset, ns)
         return int(sts.spec.replicas)

@@ -50,8 +50,7 @@ def test_recommend_mode_and_the_paused_annotation_change_nothing(
     )
     assert status["mode"] == ("Recommend" if how == "recommend" else "Paused")
     assert any(r["type"] == "AddReadReplicas" for r in status["recommendations"])
-    ready = kube.condition(ns, NAME, "Ready")
-    assert ready["reason"] == ("RecommendOnly" if how == "recommend" else "Paused"), ready
+    ready = kube.wait_condition(ns, NAME, "Ready", reason="RecommendOnly" if how == "recommend" else "Paused")
     if how == "paused":
         assert PAUSED in ready["message"]
     hold_for("nothing scaled, no Service, no EndpointSlice", lambda: _nothing_created(kube, ns), 4)
@@ -67,7 +66,7 @@ def test_recommend_mode_and_the_paused_annotation_change_nothing(
         lambda: kube.replicas(ns, REPLICA_SET) == 3,
         last=lambda: kube.replicas(ns, REPLICA_SET),
     )
-    assert kube.status(ns, NAME)["mode"] == "Enforce"
+    wait_for("status.mode Enforce", lambda: kube.status(ns, NAME).get("mode") == "Enforce")
 
 
 def test_unusable_specs_are_ready_false_with_a_specific_reason(

@@ -42,8 +42,7 @@ def test_lagging_replicas_leave_the_pool_come_back_and_the_primary_serves_when_a
         lambda: slice_now() == [replica_pod(0)],
         last=slice_now,
     )
-    lag = kube.condition(ns, NAME, "ReplicationLagHigh")
-    assert (lag["status"], lag["reason"]) == ("True", "ReplicasLagging"), lag
+    kube.wait_condition(ns, NAME, "ReplicationLagHigh", "True", "ReplicasLagging")
     assert kube.status(ns, NAME)["maxReplicationLag"] == "30s"
     assert kube.replicas(ns, "db-replica") == 2, "lag alone is no reason to scale"
 
@@ -51,18 +50,25 @@ def test_lagging_replicas_leave_the_pool_come_back_and_the_primary_serves_when_a
     wait_for(
         "the recovered replica back in the pool", lambda: slice_now() == both, last=slice_now, timeout=20
     )
-    assert kube.condition(ns, NAME, "ReplicationLagHigh")["status"] == "False"
+    kube.wait_condition(ns, NAME, "ReplicationLagHigh", "False")
 
     signals.lag([0, 1], 30.0)
     wait_for("the primary serving reads", lambda: slice_now() == [PRIMARY_POD], last=slice_now)
-    lag = kube.condition(ns, NAME, "ReplicationLagHigh")
-    assert (lag["status"], lag["reason"]) == ("True", "ReadsOnPrimary"), lag
+    kube.wait_condition(ns, NAME, "ReplicationLagHigh", "True", "ReadsOnPrimary")
     status = kube.status(ns, NAME)
     assert status["readEndpoints"] == [PRIMARY_POD]
     es = kube.discovery.read_namespaced_endpoint_slice(SLICE_NAME, ns)
     assert [a for e in es.endpoints for a in e.addresses] == [kube.pod_ips(ns)[PRIMARY_POD]]
 
-    pool_events = [e.message for e in kube.events(ns, NAME) if e.reason == "ReadPoolChanged"]
-    assert any(f"left: {replica_pod(1)}" in m for m in pool_events), pool_events
-    assert any(f"joined: {replica_pod(1)}" in m for m in pool_events), pool_events
-    assert any(m.startswith(f"read pool: {PRIMARY_POD}") for m in pool_events), pool_events
+    # Events follow the status they describe by a moment.
+    pool_events = lambda: [e.message for e in kube.events(ns, NAME) if e.reason == "ReadPoolChanged"]  # noqa: E731
+    wait_for(
+        "ReadPoolChanged events for each change",
+        lambda: (
+            (m := pool_events())
+            and any(f"left: {replica_pod(1)}" in x for x in m)
+            and any(f"joined: {replica_pod(1)}" in x for x in m)
+            and any(x.startswith(f"read pool: {PRIMARY_POD}") for x in m)
+        ),
+        last=pool_events,
+    )

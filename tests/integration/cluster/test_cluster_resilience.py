@@ -54,8 +54,7 @@ def test_prometheus_stopped_holds_reports_and_never_scales_down(
             last=lambda: kube.status(ns, NAME).get("conditions"),
         )
         assert cond["reason"] in {"PrometheusUnreachable", "QueryTimeout"}, cond
-        ready = kube.condition(ns, NAME, "Ready")
-        assert (ready["status"], ready["reason"]) == ("False", "MetricsUnavailable"), ready
+        kube.wait_condition(ns, NAME, "Ready", "False", "MetricsUnavailable")
         status = kube.status(ns, NAME)
         assert status["observed"]["readLatencyP99"] == "unknown"
         assert "readLatencyP99" in status["observed"]["unknown"]
@@ -81,45 +80,94 @@ def test_a_restarted_operator_keeps_its_memory_and_never_steps_twice(
     prometheus: Metrics,
     operator: Callable[[], OperatorProcess],
 ) -> None:
+    reentry = 15
     signals.set()
     signals.lag(range(3), 0.1)
     spec = workload_spec(
-        prometheus.prometheus.url, replicas={"statefulSet": REPLICA_SET, "minReplicas": 1, "maxReplicas": 3}
-    )  # scale-down window 3600 s: a scale-down needs the memory of a whole hour of recommendations
+        prometheus.prometheus.url,
+        replicas={"statefulSet": REPLICA_SET, "minReplicas": 1, "maxReplicas": 3},
+        behavior={"readPool": {"reentrySeconds": reentry, "reentryLagRatio": 0.5}},
+    )
     kube.create_workload(ns, NAME, spec)
     first = operator()
     wait_for("a first decision", lambda: "memory" in kube.status(ns, NAME))
 
+    # A scale-up step, then no more reason to scale.
     signals.set(read_p99=2 * READ_OBJECTIVE)
     wait_for(
         "the scale-up to 3",
         lambda: kube.replicas(ns, REPLICA_SET) == 3,
         last=lambda: kube.replicas(ns, REPLICA_SET),
     )
-    # Far under the objective from now on: without memory, a fresh operator would take one away.
-    signals.set(read_p99=0.1 * READ_OBJECTIVE)
+    signals.set()
+    # replica 1 lags, leaves the pool, recovers: it may come back only after `reentry` seconds.
+    pool = lambda: kube.slice_pods(ns) or []  # noqa: E731
+    signals.lag([1], 30.0)
+    wait_for("replica 1 out of the pool", lambda: replica_pod(1) not in pool(), last=pool)
+    signals.lag([1], 0.1)
     memory = wait_for(
-        "the scale recorded in status.memory",
-        lambda: m if (m := kube.status(ns, NAME).get("memory", {})).get("last_scale_time") else None,
+        "replica 1's recovery in status.memory",
+        lambda: (
+            m
+            if (m := kube.status(ns, NAME).get("memory", {}))
+            .get("pool", {})
+            .get(replica_pod(1), {})
+            .get("healthy_since")
+            else None
+        ),
     )
-    first.kill()
-    killed_at = time.time()
+    recovering_since = memory["pool"][replica_pod(1)]["healthy_since"]
+    assert memory.get("last_scale_time"), memory
 
-    operator()
+    first.kill()  # SIGKILL, mid-way through the re-entry period
+    killed_at = time.time()
+    restarted = operator()
     wait_for(
         "the restarted operator's first decision",
         lambda: kube.status(ns, NAME).get("memory", {}).get("last_tick", 0) > killed_at,
         timeout=30,
     )
-    hold_for("3 replicas after the restart", lambda: kube.replicas(ns, REPLICA_SET) == 3, 6)
+    remaining = recovering_since + reentry - time.time() - 1
+    assert remaining > 2, f"the restart took too long to test the re-entry timer ({remaining:.1f}s left)"
+    hold_for("replica 1 still out after the restart", lambda: replica_pod(1) not in pool(), remaining)
+    wait_for(
+        "replica 1 back once its re-entry period passed",
+        lambda: replica_pod(1) in pool(),
+        timeout=15,
+        last=pool,
+    )
+    assert time.time() >= recovering_since + reentry - 0.5, (
+        "the re-entry period was counted from before the restart"
+    )
+
     after = kube.status(ns, NAME)["memory"]
     assert after["last_scale_time"] == memory["last_scale_time"], "the last scale is remembered"
     assert after["last_scale_direction"] == 1
-    assert min(t for t, _ in after["recommendations"]) < killed_at, "the recommendation history survived"
-    assert set(after["pool"]) == {replica_pod(i) for i in range(3)}
+    assert kube.replicas(ns, REPLICA_SET) == 3
     reasons = kube.event_reasons(ns, NAME)
     assert reasons.count("ScaledUp") == 1, reasons
     assert "ScaledDown" not in reasons
-    limited = kube.condition(ns, NAME, "ScalingLimited")
-    rules = {r["rule"] for r in kube.status(ns, NAME)["decision"]["reasons"]}
-    assert "Stabilized" in rules or limited.get("reason") == "ReversalGuard", (rules, limited)
+
+    # The control: the same restart with the memory erased takes replica 1 back at once. So it
+    # was the memory carried across the restart that kept it out.
+    signals.lag([1], 30.0)
+    wait_for("replica 1 out of the pool again", lambda: replica_pod(1) not in pool(), last=pool)
+    signals.lag([1], 0.1)
+    wait_for(
+        "replica 1 recovering again",
+        lambda: (
+            kube.status(ns, NAME)
+            .get("memory", {})
+            .get("pool", {})
+            .get(replica_pod(1), {})
+            .get("healthy_since")
+        ),
+    )
+    restarted.stop()
+    kube.custom.patch_namespaced_custom_object_status(
+        "rwscaler.io", "v1alpha1", ns, "readwriteworkloads", NAME, {"status": {"memory": None}}
+    )
+    erased_at = time.time()
+    operator()
+    wait_for("replica 1 back at once without memory", lambda: replica_pod(1) in pool(), timeout=10, last=pool)
+    assert time.time() - erased_at < reentry

@@ -43,7 +43,7 @@ def test_read_latency_breach_scales_up_and_the_new_replica_joins_the_pool(
     wait_for(
         "the read pool of both replicas", lambda: kube.slice_pods(ns) == two, last=lambda: kube.slice_pods(ns)
     )
-    assert kube.condition(ns, NAME, "Ready")["status"] == "True"
+    kube.wait_condition(ns, NAME, "Ready", "True")
 
     signals.set(read_p99=2 * READ_OBJECTIVE)
     wait_for(
