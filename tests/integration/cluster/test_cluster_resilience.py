@@ -62,6 +62,13 @@ def test_prometheus_stopped_holds_reports_and_never_scales_down(
         # The read pool is held as last decided, not emptied for unknown lag.
         assert kube.slice_pods(ns) == [replica_pod(0), replica_pod(1)]
         assert "ScaledDown" not in kube.event_reasons(ns, NAME)
+        # Holding, the decision does not change from tick to tick: no status patch at all.
+        version = (kube.workload(ns, NAME) or {})["metadata"]["resourceVersion"]
+        hold_for(
+            "no write while nothing changes",
+            lambda: (kube.workload(ns, NAME) or {})["metadata"]["resourceVersion"] == version,
+            3,
+        )
 
         own.start()
         wait_for(
