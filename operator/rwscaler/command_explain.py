@@ -46,6 +46,12 @@ def render(obj: Mapping[str, Any]) -> str:
     if not status:
         return lines[0] + ": no status yet (is the operator running?)"
     decision = status.get("decision") or {}
+    if not decision:
+        # Only a problem was ever reported (the spec could not be used): the conditions say why.
+        lines.append("  no decision yet:")
+        for c in status.get("conditions") or []:
+            lines.append(f"    {c.get('type')}={c.get('status')} ({c.get('reason')}): {c.get('message')}")
+        return "\n".join(lines)
     mode = status.get("mode", "?")
     lines.append(f"  mode:      {mode}")
     if decision.get("summary"):

@@ -59,10 +59,11 @@ class Runtime:
         result = await reconcile.reconcile(self.deps, namespace, name)
         if result.gone:
             return None
+        # Every tick at debug level; louder only when something happened (events posted).
         if result.problem is not None:
-            log.warning("%s/%s: not reconciled: %s", namespace, name, result.problem.value)
+            level = logging.WARNING if result.events else logging.DEBUG
+            log.log(level, "%s/%s: not reconciled: %s", namespace, name, result.problem.value)
         elif result.plan is not None:
-            # Every tick at debug level; at info only when something happened (events posted).
             level = logging.INFO if result.events else logging.DEBUG
             log.log(level, "%s/%s: %s", namespace, name, result.plan.summary)
         return result.interval

@@ -14,7 +14,7 @@ from conftest import READ_OBJECTIVE, assert_readable, make_obs, no_stabilization
 from rwscaler import command_explain
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
-from rwscaler.report import EffectiveMode, render_status
+from rwscaler.report import EffectiveMode, ReadyReason, problem_status, render_status
 
 
 def _object() -> dict:
@@ -53,3 +53,17 @@ def test_reads_an_object_from_stdin(
         assert json.loads(out)["workloadClass"] == "ReadHeavy"
     else:
         assert "shop/orders" in out
+
+
+def test_a_problem_only_status_shows_its_conditions() -> None:
+    status = problem_status(
+        {},
+        generation=1,
+        now=0.0,
+        reason=ReadyReason.PRIMARY_NOT_FOUND,
+        message="the primary StatefulSet s/db does not exist",
+    )
+    text = command_explain.render({"metadata": {"name": "w", "namespace": "s"}, "status": status})
+    assert "no decision yet" in text
+    assert "Ready=False (PrimaryStatefulSetNotFound)" in text
+    assert "?" not in text
