@@ -41,7 +41,10 @@ def test_recommend_mode_and_the_paused_annotation_change_nothing(
     signals.lag(range(3), 0.1)
     mode = "Recommend" if how == "recommend" else "Enforce"
     annotations = {PAUSED: "true"} if how == "paused" else {}
-    kube.create_workload(ns, NAME, workload_spec(prometheus.prometheus.url, mode=mode), annotations)
+    # maxReplicas 3: once acting, the breach takes exactly one step (2 -> 3) and stops there.
+    replicas = {"statefulSet": REPLICA_SET, "minReplicas": 1, "maxReplicas": 3}
+    spec = workload_spec(prometheus.prometheus.url, mode=mode, replicas=replicas)
+    kube.create_workload(ns, NAME, spec, annotations)
     operator()
     status = wait_for(
         "a decision to add a replica",
