@@ -405,9 +405,11 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
             ),
         )
         override = ReadyOverride(Status.FALSE, ReadyReason.SCALE_FAILED, outcome.error)
+    routing_problem: ReadyOverride | None = None
     if acting:
         pods = {p.name: p for p in (*primary_pods, *replica_pods)}
-        override = await _route(deps, owner, usable, plan, pods) or override
+        routing_problem = await _route(deps, owner, usable, plan, pods)
+        override = routing_problem or override
     if paused and override is None:
         ready = plan.condition(ConditionType.READY)
         override = ReadyOverride(
@@ -421,6 +423,6 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     status = report.render_status(
         plan, obs, previous=previous, generation=generation, now=now, mode=mode, ready_override=override
     )
-    events = tuple(report.events(previous, status, plan, pool_applied=acting))
+    events = tuple(report.events(previous, status, plan, pool_applied=acting and routing_problem is None))
     patched = await _write(deps, body, previous, status, events)
     return TickResult(interval, plan=plan, patched=patched, events=scale_events + events, scale=outcome)

@@ -380,7 +380,7 @@ def pool_events(previous: Mapping[str, Any], new: Mapping[str, Any], *, applied:
     if left:
         parts.append(f"left: {', '.join(left)}")
     if not applied:
-        parts.append("not applied (Recommend mode or paused)")
+        parts.append("not applied (Recommend mode, paused, or the router failed: see Ready)")
     return [Event(EventType.NORMAL, EventReason.READ_POOL_CHANGED, "; ".join(parts))]
 
 
