@@ -24,6 +24,7 @@ from typing import Any
 import kopf
 
 from rwscaler import reconcile
+from rwscaler.boundary import ReadRouter
 from rwscaler.core.spec import GROUP, PLURAL, VERSION, PoolerKind
 from rwscaler.kube.client import KubeClient, authorization_header, load_configuration
 from rwscaler.kube.cluster import KubeCluster
@@ -81,14 +82,25 @@ def _metrics_source() -> MetricsSource:
     return PrometheusMetricsSource()
 
 
+def _routers(client: KubeClient, cluster: KubeCluster) -> dict[PoolerKind, ReadRouter]:
+    routers: dict[PoolerKind, ReadRouter] = {PoolerKind.ENDPOINT_SLICE: EndpointSliceRouter(client)}
+    try:
+        # The PgBouncer router talks to PgBouncer's admin console through psycopg; without it,
+        # PgBouncer workloads are reported PoolerUnavailable and everything else still runs.
+        from rwscaler.pgbouncer_access import KubePgBouncerAccess  # noqa: PLC0415
+        from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter  # noqa: PLC0415
+    except ImportError as err:
+        log.warning("pooler kind PgBouncer is not available: %s", err)
+    else:
+        routers[PoolerKind.PGBOUNCER] = PgBouncerReadRouter(KubePgBouncerAccess(client, cluster))
+    return routers
+
+
 def build_runtime(options: RunOptions) -> Runtime:
     client = KubeClient.from_kubeconfig(options.kubeconfig)
+    cluster = KubeCluster(client)
     metrics = _metrics_source()
-    deps = reconcile.Deps(
-        cluster=KubeCluster(client),
-        metrics=metrics,
-        routers={PoolerKind.ENDPOINT_SLICE: EndpointSliceRouter(client)},
-    )
+    deps = reconcile.Deps(cluster=cluster, metrics=metrics, routers=_routers(client, cluster))
     return Runtime(client=client, metrics=metrics, deps=deps)
 
 

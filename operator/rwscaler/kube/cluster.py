@@ -69,6 +69,25 @@ class KubeCluster:
         pods = [objects.pod_info(item, statefulset) for item in data.get("items") or []]
         return sorted((p for p in pods if p is not None), key=lambda p: p.ordinal)
 
+    async def deployment_pod_ips(self, namespace: str, deployment: str) -> list[str] | None:
+        """IPs of the Ready, not terminating pods of a Deployment (None: no such Deployment).
+
+        Used for the admin consoles of a PgBouncer Deployment; the IPs are returned, never dialled
+        here."""
+        try:
+            obj = await self._client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}")
+            if obj is None:
+                return None
+            selector = objects.label_selector((obj.get("spec") or {}).get("selector") or {})
+            data = await self._client.request(
+                "GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
+            )
+        except KubeApiError as err:
+            if err.forbidden:
+                raise _forbidden(err, f"read Deployment {namespace}/{deployment} and its pods") from err
+            raise
+        return sorted(ip for item in data.get("items") or [] if (ip := objects.ready_pod_ip(item)))
+
     async def read_secret(self, namespace: str, name: str, key: str) -> str:
         try:
             obj = await self._client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")

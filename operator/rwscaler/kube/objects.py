@@ -237,6 +237,20 @@ def pod_ordinal(pod_name: str, statefulset: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _ready(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    return not meta.get("deletionTimestamp") and any(
+        isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def ready_pod_ip(obj: Mapping[str, Any]) -> str | None:
+    """The pod's IP when it is Ready and not terminating, else None."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    ip = status.get("podIP")
+    return str(ip) if ip and _ready(meta, status) else None
+
+
 def pod_info(obj: Mapping[str, Any], statefulset: StatefulSetInfo) -> PodInfo | None:
     """The pod as a member of `statefulset`, or None when the StatefulSet does not control it."""
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
@@ -248,10 +262,7 @@ def pod_info(obj: Mapping[str, Any], statefulset: StatefulSetInfo) -> PodInfo | 
     ordinal = pod_ordinal(name, statefulset.name)
     if not controlled or ordinal is None:
         return None
-    ready = not meta.get("deletionTimestamp") and any(
-        isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
+    ready = _ready(meta, status)
     ip = status.get("podIP")
     return PodInfo(
         name=name,

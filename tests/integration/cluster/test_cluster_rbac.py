@@ -22,6 +22,8 @@ ALLOWED = [
     ("", "services", "", "create"),
     ("discovery.k8s.io", "endpointslices", "", "patch"),
     ("", "events", "", "create"),
+    ("apps", "deployments", "", "get"),
+    ("", "configmaps", "", "patch"),
 ]
 DENIED = [
     ("apps", "statefulsets", "", "patch"),  # replicas only through the scale subresource
@@ -34,7 +36,9 @@ DENIED = [
     ("discovery.k8s.io", "endpointslices", "", "delete"),
     ("rwscaler.io", "readwriteworkloads", "", "delete"),
     ("rwscaler.io", "readwriteworkloads", "", "create"),
-    ("", "configmaps", "", "get"),
+    ("", "configmaps", "", "create"),
+    ("", "configmaps", "", "delete"),
+    ("apps", "deployments", "", "patch"),
     ("rbac.authorization.k8s.io", "clusterroles", "", "create"),
 ]
 
