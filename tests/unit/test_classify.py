@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import make_obs, make_spec
+from tests.unit.builders import make_obs, make_spec
 
 from rwscaler.core.classify import WorkloadClass, classify, read_write_ratio
 from rwscaler.core.decide import decide

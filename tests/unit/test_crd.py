@@ -24,8 +24,8 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from tests.unit.builders import spec_dict
 
-from conftest import spec_dict
 from rwscaler.core.durations import parse_duration
 from rwscaler.core.spec import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, ReadWriteWorkloadSpec
 from rwscaler.render_crd import render_crd, render_crd_yaml

@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from tests.unit.builders import READ_OBJECTIVE, WRITE_OBJECTIVE, make_obs, make_spec, replica, run_ticks
 
-from conftest import READ_OBJECTIVE, WRITE_OBJECTIVE, make_obs, make_spec, replica, run_ticks
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Drain, Ewma, Memory, ReplicaMemory
 from rwscaler.core.observation import Observation

@@ -43,7 +43,7 @@ ACCEPTED_KEYS = {
 }  # fmt: skip
 
 
-# Local builders (not tests/unit/conftest.py's: `from conftest import` resolves to whichever
+# Local builders (not tests/unit/conftest.py's: `from tests.unit.builders import` resolves to whichever
 # conftest pytest loaded last, which breaks when these files run next to tests/integration).
 def make_spec(**overrides: Any) -> ReadWriteWorkloadSpec:
     base: dict[str, Any] = {

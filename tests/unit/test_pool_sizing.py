@@ -5,8 +5,8 @@ per side within the seed's ranges. Recomputed by decide whenever the read pool c
 from __future__ import annotations
 
 import pytest
+from tests.unit.builders import PRIMARY, make_obs, make_spec, replica
 
-from conftest import PRIMARY, make_obs, make_spec, replica
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.plan import Plan

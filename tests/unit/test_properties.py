@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.unit.builders import PRIMARY, assert_readable, make_obs, make_spec, replica
 
-from conftest import PRIMARY, assert_readable, make_obs, make_spec, replica
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation

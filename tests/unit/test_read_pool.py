@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from conftest import (
+from tests.unit.builders import (
     PRIMARY,
     READ_OBJECTIVE,
     assert_readable,
@@ -22,6 +21,7 @@ from conftest import (
     replica_name,
     rules,
 )
+
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation, ReplicaObservation

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from tests.unit.builders import READ_OBJECTIVE, WRITE_OBJECTIVE, spec_dict
 
-from conftest import READ_OBJECTIVE, WRITE_OBJECTIVE, spec_dict
 from rwscaler.boundary import (
     ClusterProblem,
     ConnectionsRequest,

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import READ_OBJECTIVE, WRITE_OBJECTIVE, assert_readable, make_obs, make_spec, no_stabilization
+from tests.unit.builders import (
+    READ_OBJECTIVE,
+    WRITE_OBJECTIVE,
+    assert_readable,
+    make_obs,
+    make_spec,
+    no_stabilization,
+)
+
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Signal, UnknownReason

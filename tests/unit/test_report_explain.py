@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import yaml
+from tests.unit.builders import READ_OBJECTIVE, assert_readable, make_obs, no_stabilization
 
-from conftest import READ_OBJECTIVE, assert_readable, make_obs, no_stabilization
 from rwscaler import command_explain
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory

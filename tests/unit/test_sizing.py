@@ -13,8 +13,7 @@ import math
 from typing import Any
 
 import pytest
-
-from conftest import (
+from tests.unit.builders import (
     READ_OBJECTIVE,
     assert_readable,
     cond,
@@ -29,6 +28,7 @@ from conftest import (
     scaled_down,
     scaled_up,
 )
+
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.plan import ConditionType as CT

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import ValidationError
+from tests.unit.builders import make_spec, spec_dict
 
-from conftest import make_spec, spec_dict
 from rwscaler.core.spec import (
     Consistency,
     MetricsPreset,
