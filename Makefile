@@ -27,15 +27,15 @@ simulate: venv ## Run the simulator's default scenario with every policy (the em
 
 .PHONY: lint
 lint: venv ## ruff, mypy --strict and the import-layer contracts
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests tools
+	$(VENV)/bin/ruff format --check operator tests tools
 	$(VENV)/bin/mypy operator/rwscaler
 	$(VENV)/bin/lint-imports
 
 .PHONY: fmt
 fmt: venv ## Format the code with ruff
-	$(VENV)/bin/ruff format operator tests
-	$(VENV)/bin/ruff check --fix operator tests
+	$(VENV)/bin/ruff format operator tests tools
+	$(VENV)/bin/ruff check --fix operator tests tools
 
 .PHONY: test
 test: venv ## Run every test tier (tiers whose binaries are missing skip and name the make target)

@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from rwscaler.core.durations import format_seconds
-from rwscaler.core.observation import Observation, Signal
+from rwscaler.core.observation import Aggregation, Observation, Signal
 from rwscaler.core.plan import Condition, ConditionType, Plan, Status
 
 # The status keys rwscaler writes; anything else under status (another tool's) is left alone.
@@ -185,6 +185,10 @@ def _observed(obs: Observation, plan: Plan) -> dict[str, Any]:
             unknown[f"replicationLag/{r.name}"] = _unknown_text(r.lag)
     if unknown:
         out["unknown"] = unknown
+    # An exporter without histograms gives a mean where a p99 is asked for: say which.
+    averages = [n for n, (s, _) in signals.items() if s.known and s.aggregation is Aggregation.AVERAGE]
+    if averages:
+        out["averages"] = averages
     return out
 
 

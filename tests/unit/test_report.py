@@ -15,7 +15,7 @@ from tests.unit.builders import (
 
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
-from rwscaler.core.observation import Signal, UnknownReason
+from rwscaler.core.observation import Aggregation, Signal, UnknownReason
 from rwscaler.core.plan import Condition, ConditionType, Status
 from rwscaler.report import (
     EffectiveMode,
@@ -84,6 +84,14 @@ def test_unknown_signals_are_unknown_with_a_reason_never_zero() -> None:
     assert status["observed"]["unknown"]["readQPS"] == "PrometheusUnreachable: connection refused"
     assert status["readWriteRatio"] == "unknown"
     assert _cond(status, ConditionType.METRICS_AVAILABLE)["status"] == "False"
+
+
+def test_status_says_which_latencies_are_averages() -> None:
+    _, exact = _status()
+    assert "averages" not in exact["observed"]
+    obs = make_obs(read_p99=Signal(0.03, aggregation=Aggregation.AVERAGE))
+    _, status = _status(obs)
+    assert status["observed"]["averages"] == ["readLatencyP99"]
 
 
 def test_ratio_strings() -> None:
