@@ -85,6 +85,15 @@ if (( ${#missing[@]} > 0 )); then
     "${missing[@]}" 2>&1 >/dev/null | grep -v 'apt-utils is not installed' >&2 || true
   restore_policy
   trap - EXIT
+  # apt-get's own status is hidden by the filter above: check what actually got installed.
+  still=()
+  for p in "${missing[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || still+=("$p")
+  done
+  if (( ${#still[@]} > 0 )); then
+    echo "pgenv: apt-get could not install: ${still[*]}" >&2
+    exit 1
+  fi
 fi
 
 # Stop and disable anything the packages may have started anyway (systemd hosts
