@@ -131,8 +131,13 @@ def plot(result: Result, scenario: Scenario, spec: ReadWriteWorkloadSpec, path: 
         "MetricsUnknown": "C7",
     }
     seen: set[str] = set()
+    step = tl[1]["t"] - tl[0]["t"] if len(tl) > 1 else 0.0
+    last_fired: dict[str, float] = {}
     for t, rule in result.fired:
-        if rule in marks:
+        # Mark where a rule starts firing, not every tick it keeps firing.
+        onset = t - last_fired.get(rule, float("-inf")) > step
+        last_fired[rule] = t
+        if rule in marks and onset:
             axes[1].axvline(
                 t / 3600, color=marks[rule], alpha=0.3, linewidth=0.8, label=None if rule in seen else rule
             )
