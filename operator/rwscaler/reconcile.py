@@ -39,7 +39,7 @@ from rwscaler.boundary import (
     StatefulSetInfo,
 )
 from rwscaler.core.decide import decide
-from rwscaler.core.memory import Memory
+from rwscaler.core.memory import Drain, Memory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
 from rwscaler.core.plan import ConditionType, Plan, Status
 from rwscaler.core.spec import Mode, PoolerKind, ReadWriteWorkloadSpec
@@ -347,11 +347,20 @@ async def _route(
         )
     primary = primary_pod_name(usable.spec)
     p = pods.get(primary)
+    endpoints = _endpoints(plan, pods, primary)
+    if not endpoints:
+        # Never route reads nowhere: keep what the pooler has until a pod of the pool has an IP.
+        return ReadyOverride(
+            Status.FALSE,
+            ReadyReason.NO_ROUTABLE_ENDPOINT,
+            f"no pod of the read pool ({', '.join(plan.read_pool)}) nor the primary has an IP yet; "
+            "the pooler keeps its last routing",
+        )
     request = RouteRequest(
         owner=owner,
         spec=usable.spec,
         plan=plan,
-        endpoints=_endpoints(plan, pods, primary),
+        endpoints=endpoints,
         primary=Endpoint(p.name, p.uid, p.ip) if p is not None and p.ip else None,
         ports=usable.replicas.ports or usable.primary.ports,
     )
@@ -360,6 +369,24 @@ async def _route(
     except ClusterProblem as err:
         return ReadyOverride(Status.FALSE, err.reason, err.message)
     return None
+
+
+def _hold_scale_in(plan: Plan, obs: Observation, before: Memory, now: float) -> Plan:
+    """The pool change may not have reached the pooler: no scale-in this tick, and the drain's
+    clock restarts, so its timeout only ever counts time the leaving replicas were routed away."""
+    target = plan.memory.drain.target_replicas if plan.memory.drain is not None else None
+    if plan.scale_to is not None and plan.scale_to < plan.current_replicas:
+        target = plan.scale_to
+    if target is None:
+        return plan
+    leaving = tuple(r.name for r in obs.replicas if r.ordinal >= target)
+    return replace(
+        plan,
+        scale_to=None
+        if plan.scale_to is not None and plan.scale_to < plan.current_replicas
+        else plan.scale_to,
+        memory=replace(plan.memory, drain=Drain(target_replicas=target, started=now, replicas=leaving)),
+    )
 
 
 # ---- the tick --------------------------------------------------------------------------------
@@ -388,12 +415,19 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     memory = Memory.from_status(previous.get("memory"))
     plan = decide(spec, obs, memory, now)
 
+    # Route first, then scale: a replica leaves the pool before its pod can go.
+    routing_problem: ReadyOverride | None = None
+    if acting:
+        pods = {p.name: p for p in (*primary_pods, *replica_pods)}
+        routing_problem = await _route(deps, owner, usable, plan, pods)
+        if routing_problem is not None:
+            plan = _hold_scale_in(plan, obs, memory, now)
     outcome = await _scale(deps, owner, spec, plan)
     scale_events = tuple(report.scale_events(outcome, plan))
     if scale_events:
         # Said at once: the scale happened (or failed) whatever becomes of the rest of the tick.
         await deps.cluster.post_events(owner, scale_events)
-    override: ReadyOverride | None = None
+    override: ReadyOverride | None = routing_problem
     if outcome is not None and outcome.error is not None:
         # Nothing changed in the cluster: keep the memory of the last scale that did happen.
         plan = replace(
@@ -404,12 +438,7 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
                 last_scale_direction=memory.last_scale_direction,
             ),
         )
-        override = ReadyOverride(Status.FALSE, ReadyReason.SCALE_FAILED, outcome.error)
-    routing_problem: ReadyOverride | None = None
-    if acting:
-        pods = {p.name: p for p in (*primary_pods, *replica_pods)}
-        routing_problem = await _route(deps, owner, usable, plan, pods)
-        override = routing_problem or override
+        override = override or ReadyOverride(Status.FALSE, ReadyReason.SCALE_FAILED, outcome.error)
     if paused and override is None:
         ready = plan.condition(ConditionType.READY)
         override = ReadyOverride(

@@ -84,6 +84,7 @@ class EventReason(StrEnum):
     SCALE_FAILED = "ScaleFailed"
     READ_POOL_CHANGED = "ReadPoolChanged"
     ROUTING_FAILED = "RoutingFailed"
+    NO_ROUTABLE_ENDPOINT = "NoRoutableEndpoint"
     CONDITION_CHANGED = "ConditionChanged"
 
 
@@ -100,6 +101,7 @@ class ReadyReason(StrEnum):
     POOLER_UNAVAILABLE = "PoolerUnavailable"
     READ_SERVICE_CONFLICT = "ReadServiceConflict"
     ROUTING_FAILED = "RoutingFailed"
+    NO_ROUTABLE_ENDPOINT = "NoRoutableEndpoint"
     SCALE_FAILED = "ScaleFailed"
     KUBERNETES_ERROR = "KubernetesError"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -490,3 +490,30 @@ async def test_a_status_conflict_writes_nothing_and_the_next_tick_decides_again(
     await w.tick(2)
     assert w.cluster.status()["readEndpoints"] == ["db-replica-0"]
     assert EventReason.READ_POOL_CHANGED in reasons(w.cluster.posted)
+
+
+async def test_no_scale_in_while_routing_fails_and_the_drain_clock_restarts() -> None:
+    w = make_world(pooler={"kind": "EndpointSlice", "readService": "db-read", "drainTimeoutSeconds": 4})
+    w.metrics.read_p99 = 0.1 * READ_OBJECTIVE  # far under the objective: one replica fewer
+    await w.tick()
+    w.router.problem = ClusterProblem(ReadyReason.ROUTING_FAILED, "endpointslices is forbidden")
+    for _ in range(5):  # well past the drain timeout, but the leaving replica was never routed away
+        await w.tick(2)
+    assert w.cluster.scaled == [], "a scale-in must wait for a pool change that reached the pooler"
+    assert w.cluster.condition("Ready")["reason"] == "RoutingFailed"
+    assert w.cluster.status()["memory"]["drain"]["started"] == w.clock.t
+    w.router.problem = None
+    await w.tick(2)
+    assert w.cluster.scaled == [], "the timeout counts from the first routed tick"
+    for _ in range(3):
+        await w.tick(2)
+    assert w.cluster.scaled == [("db-replica", 1)]
+
+
+async def test_a_pool_without_any_address_is_not_routed() -> None:
+    w = make_world()
+    for name in ("db", "db-replica"):
+        w.cluster.pods[name] = [replace(p, ip=None) for p in w.cluster.pods[name]]
+    await w.tick()
+    assert w.router.requests == [], "an empty EndpointSlice would route reads nowhere"
+    assert w.cluster.condition("Ready")["reason"] == "NoRoutableEndpoint"

@@ -10,6 +10,7 @@ counts while it is younger than the window.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -372,14 +373,17 @@ def test_within_bounds_scaling_is_not_limited() -> None:
 
 
 def test_reversal_guard_blocks_a_scale_down_right_after_a_scale_up() -> None:
-    """Even when the recommendation history is gone (for example status rewritten by hand), the
+    """Even when the recommendation history says fewer (for example status rewritten by hand), the
     last scale direction keeps a scale-down out of the scale-down window after a scale-up."""
     spec = windows(0, 300)
-    after_up = Memory(last_tick=990.0, last_scale_time=900.0, last_scale_direction=1)
+    after_up = Memory(
+        last_tick=990.0, last_scale_time=900.0, last_scale_direction=1, recommendations=((990.0, 3),)
+    )
     plan = decide(spec, make_obs(current=4, read_p99=LOW), after_up, 1000.0)
     assert plan.desired_replicas == 4
     assert "ReversalGuard" in cond(plan, CT.SCALING_LIMITED).message
-    later = decide(spec, make_obs(current=4, read_p99=LOW), after_up, 1300.0)
+    later_memory = replace(after_up, last_tick=1290.0, recommendations=((1290.0, 3),))
+    later = decide(spec, make_obs(current=4, read_p99=LOW), later_memory, 1300.0)
     assert later.desired_replicas == 3
 
 

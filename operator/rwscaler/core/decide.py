@@ -84,7 +84,12 @@ def _drain_and_scale(
     waited = now - drain.started
     timeout = spec.pooler.drainTimeoutSeconds
     if (closed and waited > 0) or waited >= timeout or not leaving:
-        how = "no connection left" if closed and connections else f"drain timeout {timeout}s passed"
+        if not leaving:
+            how = "no replica pod left to drain"
+        elif closed:
+            how = "no connection left"
+        else:
+            how = f"drain timeout {timeout}s passed"
         return (
             desired,
             None,

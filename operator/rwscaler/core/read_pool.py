@@ -12,10 +12,13 @@
 - Replicas being drained for a scale-in are out of the pool.
 - strong consistency: only synchronous replicas at lag 0 may serve, next to the primary.
 - The pool is never empty: with no qualifying replica, the primary serves reads.
-- A metrics outage (no lag known for any replica and no other signal either) holds the pool as
-  it was: unknown means hold, and emptying the pool onto the primary because Prometheus is down
-  would overload the primary for no observed reason. Readiness still applies: a replica that
-  stops being ready leaves. Stale reads are possible in that window; status says the pool is held.
+- When the lag query itself failed for every replica (Prometheus unreachable, a timeout, an HTTP
+  or query error), or nothing at all is known (a metrics outage), the pool is held as it was: unknown means hold, and emptying the pool onto the
+  primary because Prometheus did not answer would overload the primary for no observed reason.
+  Readiness still applies: a replica that stops being ready leaves. Stale reads are possible in
+  that window; the plan says the pool is held. A replica whose own series is missing or stale
+  (the query worked) leaves the pool alone.
+- Pods at or above the StatefulSet's replica count are on their way out and never serve reads.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.memory import ReplicaMemory
-from rwscaler.core.observation import Observation, ReplicaObservation
+from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
 from rwscaler.core.plan import Reason, Rule
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
 
@@ -40,6 +43,17 @@ class PoolResult:
     lag_unknown: tuple[str, ...]
     max_lag_s: float | None
     reasons: tuple[Reason, ...]
+
+
+# The lag query itself failed (Prometheus down, timeout, error), as opposed to a replica whose
+# series is missing or stale: the former says nothing about any replica.
+_QUERY_FAILURES = frozenset(
+    {UnknownReason.UNREACHABLE, UnknownReason.TIMEOUT, UnknownReason.HTTP_ERROR, UnknownReason.QUERY_ERROR}
+)
+
+
+def _query_failed(lag: Signal) -> bool:
+    return lag.value is None and lag.reason in _QUERY_FAILURES
 
 
 def _qualifies_to_stay(r: ReplicaObservation, max_lag: float, strong: bool) -> bool:
@@ -66,11 +80,11 @@ def select_read_pool(
     in_pool: list[str] = []
     reasons: list[Reason] = []
 
-    outage = (
-        bool(previous) and len(obs.unknown_signals()) == 4 and all(r.lag.value is None for r in obs.replicas)
-    )
     # Pods at or above the StatefulSet's count are being removed: never route reads to them.
     staying = [r for r in obs.replicas if r.ordinal < obs.current_replicas]
+    seen = [r for r in staying if r.ready]
+    blind = len(obs.unknown_signals()) == 4 and all(r.lag.value is None for r in seen)
+    outage = bool(previous) and bool(seen) and (blind or all(_query_failed(r.lag) for r in seen))
     for r in sorted(staying, key=lambda r: r.ordinal):
         before = previous.get(r.name)
         if outage:
@@ -119,22 +133,23 @@ def select_read_pool(
         reasons.append(
             Reason(
                 Rule.METRICS_UNKNOWN,
-                f"no signal known: read pool held as last decided ({', '.join(in_pool) or 'the primary'})",
+                f"replication lag could not be queried: read pool held as last decided "
+                f"({', '.join(in_pool) or 'the primary'})",
             )
         )
-    obs_ready = {r.name: r.ready for r in obs.replicas}
-    lags = [r.lag.value for r in obs.replicas if r.lag.value is not None]
-    lagging = tuple(r.name for r in obs.replicas if r.lag.value is not None and r.lag.value > max_lag)
-    lag_unknown = tuple(r.name for r in obs.replicas if r.lag.value is None)
-    out_for_lag = tuple(name for name in lagging if memory[name].left_pool and obs_ready.get(name, False))
+    lags = [r.lag.value for r in staying if r.lag.value is not None]
+    lagging = tuple(r.name for r in staying if r.lag.value is not None and r.lag.value > max_lag)
+    lag_unknown = tuple(r.name for r in staying if r.lag.value is None)
+    ready = {r.name for r in staying if r.ready}
+    out_for_lag = tuple(name for name in lagging if memory[name].left_pool and name in ready)
     fallback = not in_pool and not strong  # under strong, primary-only is the design, not a fallback
     if fallback:
         reasons.append(
             Reason(
                 Rule.POOL_FALLBACK,
-                f"no replica qualifies for the read pool ({len(obs.replicas)} replicas, "
+                f"no replica qualifies for the read pool ({len(staying)} replicas, "
                 f"{len(lagging)} lagging, {len(lag_unknown)} with unknown lag): the primary {obs.primary} serves reads",
-                (("replicas", len(obs.replicas)), ("lagging", len(lagging))),
+                (("replicas", len(staying)), ("lagging", len(lagging))),
             )
         )
     endpoints = ((obs.primary, *in_pool) if strong else tuple(in_pool)) or (obs.primary,)

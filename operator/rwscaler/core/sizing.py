@@ -41,9 +41,7 @@ class Recommendation:
     hold: bool  # metrics unknown: keep the count, record nothing
     blocked_up: str | None  # why a scale-up was refused, for ScalingLimited
     capacity_raw: int | None  # what the capacity model alone asks for
-    unblocked_raw: int  # what reads alone would ask for, before the refusals (for AddReadReplicas)
     breach_qps_per_replica: float | None
-    forecast_qps: float | None
     reasons: tuple[Reason, ...]
 
 
@@ -68,14 +66,14 @@ def recommend_replicas(
             f"holding at {current} replicas: {names} unknown; never scaling on missing data",
             tuple((name, s.reason.value if s.reason else None) for name, s in unknown),
         )
-        return Recommendation(current, True, "MetricsUnknown", None, current, learned, None, (reason,))
+        return Recommendation(current, True, "MetricsUnknown", None, learned, (reason,))
     if spec.consistency is Consistency.STRONG:
         reason = Reason(
             Rule.STRONG_CONSISTENCY,
             f"consistency strong: only the primary and synchronous replicas serve reads, so replicas are "
             f"not added for read capacity (holding at {current})",
         )
-        return Recommendation(current, False, None, None, current, learned, None, (reason,))
+        return Recommendation(current, False, None, None, learned, (reason,))
 
     read_qps = obs.read_qps.value or 0.0
     reasons: list[Reason] = []
@@ -187,7 +185,6 @@ def recommend_replicas(
                 (("readLatencyRatio", read.level),),
             )
         )
-    unblocked = raw
     blocked: str | None = None
     if raw > current:
         if write.trend is Trend.RISING and not read_rising:
@@ -209,7 +206,7 @@ def recommend_replicas(
             raw = current
         elif write.trend is Trend.RISING and capacity_raw is not None:
             raw = min(raw, max(capacity_raw, current))  # both rising: read capacity alone may justify
-    return Recommendation(raw, False, blocked, capacity_raw, unblocked, learned, forecast, tuple(reasons))
+    return Recommendation(raw, False, blocked, capacity_raw, learned, tuple(reasons))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,16 +229,17 @@ def stabilize(
     keep = max(up.stabilizationWindowSeconds, down.stabilizationWindowSeconds)
     # HPA semantics: a window covers the recommendations younger than it, plus this tick's.
     history = tuple((t, r) for t, r in memory.recommendations if now - t < keep)
-    if memory.last_tick is None:
-        # No history (a new resource, or status lost): as the HPA seeds its history with the
-        # current count, a scale-down waits its window instead of happening at once.
-        history = ((now, current),)
     reasons: list[Reason] = []
     limited: list[str] = []
 
     if rec.hold:
-        desired = current
+        desired = current  # and the history is left as it is: a hold records nothing
     else:
+        if not history:
+            # No history (a new resource, status lost, or a metrics outage longer than the
+            # windows): as the HPA seeds its history with the current count, a scale-down waits
+            # its window instead of following one fresh sample at once.
+            history = ((now, current),)
         up_rec = min([r for t, r in history if now - t < up.stabilizationWindowSeconds] + [rec.raw])
         down_rec = max([r for t, r in history if now - t < down.stabilizationWindowSeconds] + [rec.raw])
         history = (*history, (now, rec.raw))
