@@ -235,11 +235,12 @@ def stabilize(
     if rec.hold:
         desired = current  # and the history is left as it is: a hold records nothing
     else:
-        if not history:
-            # No history (a new resource, status lost, or a metrics outage longer than the
-            # windows): as the HPA seeds its history with the current count, a scale-down waits
-            # its window instead of following one fresh sample at once.
-            history = ((now, current),)
+        last_recorded = memory.recommendations[-1][0] if memory.recommendations else None
+        if last_recorded is None or memory.last_tick is None or last_recorded < memory.last_tick:
+            # No history (a new resource, status lost) or the last tick recorded nothing (it held
+            # on unknown metrics): as the HPA seeds its history with the current count, a
+            # scale-down waits its window instead of following one fresh sample at once.
+            history = (*history, (now, current))
         up_rec = min([r for t, r in history if now - t < up.stabilizationWindowSeconds] + [rec.raw])
         down_rec = max([r for t, r in history if now - t < down.stabilizationWindowSeconds] + [rec.raw])
         history = (*history, (now, rec.raw))
