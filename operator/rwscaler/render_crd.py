@@ -122,7 +122,8 @@ def status_schema() -> dict[str, Any]:
             "readEndpoints": {
                 "type": "array",
                 "items": {"type": "string"},
-                "description": "Pods currently serving reads (the primary when the pool fell back).",
+                "description": "The read pool rwscaler decided: the pods it routes reads to (the primary when "
+                "the pool fell back). In Recommend mode or when paused, what it would route to.",
             },
             "lastScaleTime": {
                 "type": "string",
