@@ -28,11 +28,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import pwd
 import secrets
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +39,17 @@ from pathlib import Path
 from typing import Literal
 
 from .ports import LOOPBACK, free_port, wait_listening
-from .procs import ManagedProcess, run, running_as_root
+from .procs import (
+    ManagedProcess,
+    chown_to_server_user,
+    log_tails,
+    make_workdir,
+    need_binary,
+    remove_workdir,
+    run,
+    server_user,
+    setup_available,
+)
 from .prometheus import PrometheusServer, ScrapeTarget, prometheus_binary
 
 DEPS_HINT = "run `make pgenv-deps-mysql` (hack/pgenv/install.sh --mysql)"
@@ -68,43 +76,15 @@ def binaries() -> dict[str, str | None]:
     }
 
 
-def mysql_user() -> pwd.struct_passwd | None:
-    """The OS user mariadbd runs as when we are root (it refuses root); None otherwise."""
-    if not running_as_root():
-        return None
-    try:
-        return pwd.getpwnam(MYSQL_OS_USER)
-    except KeyError:
-        return None
-
-
 def mariadb_available() -> tuple[bool, str]:
     """(True, "") when everything is installed; else (False, what is missing and how to fix it)."""
-    missing = sorted(name for name, path in binaries().items() if path is None)
-    problems = [f"missing {', '.join(missing)}"] if missing else []
-    if running_as_root() and mysql_user() is None:
-        problems.append("running as root but there is no `mysql` OS user to run mariadbd as")
-    if problems:
-        return False, f"MariaDB test setup unavailable ({'; '.join(problems)}): {DEPS_HINT}"
-    return True, ""
+    return setup_available(
+        binaries(), setup="MariaDB", os_user=MYSQL_OS_USER, runs="mariadbd", hint=DEPS_HINT
+    )
 
 
 def _need(name: str) -> str:
-    path = binaries()[name]
-    if path is None:
-        raise RuntimeError(f"{name} not found: {DEPS_HINT}")
-    return path
-
-
-def _chown_to_mysql(path: Path) -> None:
-    user = mysql_user()
-    if user is None:
-        return
-    for root, _dirs, files in os.walk(path):  # every subdirectory is a root in its turn
-        os.chown(root, user.pw_uid, user.pw_gid)
-        for name in files:
-            with contextlib.suppress(FileNotFoundError):
-                os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+    return need_binary(binaries(), name, DEPS_HINT)
 
 
 @dataclass
@@ -297,11 +277,9 @@ class MariaDbEnv:
         atexit.register(self.close)
         t0 = time.monotonic()
         try:
-            self.workdir = Path(tempfile.mkdtemp(prefix="mariadbenv-", dir=self._base_dir or "/tmp"))
-            os.chmod(self.workdir, 0o755)
-            for sub in ("data", "s", "log", "tmp"):
-                (self.workdir / sub).mkdir()
-            _chown_to_mysql(self.workdir)
+            self.workdir = make_workdir(
+                "mariadbenv-", self._base_dir, ("data", "s", "log", "tmp"), MYSQL_OS_USER
+            )
             self.primary = self._new_instance(self.primary_name, "primary", 1)
             self.replica = self._new_instance(self.replica_name, "replica", 2)
             for inst in self.instances:
@@ -351,22 +329,12 @@ class MariaDbEnv:
         leftovers = [i.name for i in self.instances if i.process is not None and i.process.running()]
         if leftovers:
             raise RuntimeError(f"still running after stop: {leftovers}")
-        if self.workdir != Path() and self.workdir.exists():
-            if os.environ.get("PGENV_KEEP") == "1":
-                print(f"PGENV_KEEP=1: keeping {self.workdir}")
-            else:
-                shutil.rmtree(self.workdir, ignore_errors=True)
+        remove_workdir(self.workdir)
         self.primary = None
         self.replica = None
 
     def _failure_logs(self) -> str:
-        parts: list[str] = []
-        log_dir = self.workdir / "log"
-        if self.workdir != Path() and log_dir.is_dir():
-            for log in sorted(log_dir.iterdir()):
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-                parts.append(f"--- {log.name}\n{tail}")
-        return "\n".join(parts)
+        return log_tails(self.workdir)
 
     # ---- servers ------------------------------------------------------------------------
     def _new_instance(self, name: str, role: Role, server_id: int) -> DbInstance:
@@ -381,11 +349,11 @@ class MariaDbEnv:
         )
 
     def _user_args(self) -> list[str]:
-        return [f"--user={MYSQL_OS_USER}"] if mysql_user() is not None else []
+        return [f"--user={MYSQL_OS_USER}"] if server_user(MYSQL_OS_USER) is not None else []
 
     def _install(self, inst: DbInstance) -> None:
         inst.datadir.mkdir()
-        _chown_to_mysql(inst.datadir)
+        chown_to_server_user(inst.datadir, MYSQL_OS_USER)
         run(
             [_need("mariadb-install-db"), "--no-defaults", f"--datadir={inst.datadir}", *self._user_args(),
              "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",

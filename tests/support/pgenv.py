@@ -53,7 +53,18 @@ from psycopg import sql as pgsql
 from psycopg.rows import TupleRow
 
 from .ports import LOOPBACK, free_port, wait_listening
-from .procs import ManagedProcess, chown_to_server_user, run, running_as_root, server_user
+from .procs import (
+    SERVER_OS_USER,
+    ManagedProcess,
+    chown_to_server_user,
+    log_tails,
+    make_workdir,
+    need_binary,
+    remove_workdir,
+    run,
+    server_user,
+    setup_available,
+)
 from .prometheus import PrometheusServer, ScrapeTarget, prometheus_binary
 
 PG_MAJOR = 15
@@ -118,20 +129,13 @@ def binaries() -> dict[str, str | None]:
 
 def pgenv_available() -> tuple[bool, str]:
     """(True, "") when everything is installed; else (False, what is missing and how to fix it)."""
-    missing = sorted(name for name, path in binaries().items() if path is None)
-    problems = [f"missing {', '.join(missing)}"] if missing else []
-    if running_as_root() and server_user() is None:
-        problems.append("running as root but there is no `postgres` OS user to run the servers as")
-    if problems:
-        return False, f"PostgreSQL test setup unavailable ({'; '.join(problems)}): {DEPS_HINT}"
-    return True, ""
+    return setup_available(
+        binaries(), setup="PostgreSQL", os_user=SERVER_OS_USER, runs="the servers", hint=DEPS_HINT
+    )
 
 
 def _need(name: str) -> str:
-    path = binaries()[name]
-    if path is None:
-        raise RuntimeError(f"{name} not found: {DEPS_HINT}")
-    return path
+    return need_binary(binaries(), name, DEPS_HINT)
 
 
 # ---- data -----------------------------------------------------------------------------
@@ -353,11 +357,9 @@ class PgEnv:
         atexit.register(self.close)
         t0 = time.monotonic()
         try:
-            self.workdir = Path(tempfile.mkdtemp(prefix="pgenv-", dir=self._base_dir or "/tmp"))
-            os.chmod(self.workdir, 0o755)
-            for sub in ("data", "s", "log", "pgbouncer"):
-                (self.workdir / sub).mkdir()
-            chown_to_server_user(self.workdir)
+            self.workdir = make_workdir(
+                "pgenv-", self._base_dir, ("data", "s", "log", "pgbouncer"), SERVER_OS_USER
+            )
             self._start_primary()
             self.timings["primary"] = time.monotonic() - t0
             self._init_primary()
@@ -406,22 +408,12 @@ class PgEnv:
             list(pool.map(lambda p: p.stop(timeout=15), procs))
         if self.primary is not None and self.primary.process is not None:
             self.primary.process.stop(timeout=15)
-        if self.workdir != Path() and self.workdir.exists():
-            if os.environ.get("PGENV_KEEP") == "1":
-                print(f"PGENV_KEEP=1: keeping {self.workdir}")
-            else:
-                shutil.rmtree(self.workdir, ignore_errors=True)
+        remove_workdir(self.workdir)
         self.replicas = []
         self.primary = None
 
     def _failure_logs(self) -> str:
-        parts: list[str] = []
-        log_dir = self.workdir / "log"
-        if self.workdir != Path() and log_dir.is_dir():
-            for log in sorted(log_dir.iterdir()):
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-                parts.append(f"--- {log.name}\n{tail}")
-        return "\n".join(parts)
+        return log_tails(self.workdir)
 
     # ---- naming -------------------------------------------------------------------
     @property

@@ -7,7 +7,11 @@ to the whole group; :meth:`ManagedProcess.stop` returns only when no process of 
 is left.
 
 Server processes that refuse to run as root (PostgreSQL, PgBouncer) are started as the
-``postgres`` OS user when the tests run as root (CI does): see :func:`server_user`.
+``postgres`` OS user when the tests run as root (CI does): see :func:`server_user`
+(MariaDB's ``mysql`` user is the same lookup with another name).
+
+Also the pieces the test setups (:mod:`tests.support.pgenv`, :mod:`tests.support.mariadb`)
+share: the availability check, finding a needed binary, and the temp dir's life.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,26 +34,81 @@ def running_as_root() -> bool:
     return os.geteuid() == 0
 
 
-def server_user() -> pwd.struct_passwd | None:
-    """The OS user server processes run as: ``postgres`` when we are root, else None (ourselves)."""
+def server_user(name: str = SERVER_OS_USER) -> pwd.struct_passwd | None:
+    """The OS user ``name`` (default ``postgres``) server processes run as when we are root;
+    None when we are not root (ourselves) or there is no such user."""
     if not running_as_root():
         return None
     try:
-        return pwd.getpwnam(SERVER_OS_USER)
+        return pwd.getpwnam(name)
     except KeyError:
         return None
 
 
-def chown_to_server_user(path: Path) -> None:
-    """Give ``path`` (recursively) to the server user when running as root; no-op otherwise."""
-    user = server_user()
+def chown_to_server_user(path: Path, name: str = SERVER_OS_USER) -> None:
+    """Give ``path`` (recursively) to the server user ``name`` when running as root; no-op otherwise."""
+    user = server_user(name)
     if user is None:
         return
     os.chown(path, user.pw_uid, user.pw_gid)
     for root, dirs, files in os.walk(path):
-        for name in [*dirs, *files]:
+        for entry in [*dirs, *files]:
             with contextlib.suppress(FileNotFoundError):
-                os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+                os.lchown(os.path.join(root, entry), user.pw_uid, user.pw_gid)
+
+
+# ---- what the test setups share ---------------------------------------------------------
+def setup_available(
+    binaries: Mapping[str, str | None], *, setup: str, os_user: str, runs: str, hint: str
+) -> tuple[bool, str]:
+    """(True, "") when no binary is missing (None) and, when we are root, the OS user ``os_user``
+    exists to run ``runs`` as; else (False, what is missing and ``hint`` on how to fix it)."""
+    missing = sorted(name for name, path in binaries.items() if path is None)
+    problems = [f"missing {', '.join(missing)}"] if missing else []
+    if running_as_root() and server_user(os_user) is None:
+        problems.append(f"running as root but there is no `{os_user}` OS user to run {runs} as")
+    if problems:
+        return False, f"{setup} test setup unavailable ({'; '.join(problems)}): {hint}"
+    return True, ""
+
+
+def need_binary(binaries: Mapping[str, str | None], name: str, hint: str) -> str:
+    """The path of binary ``name``; raise with ``hint`` when it is missing."""
+    path = binaries[name]
+    if path is None:
+        raise RuntimeError(f"{name} not found: {hint}")
+    return path
+
+
+def make_workdir(prefix: str, base_dir: Path | None, subdirs: Sequence[str], os_user: str) -> Path:
+    """A fresh temp dir (mode 0755, under ``base_dir`` or /tmp) with ``subdirs``, given to the
+    server user ``os_user`` when we are root."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=base_dir or "/tmp"))
+    os.chmod(workdir, 0o755)
+    for sub in subdirs:
+        (workdir / sub).mkdir()
+    chown_to_server_user(workdir, os_user)
+    return workdir
+
+
+def remove_workdir(workdir: Path) -> None:
+    """Remove a setup's temp dir (kept, and said so, when ``PGENV_KEEP=1``)."""
+    if workdir != Path() and workdir.exists():
+        if os.environ.get("PGENV_KEEP") == "1":
+            print(f"PGENV_KEEP=1: keeping {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def log_tails(workdir: Path, lines: int = 15) -> str:
+    """The last ``lines`` lines of every log in ``workdir/log``, each under its name."""
+    parts: list[str] = []
+    log_dir = workdir / "log"
+    if workdir != Path() and log_dir.is_dir():
+        for log in sorted(log_dir.iterdir()):
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+            parts.append(f"--- {log.name}\n{tail}")
+    return "\n".join(parts)
 
 
 def run(
