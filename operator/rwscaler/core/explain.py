@@ -21,8 +21,7 @@ from rwscaler.core.plan import (
     Status,
 )
 from rwscaler.core.read_pool import PoolResult
-from rwscaler.core.sizing import Recommendation as Sizing
-from rwscaler.core.sizing import Stabilized
+from rwscaler.core.sizing import ReplicaAdvice, Stabilized
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
 from rwscaler.core.trends import SideState, Trend
 
@@ -30,16 +29,12 @@ CQRS_ADVISED_ABOVE = 50.0
 CQRS_ADVISED_AGAINST_BELOW = 10.0
 
 
-def _cond(kind: ConditionType, status: Status, reason: str, message: str) -> Condition:
-    return Condition(kind, status, reason, message)
-
-
 def conditions(
     spec: ReadWriteWorkloadSpec,
     obs: Observation,
     read: SideState,
     write: SideState,
-    sizing: Sizing,
+    sizing: ReplicaAdvice,
     stable: Stabilized,
     pool: PoolResult,
     enforce: bool,
@@ -52,22 +47,24 @@ def conditions(
             f"{name}: {s.reason.value if s.reason else 'unknown'}" + (f" ({s.message})" if s.message else "")
             for name, s in unknown
         )
-        conds.append(_cond(ConditionType.READY, Status.FALSE, "MetricsUnavailable", f"holding: {detail}"))
+        conds.append(Condition(ConditionType.READY, Status.FALSE, "MetricsUnavailable", f"holding: {detail}"))
         conds.append(
-            _cond(ConditionType.METRICS_AVAILABLE, Status.FALSE, first.value if first else "Unknown", detail)
+            Condition(
+                ConditionType.METRICS_AVAILABLE, Status.FALSE, first.value if first else "Unknown", detail
+            )
         )
         for kind in (
             ConditionType.READ_CAPACITY_EXHAUSTED,
             ConditionType.WRITE_BOTTLENECK,
             ConditionType.CAPACITY_LIMIT,
         ):
-            conds.append(_cond(kind, Status.UNKNOWN, "MetricsUnavailable", detail))
+            conds.append(Condition(kind, Status.UNKNOWN, "MetricsUnavailable", detail))
     else:
         note = ""
         if pool.lag_unknown:
             note = f"; replication lag unknown for {', '.join(pool.lag_unknown)} (kept out of the read pool)"
         conds.append(
-            _cond(
+            Condition(
                 ConditionType.READY,
                 Status.TRUE,
                 "Reconciled" if enforce else "RecommendOnly",
@@ -75,7 +72,7 @@ def conditions(
             )
         )
         conds.append(
-            _cond(
+            Condition(
                 ConditionType.METRICS_AVAILABLE,
                 Status.TRUE,
                 "SignalsKnown",
@@ -93,7 +90,7 @@ def conditions(
         rl = f"read p99 at {read.level:.2f}x objective" if read.level is not None else "read p99 unknown"
         wl = f"write p99 at {write.level:.2f}x objective" if write.level is not None else "write p99 unknown"
         conds.append(
-            _cond(
+            Condition(
                 ConditionType.READ_CAPACITY_EXHAUSTED,
                 Status.TRUE if read_bound or (over_capacity and not write_bound) else Status.FALSE,
                 "ReadLatencyRising"
@@ -105,7 +102,7 @@ def conditions(
             )
         )
         conds.append(
-            _cond(
+            Condition(
                 ConditionType.WRITE_BOTTLENECK,
                 Status.TRUE if write_bound else Status.FALSE,
                 "WriteLatencyRising" if write_bound else "WritesWithinObjective",
@@ -113,7 +110,7 @@ def conditions(
             )
         )
         conds.append(
-            _cond(
+            Condition(
                 ConditionType.CAPACITY_LIMIT,
                 Status.TRUE if both else Status.FALSE,
                 "BothSidesRising" if both else "NotBothSidesRising",
@@ -136,10 +133,10 @@ def conditions(
         lag_status, lag_reason = Status.FALSE, "LagWithinObjective"
         max_lag = "unknown" if pool.max_lag_s is None else format_seconds(pool.max_lag_s)
         lag_msg = f"max lag {max_lag} within {spec.objectives.maxReplicationLag}"
-    conds.append(_cond(ConditionType.REPLICATION_LAG_HIGH, lag_status, lag_reason, lag_msg))
+    conds.append(Condition(ConditionType.REPLICATION_LAG_HIGH, lag_status, lag_reason, lag_msg))
     if stable.limited:
         conds.append(
-            _cond(
+            Condition(
                 ConditionType.SCALING_LIMITED,
                 Status.TRUE,
                 stable.limited[0],
@@ -149,7 +146,7 @@ def conditions(
         )
     else:
         conds.append(
-            _cond(
+            Condition(
                 ConditionType.SCALING_LIMITED, Status.FALSE, "DesiredWithinRange", f"desired {stable.desired}"
             )
         )
@@ -175,7 +172,7 @@ def recommendations(
     obs: Observation,
     conds: tuple[Condition, ...],
     read: SideState,
-    sizing: Sizing,
+    sizing: ReplicaAdvice,
     ratio: float | None,
     ratio_moves: int,
     enforce: bool,

@@ -36,7 +36,7 @@ HEADROOM_LEVEL = 0.5  # read p99 under half its objective is room to remove a re
 
 
 @dataclass(frozen=True, slots=True)
-class Recommendation:
+class ReplicaAdvice:
     raw: int
     hold: bool  # metrics unknown: keep the count, record nothing
     blocked_up: str | None  # why a scale-up was refused, for ScalingLimited
@@ -54,7 +54,7 @@ def recommend_replicas(
     lag_bound: bool,
     serving_replicas: int,
     lagging_replicas: int = 0,
-) -> Recommendation:
+) -> ReplicaAdvice:
     current = obs.current_replicas
     tol = spec.behavior.tolerance
     learned = memory.breach_qps_per_replica
@@ -66,14 +66,14 @@ def recommend_replicas(
             f"holding at {current} replicas: {names} unknown; never scaling on missing data",
             tuple((name, s.reason.value if s.reason else None) for name, s in unknown),
         )
-        return Recommendation(current, True, "MetricsUnknown", None, learned, (reason,))
+        return ReplicaAdvice(current, True, "MetricsUnknown", None, learned, (reason,))
     if spec.consistency is Consistency.STRONG:
         reason = Reason(
             Rule.STRONG_CONSISTENCY,
             f"consistency strong: only the primary and synchronous replicas serve reads, so replicas are "
             f"not added for read capacity (holding at {current})",
         )
-        return Recommendation(current, False, None, None, learned, (reason,))
+        return ReplicaAdvice(current, False, None, None, learned, (reason,))
 
     read_qps = obs.read_qps.value or 0.0
     reasons: list[Reason] = []
@@ -206,7 +206,7 @@ def recommend_replicas(
             raw = current
         elif write.trend is Trend.RISING and capacity_raw is not None:
             raw = min(raw, max(capacity_raw, current))  # both rising: read capacity alone may justify
-    return Recommendation(raw, False, blocked, capacity_raw, learned, tuple(reasons))
+    return ReplicaAdvice(raw, False, blocked, capacity_raw, learned, tuple(reasons))
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +222,7 @@ def _clamp(n: int, lo: int, hi: int) -> int:
 
 
 def stabilize(
-    spec: ReadWriteWorkloadSpec, current: int, rec: Recommendation, memory: Memory, now: float
+    spec: ReadWriteWorkloadSpec, current: int, rec: ReplicaAdvice, memory: Memory, now: float
 ) -> Stabilized:
     up, down = spec.behavior.scaleUp, spec.behavior.scaleDown
     lo, hi = spec.replicas.minReplicas, spec.replicas.maxReplicas
