@@ -158,8 +158,10 @@ def test_connect_errors_are_classified(message: str, kind: AdminErrorKind) -> No
     assert _classify_connect_error(message) is kind
 
 
-def _server(addr: str, ptr: str, close_needed: bool = False, db: str = "orders_ro") -> ServerConnection:
-    return ServerConnection(db, "app", "idle", addr, 5432, close_needed, ptr)
+def _server(
+    addr: str, ptr: str, close_needed: bool = False, db: str = "orders_ro", local_port: int = 40001
+) -> ServerConnection:
+    return ServerConnection(db, "app", "idle", addr, 5432, close_needed, ptr, local_port, "2026-11-22 10:00:00")
 
 
 def _live(host: str) -> LiveDatabase:
@@ -180,6 +182,10 @@ def _live(host: str) -> LiveDatabase:
         # rebalanced over the new list
         ("10.0.0.7,10.0.0.6", [_server("10.0.0.6", "o1", True), _server("10.0.0.6", "o3")],
          "opened by the old list"),
+        # a connection opened after the RELOAD at the memory of a closed old one (PgBouncer
+        # reuses it at once): same ptr, another TCP connection, so not an old one
+        ("10.0.0.6,10.0.0.7", [_server("10.0.0.6", "o1", True), _server("10.0.0.6", "o2", local_port=40002)],
+         None),
         # nothing changed, nothing stray: no RECONNECT on an ordinary tick
         (None, [_server("10.0.0.6", "o1")], None),
         # other databases' connections are not this database's business
@@ -192,7 +198,7 @@ def test_reconnect_only_for_connections_left_unmarked(
     entry = render_databases(
         pgb(serverPort=5432), plan_with(("db-replica-0",)), PRIMARY, ADDRESSES
     ).read  # host 10.0.0.6
-    old = frozenset({"o1", "o2", "o3"})
+    old = frozenset(_server("10.0.0.6", ptr).identity for ptr in ("o1", "o2", "o3"))
     reason = reconnect_reason(entry, _live(before) if before else None, old, servers)
     if why is None:
         assert reason is None

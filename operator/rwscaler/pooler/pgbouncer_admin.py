@@ -106,9 +106,18 @@ class ServerConnection:
     addr: str
     port: int
     close_needed: bool
-    # PgBouncer's id of the connection (its memory address): tells connections that existed
-    # before a RELOAD from those opened after it.
-    ptr: str = ""
+    ptr: str = ""  # PgBouncer's id of the connection: its memory address
+    local_port: int = 0  # PgBouncer's end of the TCP connection (0 while it connects)
+    connect_time: str = ""
+
+    @property
+    def identity(self) -> tuple[str, int, str]:
+        """Tells connections that existed before a RELOAD from those opened after it.
+
+        Not `ptr` alone: PgBouncer reuses a closed connection's memory for the next one it
+        opens, often within milliseconds, so a new connection can show an old one's `ptr`.
+        """
+        return (self.ptr, self.local_port, self.connect_time)
 
 
 def _classify_connect_error(message: str) -> AdminErrorKind:
@@ -187,6 +196,8 @@ class AdminSession:
                 port=int(r["port"]),
                 close_needed=bool(r.get("close_needed", 0)),
                 ptr=str(r.get("ptr") or ""),
+                local_port=int(r.get("local_port") or 0),
+                connect_time=str(r.get("connect_time") or ""),
             )
             for r in rows
         ]

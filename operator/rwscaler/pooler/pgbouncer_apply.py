@@ -185,27 +185,30 @@ def _hosts(live: LiveDatabase | None) -> set[str]:
 def reconnect_reason(
     entry: DatabaseEntry,
     before: LiveDatabase | None,
-    old_ptrs: frozenset[str],
+    old_connections: frozenset[tuple[str, int, str]],
     servers: Sequence[ServerConnection],
 ) -> str | None:
     """Why `entry`'s database needs a RECONNECT now (None: it does not).
 
-    `before` is what the instance had loaded before this apply's RELOAD, `old_ptrs` the server
-    connections it had then, `servers` its connections now. RECONNECT closes every pooled
-    connection of the database as it is released, so connections reopen round-robin over the new
-    host list: a leaving replica is drained, a joining one gets its share of the reads. But
-    PgBouncer 1.18's RELOAD already does exactly that when a database's `host=` changes (it marks
-    them close_needed), and a RECONNECT right after it is harmful there: it drops the
-    connections then in their login phase, which sets the pool's "last login failed" flag, and
-    while no other connection is left PgBouncer rejects clients with "server login has been
-    failing, try again later (server_login_retry)" (seen in the scale-in test). So RECONNECT only
-    when a connection that must go is not yet marked.
+    `before` is what the instance had loaded before this apply's RELOAD, `old_connections` the
+    identities of the server connections it had then, `servers` its connections now. RECONNECT
+    closes every pooled connection of the database as it is released, so connections reopen
+    round-robin over the new host list: a leaving replica is drained, a joining one gets its
+    share of the reads. But PgBouncer 1.18's RELOAD already does exactly that when a database's
+    `host=` changes (it marks them close_needed), and a RECONNECT right after it is harmful
+    there: it drops the connections then in their login phase, which sets the pool's "last
+    login failed" flag, and while no other connection is left PgBouncer rejects clients with
+    "server login has been failing, try again later (server_login_retry)". So RECONNECT only
+    when a connection that must go is not yet marked. Connections are matched by
+    `ServerConnection.identity`, not `ptr`: PgBouncer reuses a closed connection's `ptr` for
+    a new one at once, and a new connection taken for an old unmarked one caused exactly that
+    needless RECONNECT in the scale-in test.
     """
     listed = set(entry.hosts)
     unmarked = [s for s in servers if s.database == entry.name and not s.close_needed]
     if any(s.addr not in listed or s.port != entry.port for s in unmarked):
         return "connections to a server no longer listed are not marked to close"
-    if before is not None and _hosts(before) != listed and any(s.ptr in old_ptrs for s in unmarked):
+    if before is not None and _hosts(before) != listed and any(s.identity in old_connections for s in unmarked):
         return "the host list changed but connections opened by the old list are not marked to close"
     return None
 
@@ -255,9 +258,9 @@ class PgBouncerRouter:
             async with admin_session(instance, credentials, self.timeout_s) as admin:
                 before = await admin.show_databases()
                 live = before
-                old_ptrs: frozenset[str] = frozenset()
+                old: frozenset[tuple[str, int, str]] = frozenset()
                 if _all_mismatches(rendered, live):
-                    old_ptrs = frozenset(s.ptr for s in await admin.show_servers())
+                    old = frozenset(s.identity for s in await admin.show_servers())
                     await admin.reload()
                     reloaded = True
                     live = await admin.show_databases()
@@ -268,7 +271,7 @@ class PgBouncerRouter:
                     return InstanceResult(instance, False, reloaded, (), None, mismatch)
                 servers = await admin.show_servers()
                 for entry in rendered.databases:
-                    if reconnect_reason(entry, before.get(entry.name), old_ptrs, servers):
+                    if reconnect_reason(entry, before.get(entry.name), old, servers):
                         await admin.reconnect(entry.name)
                         reconnected.append(entry.name)
                 return InstanceResult(instance, True, reloaded, tuple(reconnected))
