@@ -161,7 +161,9 @@ def test_connect_errors_are_classified(message: str, kind: AdminErrorKind) -> No
 def _server(
     addr: str, ptr: str, close_needed: bool = False, db: str = "orders_ro", local_port: int = 40001
 ) -> ServerConnection:
-    return ServerConnection(db, "app", "idle", addr, 5432, close_needed, ptr, local_port, "2026-11-22 10:00:00")
+    return ServerConnection(
+        db, "app", "idle", addr, 5432, close_needed, ptr, local_port, "2026-11-22 10:00:00"
+    )
 
 
 def _live(host: str) -> LiveDatabase:

@@ -208,7 +208,11 @@ def reconnect_reason(
     unmarked = [s for s in servers if s.database == entry.name and not s.close_needed]
     if any(s.addr not in listed or s.port != entry.port for s in unmarked):
         return "connections to a server no longer listed are not marked to close"
-    if before is not None and _hosts(before) != listed and any(s.identity in old_connections for s in unmarked):
+    if (
+        before is not None
+        and _hosts(before) != listed
+        and any(s.identity in old_connections for s in unmarked)
+    ):
         return "the host list changed but connections opened by the old list are not marked to close"
     return None
 
