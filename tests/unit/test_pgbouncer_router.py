@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,12 @@ from rwscaler.pooler.pgbouncer_admin import (
     _classify_connect_error,
     parse_admin_secret,
 )
-from rwscaler.pooler.pgbouncer_apply import FileConfigStore, PgBouncerRouter, reconnect_reason
+from rwscaler.pooler.pgbouncer_apply import (
+    FileConfigStore,
+    PgBouncerRouter,
+    reconnect_reason,
+    retargeted_by_reload,
+)
 from rwscaler.pooler.render_pgbouncer import config_hash, render_databases
 
 CREDS = AdminCredentials("admin", "secret")
@@ -206,3 +212,22 @@ def test_reconnect_only_for_connections_left_unmarked(
         assert reason is None
     else:
         assert reason is not None and why in reason
+
+
+@pytest.mark.parametrize(
+    ("live", "retargeted"),
+    [
+        # what PgBouncer 1.18 compares: host (as text), port, dbname
+        ({"orders_ro": _live("10.0.0.6,10.0.0.7")}, {"orders_ro"}),
+        ({"orders_ro": replace(_live("10.0.0.6"), port=6543)}, {"orders_ro"}),
+        ({"orders_ro": replace(_live("10.0.0.6"), dbname="other")}, {"orders_ro"}),
+        # pool sizes are applied without closing any connection
+        ({"orders_ro": replace(_live("10.0.0.6"), pool_size=2, min_pool_size=1)}, set()),
+        # a database PgBouncer does not have yet has no connection to drop
+        ({}, set()),
+    ],
+)
+def test_retargeted_by_reload(live: dict[str, LiveDatabase], retargeted: set[str]) -> None:
+    rendered = render_databases(pgb(serverPort=5432), plan_with(("db-replica-0",)), PRIMARY, ADDRESSES)
+    assert rendered.read.host == "10.0.0.6" and rendered.read.dbname == "orders"
+    assert retargeted_by_reload(rendered, live) == retargeted

@@ -13,9 +13,11 @@ each PgBouncer), so it is safe to call on every tick and after an operator resta
 1. render the `[databases]` section (pure); a render error is returned, nothing is written;
 2. write it to the store only when its hash differs from what the store holds;
 3. on each instance, concurrently: `SHOW DATABASES`; if what is loaded differs from the rendered
-   entries, `RELOAD` and look again (in Kubernetes the mounted ConfigMap file lags the API write
-   by up to a minute, so an instance may stay "not converged" for a few ticks and is reloaded
-   again on each; PgBouncer also answers RELOAD with success when the file failed to load);
+   entries, wait (at most `login_wait_s`) until no connection of a database the RELOAD will
+   retarget is logging in (see `_quiet_servers`), then `RELOAD` and look again (in Kubernetes
+   the mounted ConfigMap file lags the API write by up to a minute, so an instance may stay
+   "not converged" for a few ticks and is reloaded again on each; PgBouncer also answers RELOAD
+   with success when the file failed to load);
 4. once an instance runs the rendered config, make sure every pooled connection that must go is
    marked to close: those to a host no longer listed, and, when the host list changed, those
    opened by the old list (so connections reopen round-robin over the new one and a joining
@@ -217,12 +219,33 @@ def reconnect_reason(
     return None
 
 
+def retargeted_by_reload(rendered: RenderedDatabases, live: Mapping[str, LiveDatabase]) -> set[str]:
+    """The databases a RELOAD will retarget: PgBouncer 1.18 compares host, port and dbname as
+    text and, when one differs, marks the database's connections to close and drops at once
+    those still logging in."""
+    return {
+        e.name
+        for e in rendered.databases
+        if (old := live.get(e.name)) is not None
+        and (old.host, old.port, old.dbname) != (e.host, e.port, e.dbname)
+    }
+
+
+# Long enough for a PostgreSQL login (tens of milliseconds, more with TLS or SCRAM), short
+# enough that a lagging replica leaves the pool within the same tick.
+LOGIN_WAIT_S = 1.0
+LOGIN_POLL_S = 0.02
+
+
 class PgBouncerRouter:
     """Routes the read side through PgBouncer; one per ReadWriteWorkload (or shared: it is stateless)."""
 
-    def __init__(self, store: ConfigStore, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self, store: ConfigStore, timeout_s: float = DEFAULT_TIMEOUT_S, login_wait_s: float = LOGIN_WAIT_S
+    ) -> None:
         self.store = store
         self.timeout_s = timeout_s
+        self.login_wait_s = login_wait_s
 
     async def apply(
         self,
@@ -264,7 +287,8 @@ class PgBouncerRouter:
                 live = before
                 old: frozenset[tuple[str, int, str]] = frozenset()
                 if _all_mismatches(rendered, live):
-                    old = frozenset(s.identity for s in await admin.show_servers())
+                    servers = await self._quiet_servers(admin, retargeted_by_reload(rendered, live))
+                    old = frozenset(s.identity for s in servers)
                     await admin.reload()
                     reloaded = True
                     live = await admin.show_databases()
@@ -281,6 +305,26 @@ class PgBouncerRouter:
                 return InstanceResult(instance, True, reloaded, tuple(reconnected))
         except AdminFailure as f:
             return InstanceResult(instance, False, reloaded, tuple(reconnected), f.error)
+
+    async def _quiet_servers(self, admin: AdminSession, databases: set[str]) -> list[ServerConnection]:
+        """`SHOW SERVERS` once none of `databases`' connections is logging in (state "new"), or
+        when `login_wait_s` has passed.
+
+        Why wait: a RELOAD that retargets a database drops its connections still logging in,
+        which PgBouncer 1.18 counts as a failed login; until a later login succeeds it refuses
+        every client that finds no other connection ("server login has been failing, try again
+        later (server_login_retry)"), and it opens no new connection for `server_login_retry`
+        (15 s by default). A login that finishes first is merely marked to close when released.
+        After the wait the RELOAD goes ahead regardless: routing away from a lagging replica
+        matters more than a possible refusal.
+        """
+        deadline = asyncio.get_running_loop().time() + self.login_wait_s
+        while True:
+            servers = await admin.show_servers()
+            logging_in = any(s.state == "new" and s.database in databases for s in servers)
+            if not logging_in or asyncio.get_running_loop().time() >= deadline:
+                return servers
+            await asyncio.sleep(LOGIN_POLL_S)
 
     async def _servers(
         self, instance: Instance, credentials: AdminCredentials

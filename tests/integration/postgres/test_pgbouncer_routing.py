@@ -52,7 +52,7 @@ from rwscaler.pooler.pgbouncer_admin import (
     ServerConnection,
     admin_session,
 )
-from rwscaler.pooler.pgbouncer_apply import ApplyResult, FileConfigStore, PgBouncerRouter
+from rwscaler.pooler.pgbouncer_apply import LOGIN_WAIT_S, ApplyResult, FileConfigStore, PgBouncerRouter
 from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter
 from rwscaler.report import ReadyReason
 
@@ -85,6 +85,8 @@ class Relays:
         self._thread.start()
         self._servers: list[asyncio.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
+        # alias -> seconds a new connection waits before it reaches the server: a slow login
+        self.connect_delay_s: dict[str, float] = {}
         self.port = 0
         for _ in range(20):
             with socket.socket() as probe:
@@ -92,7 +94,8 @@ class Relays:
                 port = probe.getsockname()[1]
             try:
                 for alias, target in routes.items():
-                    self._servers.append(self._call(asyncio.start_server(self._handler(target), alias, port)))
+                    server = asyncio.start_server(self._handler(alias, target), alias, port)
+                    self._servers.append(self._call(server))
                 self.port = port
                 return
             except OSError:
@@ -102,8 +105,11 @@ class Relays:
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
-    def _handler(self, target: int) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
+    def _handler(
+        self, alias: str, target: int
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(self.connect_delay_s.get(alias, 0.0))
             try:
                 up_reader, up_writer = await asyncio.open_connection(LOOPBACK, target)
             except OSError:
@@ -318,6 +324,7 @@ class Loop:
     addresses: dict[str, str]
     instance: Instance
     creds: AdminCredentials
+    relays: Relays
     current: int = 2
     memory: Memory = field(default_factory=Memory)
     ticks: list[Tick] = field(default_factory=list)
@@ -419,6 +426,7 @@ def loop(clean_pgenv: PgEnv) -> Iterator[Loop]:
             addresses=addresses,
             instance=Instance(LOOPBACK, env.pgbouncer_port),
             creds=AdminCredentials(env.pgbouncer_admin_user, env.pgbouncer_admin_password),
+            relays=relays,
         )
     finally:
         relays.close()
@@ -625,6 +633,56 @@ def test_scale_in_drains_the_leaving_replica_before_it_stops(loop: Loop) -> None
     # The drain tick relied on the RELOAD's own marking: a RECONNECT on top of it drops the
     # connections then logging in, and PgBouncer 1.18 then refuses reads (reconnect_reason).
     assert [i.reconnected for i in start.result.instances] == [()]
+
+
+def logins(loop: Loop, database: str) -> int:
+    """Connections PgBouncer is opening (logging in) for `database` right now."""
+    return sum(
+        1
+        for r in loop.env.pgbouncer_admin("SHOW SERVERS")
+        if r["database"] == database and r["state"] == "new"
+    )
+
+
+@pytest.mark.parametrize("login_wait_s", [LOGIN_WAIT_S, 0.0], ids=["waits", "no-wait"])
+def test_reload_waits_for_a_login_in_progress(loop: Loop, login_wait_s: float) -> None:
+    """A RELOAD that retargets a database drops its connections still logging in, and PgBouncer
+    1.18 then refuses clients that find no other connection. The router waits for the login to
+    finish before it reloads; without the wait ("no-wait", the control) the same sequence gets
+    reads refused, which shows the test can see the problem."""
+    loop.router = PgBouncerRouter(loop.router.store, login_wait_s=login_wait_s)
+    assert loop.tick(read_qps=200).result.converged  # both replicas listed
+    # Slow logins (0.3 s) make PgBouncer open the pool's min_pool_size connections one by one
+    # (it allows one login at a time per pool), so one is almost always in progress.
+    for r in loop.env.replicas:
+        loop.relays.connect_delay_s[replica_alias(r.ordinal)] = 0.3
+    first = loop.env.connect_pgbouncer("orders_ro")
+    first.execute("SELECT 1")
+    deadline = time.monotonic() + 5
+    while not logins(loop, "orders_ro"):
+        assert time.monotonic() < deadline, "PgBouncer opens no connection for min_pool_size"
+        time.sleep(0.01)
+    readers = [Reader(loop.env, "orders_ro", pause_s=0.02) for _ in range(3)]
+    for r in readers:
+        r.start()
+    try:
+        t0 = time.monotonic()
+        drain = loop.tick(read_qps=50)  # replica-1 leaves: the read database is retargeted
+        took = time.monotonic() - t0
+        assert drain.result.converged and drain.plan.read_pool == ("orders-pg-replica-0",)
+        time.sleep(2.5)  # longer than server_login_retry (1 s) plus a slow login
+    finally:
+        for r in readers:
+            r.stop()
+        first.close()
+    errors = [e for r in readers for e in r.errors]
+    reads = sum(sum(r.snapshot().values()) for r in readers)
+    print(f"\nlogin_wait_s={login_wait_s}: apply took {took:.2f}s, reads {reads}, refused {len(errors)}")
+    assert reads > 0
+    if login_wait_s:
+        assert errors == []
+    else:
+        assert errors and all("server login has been failing" in e for e in errors), errors
 
 
 def test_drain_waits_for_a_transaction_on_the_leaving_replica(loop: Loop) -> None:
