@@ -173,14 +173,15 @@ class Reader(threading.Thread):
         self.last_start: dict[str, float] = {}  # when the last query that landed there started
         self.on_primary = 0
         self.errors: list[str] = []
+        self.slowest_s = 0.0  # the longest a successful read took
 
     def run(self) -> None:
         conn: psycopg.Connection[Any] | None = None
         while not self.stop_event.is_set():
             try:
+                started = time.monotonic()  # a new client's login waits for a server too
                 if conn is None:
                     conn = self.env.connect_pgbouncer(self.database)
-                started = time.monotonic()
                 row = conn.execute(READ_QUERY).fetchone()
                 assert row is not None
                 name, in_recovery, port = row
@@ -189,6 +190,7 @@ class Reader(threading.Thread):
                     self.ports[name] = port
                     self.last_start[name] = started
                     self.on_primary += 0 if in_recovery else 1
+                    self.slowest_s = max(self.slowest_s, time.monotonic() - started)
             except psycopg.Error as e:
                 with self.lock:
                     self.errors.append(" ".join(str(e).split()))
@@ -635,13 +637,9 @@ def test_scale_in_drains_the_leaving_replica_before_it_stops(loop: Loop) -> None
     assert [i.reconnected for i in start.result.instances] == [()]
 
 
-def logins(loop: Loop, database: str) -> int:
-    """Connections PgBouncer is opening (logging in) for `database` right now."""
-    return sum(
-        1
-        for r in loop.env.pgbouncer_admin("SHOW SERVERS")
-        if r["database"] == database and r["state"] == "new"
-    )
+def server_states(loop: Loop, database: str) -> Counter[str]:
+    """`SHOW SERVERS` states of `database`'s connections ("new": logging in)."""
+    return Counter(r["state"] for r in loop.env.pgbouncer_admin("SHOW SERVERS") if r["database"] == database)
 
 
 @pytest.mark.parametrize("login_wait_s", [LOGIN_WAIT_S, 0.0], ids=["waits", "no-wait"])
@@ -649,40 +647,69 @@ def test_reload_waits_for_a_login_in_progress(loop: Loop, login_wait_s: float) -
     """A RELOAD that retargets a database drops its connections still logging in, and PgBouncer
     1.18 then refuses clients that find no other connection. The router waits for the login to
     finish before it reloads; without the wait ("no-wait", the control) the same sequence gets
-    reads refused, which shows the test can see the problem."""
+    reads refused or held for server_login_retry, which shows the test sees the problem."""
     loop.router = PgBouncerRouter(loop.router.store, login_wait_s=login_wait_s)
-    assert loop.tick(read_qps=200).result.converged  # both replicas listed
-    # Slow logins (0.3 s) make PgBouncer open the pool's min_pool_size connections one by one
-    # (it allows one login at a time per pool), so one is almost always in progress.
+    assert loop.tick(read_qps=200).result.converged  # both replicas listed, min_pool_size 4
+    read_servers(loop.env, "orders_ro")  # the pool exists and has its 4 connections
+    deadline = time.monotonic() + 10
+    while (states := server_states(loop, "orders_ro"))["new"] or states.total() < 4:
+        assert time.monotonic() < deadline, f"the pool does not settle: {states}"
+        time.sleep(0.05)
+    # From now on a login takes 0.3 s. Hold every connection in a transaction, then one more
+    # client: PgBouncer opens a connection for it, and that one login is in progress (nothing
+    # else opens one: the pool is above min_pool_size and no other client waits).
     for r in loop.env.replicas:
         loop.relays.connect_delay_s[replica_alias(r.ordinal)] = 0.3
-    first = loop.env.connect_pgbouncer("orders_ro")
-    first.execute("SELECT 1")
-    deadline = time.monotonic() + 5
-    while not logins(loop, "orders_ro"):
-        assert time.monotonic() < deadline, "PgBouncer opens no connection for min_pool_size"
-        time.sleep(0.01)
-    readers = [Reader(loop.env, "orders_ro", pause_s=0.02) for _ in range(3)]
-    for r in readers:
-        r.start()
+    holders = [loop.env.connect_pgbouncer("orders_ro") for _ in range(states.total() + 1)]
+    errors: list[str] = []
+
+    def hold(conn: psycopg.Connection[Any]) -> None:
+        try:
+            conn.execute("BEGIN; SELECT 1")
+        except psycopg.Error as e:
+            errors.append(" ".join(str(e).split()))
+
+    threads = [threading.Thread(target=hold, args=(h,)) for h in holders]
     try:
+        for t in threads:
+            t.start()
+        while not server_states(loop, "orders_ro")["new"]:
+            assert time.monotonic() < deadline, "PgBouncer opens no connection for the last client"
+            time.sleep(0.005)
         t0 = time.monotonic()
         drain = loop.tick(read_qps=50)  # replica-1 leaves: the read database is retargeted
         took = time.monotonic() - t0
         assert drain.result.converged and drain.plan.read_pool == ("orders-pg-replica-0",)
+        # The held transactions end: their connections were marked by the RELOAD and close.
+        for h, t in zip(holders, threads, strict=True):
+            if not t.is_alive():
+                h.execute("COMMIT")
+        readers = [Reader(loop.env, "orders_ro", pause_s=0.02) for _ in range(3)]
+        for r in readers:
+            r.start()
         time.sleep(2.5)  # longer than server_login_retry (1 s) plus a slow login
-    finally:
         for r in readers:
             r.stop()
-        first.close()
-    errors = [e for r in readers for e in r.errors]
+        for t in threads:
+            t.join(timeout=15)
+    finally:
+        for h in holders:
+            h.close()
+    errors += [e for r in readers for e in r.errors]
     reads = sum(sum(r.snapshot().values()) for r in readers)
-    print(f"\nlogin_wait_s={login_wait_s}: apply took {took:.2f}s, reads {reads}, refused {len(errors)}")
+    slowest = max(r.slowest_s for r in readers)
+    print(
+        f"\nlogin_wait_s={login_wait_s}: apply took {took:.2f}s; afterwards reads {reads}, "
+        f"refused {len(errors)}, slowest {slowest:.2f}s"
+    )
     assert reads > 0
+    assert all("server login has been failing" in e for e in errors), errors
+    # A dropped login costs server_login_retry (1 s here): PgBouncer opens no connection for that
+    # long, so reads either are refused or wait for it. A slow login costs 0.3 s.
     if login_wait_s:
-        assert errors == []
+        assert took >= 0.1 and errors == [] and slowest < 1.0
     else:
-        assert errors and all("server login has been failing" in e for e in errors), errors
+        assert errors or slowest >= 1.0
 
 
 def test_drain_waits_for_a_transaction_on_the_leaving_replica(loop: Loop) -> None:
