@@ -8,6 +8,7 @@ is what a dead or hung PgBouncer pod looks like to the operator.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
@@ -231,3 +232,40 @@ def test_retargeted_by_reload(live: dict[str, LiveDatabase], retargeted: set[str
     rendered = render_databases(pgb(serverPort=5432), plan_with(("db-replica-0",)), PRIMARY, ADDRESSES)
     assert rendered.read.host == "10.0.0.6" and rendered.read.dbname == "orders"
     assert retargeted_by_reload(rendered, live) == retargeted
+
+
+class ScriptedAdmin:
+    """Answers SHOW SERVERS from a script (the last answer repeats); counts the calls."""
+
+    def __init__(self, *answers: list[ServerConnection]) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def show_servers(self) -> list[ServerConnection]:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+def _logging_in(db: str = "orders_ro") -> ServerConnection:
+    return replace(_server("10.0.0.6", "n1", db=db), state="new", local_port=0)
+
+
+async def test_reload_waits_until_no_login_is_in_progress() -> None:
+    quiet = [_server("10.0.0.6", "o1")]
+    admin = ScriptedAdmin([_logging_in()], [_logging_in()], quiet)
+    router = PgBouncerRouter(MemoryStore(), login_wait_s=5)
+    assert await router._quiet_servers(admin, {"orders_ro"}) == quiet
+    assert admin.calls == 3
+
+
+async def test_login_wait_is_bounded_and_only_for_retargeted_databases() -> None:
+    busy = [_logging_in()]
+    router = PgBouncerRouter(MemoryStore(), login_wait_s=0.1)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await router._quiet_servers(ScriptedAdmin(busy), {"orders_ro"}) == busy
+    assert 0.1 <= loop.time() - t0 < 2
+    # a login of a database the RELOAD leaves alone is no reason to wait
+    other = ScriptedAdmin([_logging_in(db="orders")])
+    await router._quiet_servers(other, {"orders_ro"})
+    assert other.calls == 1
