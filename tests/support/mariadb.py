@@ -25,7 +25,6 @@ and the load driver (:meth:`MariaDbEnv.start_load`) feeds statements to long-run
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import secrets
@@ -41,8 +40,8 @@ from typing import Literal
 from .ports import LOOPBACK, free_port, wait_listening
 from .procs import (
     ManagedProcess,
+    SetupLifecycle,
     chown_to_server_user,
-    log_tails,
     make_workdir,
     need_binary,
     remove_workdir,
@@ -207,7 +206,7 @@ class LoadRun:
                     stream.kill()
 
 
-class MariaDbEnv:
+class MariaDbEnv(SetupLifecycle):
     """MariaDB primary + one GTID replica + mysqld_exporter each + heartbeat + Prometheus."""
 
     def __init__(
@@ -221,6 +220,7 @@ class MariaDbEnv:
         heartbeat_interval: float = 0.5,
         base_dir: Path | None = None,
     ) -> None:
+        super().__init__()
         self.namespace = namespace
         self.primary_statefulset = primary_statefulset
         self.replica_statefulset = replica_statefulset
@@ -231,23 +231,12 @@ class MariaDbEnv:
         self.app_user, self.app_password = "app", secrets.token_hex(8)
         self.repl_user, self.repl_password = "repl", secrets.token_hex(8)
         self.exporter_user, self.exporter_password = "exporter", secrets.token_hex(8)
-        self.workdir = Path()
         self.primary: DbInstance | None = None
         self.replica: DbInstance | None = None
         self.prometheus: PrometheusServer | None = None
         self._heartbeat: subprocess.Popen[str] | None = None
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._started = False
-        self.timings: dict[str, float] = {}
-
-    # ---- lifecycle ----------------------------------------------------------------------
-    def __enter__(self) -> MariaDbEnv:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def instances(self) -> list[DbInstance]:
@@ -267,57 +256,40 @@ class MariaDbEnv:
             raise RuntimeError("the setup is not running")
         return self.prometheus.url
 
-    def start(self) -> MariaDbEnv:
-        if self._started:
-            return self
-        ok, reason = mariadb_available()
-        if not ok:
-            raise RuntimeError(reason)
-        self._started = True
-        atexit.register(self.close)
-        t0 = time.monotonic()
-        try:
-            self.workdir = make_workdir(
-                "mariadbenv-", self._base_dir, ("data", "s", "log", "tmp"), MYSQL_OS_USER
-            )
-            self.primary = self._new_instance(self.primary_name, "primary", 1)
-            self.replica = self._new_instance(self.replica_name, "replica", 2)
-            for inst in self.instances:
-                self._install(inst)
-            self.timings["install-db"] = time.monotonic() - t0
-            for inst in self.instances:
-                self._start_server(inst)
-            for inst in self.instances:
-                self._wait_server(inst)
-            self.timings["servers"] = time.monotonic() - t0
-            self._init_primary()
-            self._start_replication()
-            self.wait_caught_up(timeout=30)
-            self.timings["replication"] = time.monotonic() - t0
-            self._start_heartbeat()
-            for inst in self.instances:
-                self._start_exporter(inst)
-            self.prometheus = PrometheusServer(
-                self.scrape_targets(),
-                scrape_interval=self.scrape_interval,
-                workdir=self.workdir / "prometheus",
-            )
-            self.prometheus.start()
-            self.prometheus.wait_for_targets(timeout=30)
-            self.timings["total"] = time.monotonic() - t0
-        except BaseException as err:
-            logs = self._failure_logs()
-            self.close()
-            raise RuntimeError(f"MariaDbEnv failed to start: {err}\nlogs:\n{logs}") from None
-        return self
+    # ---- lifecycle: SetupLifecycle's start and close call these ----------------------------
+    def _available(self) -> tuple[bool, str]:
+        return mariadb_available()
 
-    def close(self) -> None:
-        """Stop every process (verified gone) and remove the temp dir. Idempotent."""
-        with self._lock:
-            if not self._started:
-                return
-            self._started = False
-        atexit.unregister(self.close)
+    def _start_all(self) -> None:
+        t0 = time.monotonic()
+        self.workdir = make_workdir("mariadbenv-", self._base_dir, ("data", "s", "log", "tmp"), MYSQL_OS_USER)
+        self.primary = self._new_instance(self.primary_name, "primary", 1)
+        self.replica = self._new_instance(self.replica_name, "replica", 2)
+        for inst in self.instances:
+            self._install(inst)
+        self.timings["install-db"] = time.monotonic() - t0
+        for inst in self.instances:
+            self._start_server(inst)
+        for inst in self.instances:
+            self._wait_server(inst)
+        self.timings["servers"] = time.monotonic() - t0
+        self._init_primary()
+        self._start_replication()
+        self.wait_caught_up(timeout=30)
+        self.timings["replication"] = time.monotonic() - t0
+        self._start_heartbeat()
+        for inst in self.instances:
+            self._start_exporter(inst)
+        self.prometheus = PrometheusServer(
+            self.scrape_targets(),
+            scrape_interval=self.scrape_interval,
+            workdir=self.workdir / "prometheus",
+        )
+        self.prometheus.start()
+        self.prometheus.wait_for_targets(timeout=30)
+        self.timings["total"] = time.monotonic() - t0
+
+    def _stop_all(self) -> None:
         self._stop_heartbeat()
         if self.prometheus is not None:
             self.prometheus.stop()
@@ -332,9 +304,6 @@ class MariaDbEnv:
         remove_workdir(self.workdir)
         self.primary = None
         self.replica = None
-
-    def _failure_logs(self) -> str:
-        return log_tails(self.workdir)
 
     # ---- servers ------------------------------------------------------------------------
     def _new_instance(self, name: str, role: Role, server_id: int) -> DbInstance:

@@ -30,7 +30,6 @@ Used by ``tests/integration/postgres/conftest.py`` (the session fixture ``pgenv`
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import re
@@ -56,8 +55,8 @@ from .ports import LOOPBACK, free_port, wait_listening
 from .procs import (
     SERVER_OS_USER,
     ManagedProcess,
+    SetupLifecycle,
     chown_to_server_user,
-    log_tails,
     make_workdir,
     need_binary,
     remove_workdir,
@@ -283,7 +282,7 @@ def parse_pgbench(
 
 
 # ---- the setup ------------------------------------------------------------------------
-class PgEnv:
+class PgEnv(SetupLifecycle):
     """PostgreSQL primary + streaming replicas + PgBouncer + exporters + Prometheus."""
 
     def __init__(
@@ -303,6 +302,7 @@ class PgEnv:
     ) -> None:
         if replicas < 0:
             raise ValueError("replicas must be >= 0")
+        super().__init__()
         self.namespace = namespace
         self.primary_statefulset = primary_statefulset
         self.replica_statefulset = replica_statefulset
@@ -324,7 +324,6 @@ class PgEnv:
         self.pgbouncer_stats_password = secrets.token_hex(8)
         self.superuser = "postgres"
 
-        self.workdir = Path()
         self.primary: PgInstance | None = None
         self.replicas: list[PgInstance] = []
         self.pgbouncer_port = 0
@@ -335,64 +334,38 @@ class PgEnv:
         self._pgbouncer: ManagedProcess | None = None
         self._pgbouncer_exporter: ManagedProcess | None = None
         self._lock = threading.RLock()
-        self._started = False
-        #: Seconds each start phase took (printed by the self-tests, kept in the docs).
-        self.timings: dict[str, float] = {}
 
-    # ---- lifecycle ----------------------------------------------------------------
-    def __enter__(self) -> PgEnv:
-        self.start()
-        return self
+    # ---- lifecycle: SetupLifecycle's start and close call these -----------------------
+    def _available(self) -> tuple[bool, str]:
+        return pgenv_available()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def start(self) -> PgEnv:
-        if self._started:
-            return self
-        ok, reason = pgenv_available()
-        if not ok:
-            raise RuntimeError(reason)
-        self._started = True
-        atexit.register(self.close)
+    def _start_all(self) -> None:
         t0 = time.monotonic()
-        try:
-            self.workdir = make_workdir(
-                "pgenv-", self._base_dir, ("data", "s", "log", "pgbouncer"), SERVER_OS_USER
+        self.workdir = make_workdir(
+            "pgenv-", self._base_dir, ("data", "s", "log", "pgbouncer"), SERVER_OS_USER
+        )
+        self._start_primary()
+        self.timings["primary"] = time.monotonic() - t0
+        self._init_primary()
+        self.timings["schema+pgbench -i"] = time.monotonic() - t0
+        with ThreadPoolExecutor(max_workers=max(1, self._initial_replicas)) as pool:
+            list(pool.map(self._create_replica, range(self._initial_replicas)))
+        self.wait_streaming(timeout=60)
+        self.timings["replicas streaming"] = time.monotonic() - t0
+        self._start_pgbouncer()
+        self._start_exporters()
+        self.timings["pgbouncer+exporters"] = time.monotonic() - t0
+        if self.with_prometheus:
+            self.prometheus = PrometheusServer(
+                self.scrape_targets(),
+                scrape_interval=self.scrape_interval,
+                workdir=self.workdir / "prometheus",
             )
-            self._start_primary()
-            self.timings["primary"] = time.monotonic() - t0
-            self._init_primary()
-            self.timings["schema+pgbench -i"] = time.monotonic() - t0
-            with ThreadPoolExecutor(max_workers=max(1, self._initial_replicas)) as pool:
-                list(pool.map(self._create_replica, range(self._initial_replicas)))
-            self.wait_streaming(timeout=60)
-            self.timings["replicas streaming"] = time.monotonic() - t0
-            self._start_pgbouncer()
-            self._start_exporters()
-            self.timings["pgbouncer+exporters"] = time.monotonic() - t0
-            if self.with_prometheus:
-                self.prometheus = PrometheusServer(
-                    self.scrape_targets(),
-                    scrape_interval=self.scrape_interval,
-                    workdir=self.workdir / "prometheus",
-                )
-                self.prometheus.start()
-                self.prometheus.wait_for_targets(timeout=60)
-            self.timings["total"] = time.monotonic() - t0
-        except BaseException:
-            logs = self._failure_logs()
-            self.close()
-            raise RuntimeError(f"PgEnv failed to start; logs:\n{logs}") from None
-        return self
+            self.prometheus.start()
+            self.prometheus.wait_for_targets(timeout=60)
+        self.timings["total"] = time.monotonic() - t0
 
-    def close(self) -> None:
-        """Stop every process (verified gone) and remove the temp dir. Idempotent."""
-        with self._lock:
-            if not self._started:
-                return
-            self._started = False
-        atexit.unregister(self.close)
+    def _stop_all(self) -> None:
         if self.prometheus is not None:
             self.prometheus.stop()
         procs = [p for p in (self._pgbouncer_exporter, self._pgbouncer) if p is not None]
@@ -411,9 +384,6 @@ class PgEnv:
         remove_workdir(self.workdir)
         self.replicas = []
         self.primary = None
-
-    def _failure_logs(self) -> str:
-        return log_tails(self.workdir)
 
     # ---- naming -------------------------------------------------------------------
     @property

@@ -11,11 +11,13 @@ Server processes that refuse to run as root (PostgreSQL, PgBouncer) are started 
 (MariaDB's ``mysql`` user is the same lookup with another name).
 
 Also the pieces the test setups (:mod:`tests.support.pgenv`, :mod:`tests.support.mariadb`)
-share: the availability check, finding a needed binary, and the temp dir's life.
+share: the availability check, finding a needed binary, the temp dir's life, and their start
+and close bookkeeping (:class:`SetupLifecycle`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -23,9 +25,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 SERVER_OS_USER = "postgres"
 
@@ -109,6 +113,60 @@ def log_tails(workdir: Path, lines: int = 15) -> str:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
             parts.append(f"--- {log.name}\n{tail}")
     return "\n".join(parts)
+
+
+class SetupLifecycle:
+    """Start and close bookkeeping of a test setup: start once, close once (also at interpreter
+    exit), and on a failed start close what did start and raise with the logs' tails.
+
+    Subclasses set ``self.workdir`` in :meth:`_start_all` and implement the three hooks."""
+
+    def __init__(self) -> None:
+        self.workdir = Path()
+        self._started = False
+        self._lifecycle_lock = threading.Lock()
+        #: Seconds each start phase took (printed by the self-tests, kept in the docs).
+        self.timings: dict[str, float] = {}
+
+    def _available(self) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def _start_all(self) -> None:
+        raise NotImplementedError
+
+    def _stop_all(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        if self._started:
+            return self
+        ok, reason = self._available()
+        if not ok:
+            raise RuntimeError(reason)
+        self._started = True
+        atexit.register(self.close)
+        try:
+            self._start_all()
+        except BaseException as err:
+            logs = log_tails(self.workdir)
+            self.close()
+            raise RuntimeError(f"{type(self).__name__} failed to start: {err}\nlogs:\n{logs}") from None
+        return self
+
+    def close(self) -> None:
+        """Stop every process (verified gone) and remove the temp dir. Idempotent."""
+        with self._lifecycle_lock:
+            if not self._started:
+                return
+            self._started = False
+        atexit.unregister(self.close)
+        self._stop_all()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def run(
