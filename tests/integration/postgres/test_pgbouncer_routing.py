@@ -62,11 +62,13 @@ LAG_OBJECTIVE_S = 1.0
 REENTRY_S = 3
 INTERVAL_S = 1.0
 READ_QUERY = "SELECT current_setting('cluster_name'), pg_is_in_recovery(), inet_server_port()"
-# Replication lag in seconds: 0 when the replica has replayed the primary's current WAL
-# position, else the age of the last commit it replayed (so a paused replica's lag grows while
-# the primary writes: Heartbeat), unknown when it has replayed no commit since it started.
+# Replication lag in seconds: 0 when the replica has replayed all the WAL it received, else the
+# age of the last commit it replayed (so a paused replica's lag grows while the primary writes:
+# Heartbeat), unknown when it has replayed no commit since it started. Not against the
+# primary's current position: an idle primary still writes WAL without commits, and an idle
+# replica a few bytes behind would then count as lagging by the age of its last commit.
 LAG_QUERY = (
-    "SELECT pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn()) <= 0, "
+    "SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(), "
     "EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8"
 )
 
@@ -342,8 +344,7 @@ class Loop:
 
     def lag(self, name: str) -> float | None:
         try:
-            (primary_lsn,) = self.env.sql(None, "SELECT pg_current_wal_lsn()::text")[0]
-            caught_up, age = self.env.sql(name, LAG_QUERY, (primary_lsn,))[0]
+            caught_up, age = self.env.sql(name, LAG_QUERY)[0]
         except psycopg.Error:
             return None  # a server that cannot be asked has an unknown lag, never 0
         if caught_up:
