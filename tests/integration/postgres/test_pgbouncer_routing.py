@@ -674,8 +674,15 @@ def test_reload_waits_for_a_login_in_progress(loop: Loop, login_wait_s: float) -
     try:
         for t in threads:
             t.start()
+        # One more client at a time until PgBouncer logs in for one (a connection may have
+        # opened meanwhile, idle, that the extra client took instead).
+        deadline = time.monotonic() + 10
         while not server_states(loop, "orders_ro")["new"]:
-            assert time.monotonic() < deadline, "PgBouncer opens no connection for the last client"
+            assert time.monotonic() < deadline, "PgBouncer opens no connection for another client"
+            if all(not t.is_alive() for t in threads) and len(holders) < 8:
+                holders.append(loop.env.connect_pgbouncer("orders_ro"))
+                threads.append(threading.Thread(target=hold, args=(holders[-1],)))
+                threads[-1].start()
             time.sleep(0.005)
         t0 = time.monotonic()
         drain = loop.tick(read_qps=50)  # replica-1 leaves: the read database is retargeted
