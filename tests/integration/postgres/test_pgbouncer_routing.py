@@ -62,15 +62,13 @@ LAG_OBJECTIVE_S = 1.0
 REENTRY_S = 3
 INTERVAL_S = 1.0
 READ_QUERY = "SELECT current_setting('cluster_name'), pg_is_in_recovery(), inet_server_port()"
-# Replication lag in seconds: 0 when the replica has replayed all the WAL it received, else the
-# age of the last commit it replayed (so a paused replica's lag grows while the primary writes:
-# Heartbeat), unknown when it has replayed no commit since it started. Not against the
-# primary's current position: an idle primary still writes WAL without commits, and an idle
-# replica a few bytes behind would then count as lagging by the age of its last commit.
-LAG_QUERY = (
-    "SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(), "
-    "EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8"
-)
+# Transactions completed so far, as a server sees them: the primary's moves as they commit or
+# abort, a standby's as it replays those. Replication lag is measured on these (CompletionClock),
+# not on WAL positions or the last replayed commit's age: an idle primary writes WAL without
+# transactions (checkpoints, page padding), and for up to half a second a caught-up replica has
+# not replayed it; the usual `receive = replay ? 0 : age of the last replayed commit` then reads
+# a minute's lag after an idle minute, and took both replicas out of the pool (a CI failure).
+COMPLETED_XMAX = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
 
 def replica_alias(ordinal: int) -> str:
@@ -213,6 +211,55 @@ class Reader(threading.Thread):
         self.join(timeout=30)
 
 
+class CompletionClock(threading.Thread):
+    """When the primary's transactions completed, sampled every 20 ms, so a replica's lag is the
+    age of the oldest completed transaction it has not replayed (how PostgreSQL measures its own
+    replay_lag): 0 when it replayed everything, growing while its replay is paused and the
+    primary commits (Heartbeat), and never the length of an idle period."""
+
+    SAMPLE_S = 0.02
+
+    def __init__(self, env: PgEnv) -> None:
+        super().__init__(name="completion-clock", daemon=True)
+        self.env = env
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.seen: list[tuple[float, int]] = []  # (first sampled at, primary xmax), increasing
+        self.conn: psycopg.Connection[Any] | None = None
+        self.sample()  # a baseline before anyone asks
+
+    def sample(self) -> None:
+        try:
+            if self.conn is None:
+                self.conn = self.env.connect(self.env.primary_name)
+            row = self.conn.execute(COMPLETED_XMAX).fetchone()
+        except psycopg.Error:  # a stopped primary completes nothing; connect again next time
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+            return
+        assert row is not None
+        with self.lock:
+            if not self.seen or row[0] > self.seen[-1][1]:
+                self.seen.append((time.monotonic(), int(row[0])))
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.SAMPLE_S):
+            self.sample()
+        if self.conn is not None:
+            self.conn.close()
+
+    def lag(self, replayed_xmax: int) -> float:
+        """Seconds since the primary first had a completed transaction the replica has not."""
+        with self.lock:
+            first = next((t for t, xmax in self.seen if xmax > replayed_xmax), None)
+        return 0.0 if first is None else time.monotonic() - first
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=10)
+
+
 class Heartbeat(threading.Thread):
     """Writes through PgBouncer's write database every 50 ms, so replicas have WAL to replay
     (and a paused replica's lag grows). Every write must land on the primary."""
@@ -329,6 +376,7 @@ class Loop:
     instance: Instance
     creds: AdminCredentials
     relays: Relays
+    clock: CompletionClock
     current: int = 2
     memory: Memory = field(default_factory=Memory)
     ticks: list[Tick] = field(default_factory=list)
@@ -344,12 +392,10 @@ class Loop:
 
     def lag(self, name: str) -> float | None:
         try:
-            caught_up, age = self.env.sql(name, LAG_QUERY)[0]
+            (replayed,) = self.env.sql(name, COMPLETED_XMAX)[0]
         except psycopg.Error:
             return None  # a server that cannot be asked has an unknown lag, never 0
-        if caught_up:
-            return 0.0
-        return None if age is None else float(age)
+        return self.clock.lag(int(replayed))
 
     def connections(self) -> dict[str, int | None]:
         return asyncio.run(
@@ -421,6 +467,8 @@ def loop(clean_pgenv: PgEnv) -> Iterator[Loop]:
     # The user's pgbouncer.ini; rwscaler owns only the included file (the ConfigMap key).
     env.write_pgbouncer_databases(f"%include {include}\n", reload=False)
     spec = make_spec(relays.port, env.pgbouncer_port)
+    clock = CompletionClock(env)
+    clock.start()
     try:
         yield Loop(
             env=env,
@@ -430,14 +478,15 @@ def loop(clean_pgenv: PgEnv) -> Iterator[Loop]:
             instance=Instance(LOOPBACK, env.pgbouncer_port),
             creds=AdminCredentials(env.pgbouncer_admin_user, env.pgbouncer_admin_password),
             relays=relays,
+            clock=clock,
         )
     finally:
+        clock.stop()
         relays.close()
 
 
 def start_heartbeat(loop: Loop) -> Heartbeat:
-    """Start writing, and return once every replica has replayed a heartbeat commit (before
-    that, pg_last_xact_replay_timestamp() is NULL and the lag unknown)."""
+    """Start writing, and return once the heartbeat commits and every replica has caught up."""
     hb = Heartbeat(loop.env, loop.pgb.writeDatabase or loop.pgb.database)
     hb.start()
     deadline = time.monotonic() + 10
