@@ -371,20 +371,18 @@ async def _route(
     return None
 
 
-def _hold_scale_in(plan: Plan, obs: Observation, before: Memory, now: float) -> Plan:
+def _hold_scale_in(plan: Plan, obs: Observation, now: float) -> Plan:
     """The pool change may not have reached the pooler: no scale-in this tick, and the drain's
     clock restarts, so its timeout only ever counts time the leaving replicas were routed away."""
-    target = plan.memory.drain.target_replicas if plan.memory.drain is not None else None
-    if plan.scale_to is not None and plan.scale_to < plan.current_replicas:
-        target = plan.scale_to
+    scaling_in = plan.scale_to is not None and plan.scale_to < plan.current_replicas
+    drain = plan.memory.drain
+    target = plan.scale_to if scaling_in else drain.target_replicas if drain is not None else None
     if target is None:
         return plan
     leaving = tuple(r.name for r in obs.replicas if r.ordinal >= target)
     return replace(
         plan,
-        scale_to=None
-        if plan.scale_to is not None and plan.scale_to < plan.current_replicas
-        else plan.scale_to,
+        scale_to=None if scaling_in else plan.scale_to,
         memory=replace(plan.memory, drain=Drain(target_replicas=target, started=now, replicas=leaving)),
     )
 
@@ -421,7 +419,7 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
         pods = {p.name: p for p in (*primary_pods, *replica_pods)}
         routing_problem = await _route(deps, owner, usable, plan, pods)
         if routing_problem is not None:
-            plan = _hold_scale_in(plan, obs, memory, now)
+            plan = _hold_scale_in(plan, obs, now)
     outcome = await _scale(deps, owner, spec, plan)
     scale_events = tuple(report.scale_events(outcome, plan))
     if scale_events:

@@ -24,7 +24,7 @@ from tests.unit.builders import (
 
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
-from rwscaler.core.observation import Observation, ReplicaObservation
+from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
 from rwscaler.core.plan import Plan, Rule, Status
 from rwscaler.core.spec import ReadWriteWorkloadSpec
@@ -405,3 +405,29 @@ def test_a_removed_replica_does_not_come_back_while_its_pod_is_going() -> None:
     # The next observation still lists db-replica-2 (terminating, still ready) with current = 2.
     after = d.replicas(*fleet(3, {2: 0}), current=2, read_p99=0.6 * READ_OBJECTIVE)
     assert after.read_pool == (R0, R1)
+
+
+def test_a_lagging_pod_above_the_statefulset_count_is_ignored_not_a_crash() -> None:
+    # After a scale-in to 2, pod 2 is still terminating, and it lags.
+    obs = make_obs(current=2, replicas=[replica(0), replica(1), replica(2, lag=60.0)])
+    plan = decide(make_spec(), obs, Memory(), 0.0)
+    assert plan.read_pool == ("db-replica-0", "db-replica-1")
+    assert "db-replica-2" not in plan.memory.pool
+
+
+def test_a_failed_lag_query_holds_the_pool_instead_of_emptying_it() -> None:
+    spec = make_spec()
+    plan = decide(spec, make_obs(current=2), Memory(), 0.0)
+    assert plan.read_pool == ("db-replica-0", "db-replica-1")
+    timeout = Signal.unknown(UnknownReason.TIMEOUT, "lag query timed out")
+    held = decide(spec, make_obs(current=2, lags=[timeout, timeout]), plan.memory, 15.0)
+    assert held.read_pool == ("db-replica-0", "db-replica-1")
+    assert held.fired(Rule.METRICS_UNKNOWN)
+
+
+def test_a_missing_lag_series_still_takes_that_replica_out() -> None:
+    spec = make_spec()
+    plan = decide(spec, make_obs(current=2), Memory(), 0.0)
+    empty = Signal.unknown(UnknownReason.EMPTY, "no series")
+    after = decide(spec, make_obs(current=2, lags=[0.1, empty]), plan.memory, 15.0)
+    assert after.read_pool == ("db-replica-0",)

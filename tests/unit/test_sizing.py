@@ -32,6 +32,7 @@ from tests.unit.builders import (
 
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
 from rwscaler.core.plan import RecommendationType as RT
 from rwscaler.core.plan import Rule, Status
@@ -399,3 +400,22 @@ def test_add_read_replicas_recommendation_carries_the_target() -> None:
     assert RT.ADD_READ_REPLICAS in rec_types(plan)
     add = next(r for r in plan.recommendations if r.type is RT.ADD_READ_REPLICAS)
     assert add.replicas == plan.desired_replicas
+
+
+UNREACHABLE = Signal.unknown(UnknownReason.UNREACHABLE, "connection refused")
+
+
+def test_no_scale_down_on_the_first_sample_after_an_outage_longer_than_the_window() -> None:
+    spec = make_spec(behavior={"scaleDown": {"stabilizationWindowSeconds": 300, "maxStep": 1}})
+    calm = make_obs(current=4, lags=[0.1] * 4, read_p99=0.1 * READ_OBJECTIVE, read_qps=100.0)
+    blind = make_obs(
+        current=4,
+        lags=[UNREACHABLE] * 4,
+        read_qps=UNREACHABLE,
+        write_qps=UNREACHABLE,
+        read_p99=UNREACHABLE,
+        write_p99=UNREACHABLE,
+    )
+    seen = [blind] * 30 + [calm] * 2  # 450 s blind at 15 s ticks, then low load
+    ticks = run_ticks(spec, [calm, *seen], step=15.0)
+    assert all(t.plan.scale_to is None for t in ticks), [t.plan.summary for t in ticks if t.plan.scale_to]

@@ -13,8 +13,9 @@
 - strong consistency: only synchronous replicas at lag 0 may serve, next to the primary.
 - The pool is never empty: with no qualifying replica, the primary serves reads.
 - When the lag query itself failed for every replica (Prometheus unreachable, a timeout, an HTTP
-  or query error), or nothing at all is known (a metrics outage), the pool is held as it was: unknown means hold, and emptying the pool onto the
-  primary because Prometheus did not answer would overload the primary for no observed reason.
+  or query error), or nothing at all is known (a metrics outage), the pool is held as it was:
+  unknown means hold, and emptying the pool onto the primary because Prometheus did not answer
+  would overload the primary for no observed reason.
   Readiness still applies: a replica that stops being ready leaves. Stale reads are possible in
   that window; the plan says the pool is held. A replica whose own series is missing or stale
   (the query worked) leaves the pool alone.
@@ -140,7 +141,7 @@ def select_read_pool(
     lags = [r.lag.value for r in staying if r.lag.value is not None]
     lagging = tuple(r.name for r in staying if r.lag.value is not None and r.lag.value > max_lag)
     lag_unknown = tuple(r.name for r in staying if r.lag.value is None)
-    ready = {r.name for r in staying if r.ready}
+    ready = {r.name for r in seen}
     out_for_lag = tuple(name for name in lagging if memory[name].left_pool and name in ready)
     fallback = not in_pool and not strong  # under strong, primary-only is the design, not a fallback
     if fallback:

@@ -96,6 +96,10 @@ class LiveDatabase:
     max_connections: int | None
 
 
+# (ptr, local_port, connect_time): see ServerConnection.identity.
+ConnectionIdentity = tuple[str, int, str]
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConnection:
     """A `SHOW SERVERS` row: one connection from PgBouncer to a PostgreSQL server."""
@@ -111,7 +115,7 @@ class ServerConnection:
     connect_time: str = ""
 
     @property
-    def identity(self) -> tuple[str, int, str]:
+    def identity(self) -> ConnectionIdentity:
         """Tells connections that existed before a RELOAD from those opened after it.
 
         Not `ptr` alone: PgBouncer reuses a closed connection's memory for the next one it

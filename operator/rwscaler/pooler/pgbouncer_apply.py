@@ -48,6 +48,7 @@ from rwscaler.pooler.pgbouncer_admin import (
     AdminError,
     AdminFailure,
     AdminSession,
+    ConnectionIdentity,
     Instance,
     LiveDatabase,
     ServerConnection,
@@ -187,7 +188,7 @@ def _hosts(live: LiveDatabase | None) -> set[str]:
 def reconnect_reason(
     entry: DatabaseEntry,
     before: LiveDatabase | None,
-    old_connections: frozenset[tuple[str, int, str]],
+    old_connections: frozenset[ConnectionIdentity],
     servers: Sequence[ServerConnection],
 ) -> str | None:
     """Why `entry`'s database needs a RECONNECT now (None: it does not).
@@ -201,10 +202,8 @@ def reconnect_reason(
     there: it drops the connections then in their login phase, which sets the pool's "last
     login failed" flag, and while no other connection is left PgBouncer rejects clients with
     "server login has been failing, try again later (server_login_retry)". So RECONNECT only
-    when a connection that must go is not yet marked. Connections are matched by
-    `ServerConnection.identity`, not `ptr`: PgBouncer reuses a closed connection's `ptr` for
-    a new one at once, and a new connection taken for an old unmarked one caused exactly that
-    needless RECONNECT in the scale-in test.
+    when a connection that must go is not yet marked (old ones told apart by
+    `ServerConnection.identity`).
     """
     listed = set(entry.hosts)
     unmarked = [s for s in servers if s.database == entry.name and not s.close_needed]
@@ -285,7 +284,7 @@ class PgBouncerRouter:
             async with admin_session(instance, credentials, self.timeout_s) as admin:
                 before = await admin.show_databases()
                 live = before
-                old: frozenset[tuple[str, int, str]] = frozenset()
+                old: frozenset[ConnectionIdentity] = frozenset()
                 if _all_mismatches(rendered, live):
                     servers = await self._quiet_servers(admin, retargeted_by_reload(rendered, live))
                     old = frozenset(s.identity for s in servers)
