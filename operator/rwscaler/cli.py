@@ -70,8 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def kubectl_plugin() -> None:
-    """`kubectl rwscaler ...`: the same commands, as a kubectl plugin."""
-    sys.exit(main())
+    """`kubectl rwscaler ...` (the `kubectl-rwscaler` console script): status, explain, pause, resume."""
+    from rwscaler.command_plugin import main as plugin_main  # noqa: PLC0415  (loaded only for the plugin)
+
+    sys.exit(plugin_main())
 
 
 if __name__ == "__main__":
