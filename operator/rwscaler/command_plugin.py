@@ -131,3 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(output)
     return 0
+
+
+if __name__ == "__main__":  # `python -m rwscaler.command_plugin` (the krew shim runs it so)
+    sys.exit(main())

@@ -174,7 +174,12 @@ def next_action(obj: Mapping[str, Any], now: float) -> list[str]:
     if mode == "Recommend":
         lines.append("    changes:    none: mode Recommend (rwscaler decides and reports only)")
         return lines
-    current = _number(_mapping(status.get("replicas")).get("current"))
+    # The count after the last decision: the desired one when it acted (Enforce), which the next
+    # decision starts from; the observed one otherwise.
+    replicas = _mapping(status.get("replicas"))
+    current = _number(replicas.get("desired"))
+    if current is None:
+        current = _number(replicas.get("current"))
     if current is None:
         lines.append("    scaling:    unknown (status has no current replica count)")
         return lines

@@ -1,0 +1,144 @@
+"""`kubectl rwscaler`'s arguments, kubeconfig context namespace, error lines and pause patch.
+
+No API server here: the parts that talk to one are tested in
+tests/integration/cluster/test_plugin.py against the local control plane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rwscaler import command_plugin, plugin_api
+from rwscaler.kube.client import KubeApiError
+from rwscaler.plugin_kubeconfig import KubeconfigError, context_info
+
+
+def _kubeconfig(path: Path, contexts: dict[str, str | None], current: str | None) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": n, "context": {"cluster": "c", "user": "u", **({"namespace": ns} if ns else {})}}
+                    for n, ns in contexts.items()
+                ],
+                **({"current-context": current} if current else {}),
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "-n", "shop", "--context", "b", "--kubeconfig", "k"],
+        ["-n", "shop", "--context", "b", "--kubeconfig", "k", "status"],
+        ["--kubeconfig", "k", "status", "--namespace", "shop", "--context", "b"],
+    ],
+)
+def test_connection_flags_work_before_and_after_the_subcommand(argv: list[str]) -> None:
+    args = command_plugin.build_parser().parse_args(argv)
+    assert (args.command, args.namespace, args.context, args.kubeconfig) == ("status", "shop", "b", "k")
+
+
+def test_flags_default_to_none_and_status_takes_all_namespaces() -> None:
+    args = command_plugin.build_parser().parse_args(["status", "-A"])
+    assert (args.namespace, args.context, args.kubeconfig, args.all_namespaces) == (None, None, None, True)
+    args = command_plugin.build_parser().parse_args(["pause", "orders-db", "-n", "shop"])
+    assert (args.command, args.name, args.namespace) == ("pause", "orders-db", "shop")
+
+
+def test_no_command_prints_usage_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert command_plugin.main([]) == 2
+    assert "status" in capsys.readouterr().err
+
+
+def test_namespace_comes_from_the_context(tmp_path: Path) -> None:
+    kc = _kubeconfig(tmp_path / "kc", {"a": "shop", "b": None}, current="a")
+    assert context_info(str(kc), None, env={}, home=tmp_path).namespace == "shop"
+    info = context_info(str(kc), "b", env={}, home=tmp_path)
+    assert (info.context, info.namespace, info.server) == ("b", "default", "https://127.0.0.1:6443")
+
+
+def test_kubeconfig_env_lists_files_and_the_first_current_context_wins(tmp_path: Path) -> None:
+    first = _kubeconfig(tmp_path / "one", {"a": "from-one"}, current=None)
+    second = _kubeconfig(tmp_path / "two", {"a": "from-two", "b": "bee"}, current="a")
+    env = {"KUBECONFIG": f"{tmp_path / 'missing'}:{first}:{second}"}
+    assert context_info(None, None, env=env, home=tmp_path).namespace == "from-one"
+    assert context_info(None, "b", env=env, home=tmp_path).namespace == "bee"
+
+
+def test_home_kubeconfig_and_none_at_all(tmp_path: Path) -> None:
+    assert context_info(None, None, env={}, home=tmp_path).namespace == "default"
+    (tmp_path / ".kube").mkdir()
+    _kubeconfig(tmp_path / ".kube" / "config", {"a": "home"}, current="a")
+    assert context_info(None, None, env={}, home=tmp_path).namespace == "home"
+
+
+def test_a_missing_context_or_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kc = _kubeconfig(tmp_path / "kc", {"a": "shop"}, current="a")
+    with pytest.raises(KubeconfigError, match='context "nope" does not exist'):
+        context_info(str(kc), "nope", env={}, home=tmp_path)
+    assert command_plugin.main(["status", "--kubeconfig", str(tmp_path / "absent")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
+
+
+def test_an_unreachable_api_server_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kc = tmp_path / "kc"
+    kc.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {"server": "https://127.0.0.1:1", "insecure-skip-tls-verify": True},
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "a",
+            }
+        )
+    )
+    assert command_plugin.main(["status", "-A", "--kubeconfig", str(kc)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach the Kubernetes API server at https://127.0.0.1:1")
+    assert err.count("\n") == 1
+
+
+def test_a_forbidden_answer_says_who_may_not_do_what() -> None:
+    err = KubeApiError(
+        403,
+        "Forbidden",
+        'readwriteworkloads.rwscaler.io is forbidden: User "system:serviceaccount:t:nobody" cannot list '
+        'resource "readwriteworkloads" in API group "rwscaler.io" in the namespace "shop"',
+    )
+    text = str(plugin_api.describe(err, "list", "shop", None))
+    assert text == (
+        'forbidden: user "system:serviceaccount:t:nobody" may not list readwriteworkloads.rwscaler.io '
+        'in namespace "shop" (RBAC grants it no such permission)'
+    )
+    cluster_wide = KubeApiError(
+        403,
+        "Forbidden",
+        'User "u" cannot list resource "readwriteworkloads" in API group "rwscaler.io" at the cluster scope',
+    )
+    assert "at cluster scope" in str(plugin_api.describe(cluster_wide, "list", None, None))
+    opaque = KubeApiError(403, "Forbidden", "denied by a webhook")
+    assert str(plugin_api.describe(opaque, "patch", "shop", None)) == (
+        'forbidden: may not patch readwriteworkloads.rwscaler.io in namespace "shop": denied by a webhook'
+    )
+
+
+def test_the_pause_patch_sets_and_removes_the_annotation() -> None:
+    assert plugin_api.pause_patch(True) == {"metadata": {"annotations": {"rwscaler.io/paused": "true"}}}
+    assert plugin_api.pause_patch(False) == {"metadata": {"annotations": {"rwscaler.io/paused": None}}}
