@@ -5,7 +5,12 @@ tests/integration/cluster/test_plugin.py against the local control plane."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -142,3 +147,76 @@ def test_a_forbidden_answer_says_who_may_not_do_what() -> None:
 def test_the_pause_patch_sets_and_removes_the_annotation() -> None:
     assert plugin_api.pause_patch(True) == {"metadata": {"annotations": {"rwscaler.io/paused": "true"}}}
     assert plugin_api.pause_patch(False) == {"metadata": {"annotations": {"rwscaler.io/paused": None}}}
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    """A stand-in API server that answers every request with one status (a real HTTP boundary)."""
+
+    status = 404
+    body: ClassVar[dict[str, str]] = {
+        "kind": "Status",
+        "reason": "NotFound",
+        "message": "the server could not find the requested resource",
+    }
+
+    def _answer(self) -> None:
+        data = json.dumps(self.body).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PATCH = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_api(tmp_path: Path) -> Iterator[tuple[Path, type[_Answer]]]:
+    handler = type("Handler", (_Answer,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kc = tmp_path / "kc"
+    kc.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u", "namespace": "shop"}}],
+                "current-context": "a",
+            }
+        )
+    )
+    yield kc, handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    "argv", [["status"], ["status", "-A"], ["explain", "orders-db"], ["pause", "orders-db"]]
+)
+def test_a_missing_crd_is_named(
+    fake_api: tuple[Path, type[_Answer]], capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    kc, _ = fake_api
+    assert command_plugin.main([*argv, "--kubeconfig", str(kc)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "does not serve readwriteworkloads.rwscaler.io/v1alpha1: is the rwscaler CRD installed?" in err
+
+
+def test_rejected_credentials_are_named(
+    fake_api: tuple[Path, type[_Answer]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    kc, handler = fake_api
+    handler.status = 401
+    handler.body = {"kind": "Status", "reason": "Unauthorized", "message": "Unauthorized"}
+    assert command_plugin.main(["status", "--kubeconfig", str(kc)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: unauthorized: the API server at http://127.0.0.1:")
+    assert err.count("\n") == 1
