@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -26,8 +27,9 @@ import kopf
 from rwscaler import reconcile
 from rwscaler.boundary import ReadRouter
 from rwscaler.core.spec import GROUP, PLURAL, VERSION, PoolerKind
-from rwscaler.kube.client import KubeClient, authorization_header, load_configuration
+from rwscaler.kube.client import KubeClient
 from rwscaler.kube.cluster import KubeCluster
+from rwscaler.kube.config import load_config
 from rwscaler.kube.endpointslice import EndpointSliceRouter
 from rwscaler.loops import Loops
 from rwscaler.metrics.source import MetricsSource
@@ -124,17 +126,29 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        # kopf's watches authenticate exactly as the operator's own client does.
-        cfg = load_configuration(options.kubeconfig)
-        scheme, _sep, token = (authorization_header(cfg) or "").partition(" ")
+        # kopf's watches authenticate exactly as the operator's own client does. kopf calls this
+        # again when the API server refuses the token (401): loading anew re-reads the token
+        # file or re-runs the exec plugin.
+        cfg = load_config(options.kubeconfig)
+        cred = cfg.credential()
+        cert = cfg.client_certificate()
+        expires = cred.expires_at if cred is not None else None
         return kopf.ConnectionInfo(
-            server=cfg.host,
-            ca_path=cfg.ssl_ca_cert,
-            insecure=not cfg.verify_ssl,
-            scheme=scheme or None,
-            token=token or None,
-            certificate_path=cfg.cert_file,
-            private_key_path=cfg.key_file,
+            server=cfg.server,
+            ca_path=cfg.ca_file,
+            ca_data=cfg.ca_data,
+            insecure=cfg.insecure,
+            scheme="Bearer" if cred is not None and cred.token else None,
+            token=cred.token if cred is not None else None,
+            username=cfg.username,
+            password=cfg.password,
+            certificate_path=cert.cert_file if cert else None,
+            certificate_data=cert.cert_data if cert else None,
+            private_key_path=cert.key_file if cert else None,
+            private_key_data=cert.key_data if cert else None,
+            default_namespace=cfg.namespace,
+            proxy_url=cfg.proxy_url,
+            expiration=datetime.fromtimestamp(expires, UTC) if expires is not None else None,
         )
 
     @kopf.on.cleanup(registry=registry)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from kubernetes.client import Configuration
-
 from rwscaler.boundary import Endpoint, OwnerRef, Port
-from rwscaler.kube.client import authorization_header
 from rwscaler.kube.objects import (
     endpoint_slice,
     event,
@@ -128,15 +125,3 @@ def test_event_is_about_the_workload_and_bounded() -> None:
     ev = event(OWNER, Event(EventType.NORMAL, EventReason.SCALED_UP, "x" * 5000), 0.0, "host")
     assert ev["involvedObject"]["uid"] == "uid-1" and ev["reason"] == "ScaledUp"
     assert len(ev["message"]) == 1024
-
-
-def test_the_bearer_token_is_found_under_either_key() -> None:
-    """kubernetes >= 36 keeps a kubeconfig's token under BearerToken, older ones under authorization."""
-    new = Configuration()
-    new.api_key = {"BearerToken": "t1"}
-    new.api_key_prefix = {"BearerToken": "Bearer"}
-    old = Configuration()
-    old.api_key = {"authorization": "Bearer t2"}
-    assert authorization_header(new) == "Bearer t1"
-    assert authorization_header(old) == "Bearer t2"
-    assert authorization_header(Configuration()) is None

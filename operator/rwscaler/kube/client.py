@@ -1,22 +1,27 @@
 """A small asyncio client for the Kubernetes API: JSON in, plain dicts out, errors as KubeApiError.
 
 Used by `KubeCluster` and `EndpointSliceRouter`. The connection settings (server, CA, client
-certificate, bearer token and its refresh) come from the `kubernetes` package's own kubeconfig
-and in-cluster loaders, so every authentication a kubeconfig can express works; the requests
-themselves go through httpx so that a tick never blocks the operator's event loop.
+certificate, bearer token and its refresh) come from `rwscaler.kube.config` (a kubeconfig or the
+in-cluster service account); the requests go through httpx so that a tick never blocks the
+operator's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
+
+from rwscaler.kube.config import ClientCertificate, KubeConfig, KubeConfigError, load_config
+
+__all__ = ["KubeApiError", "KubeClient", "KubeConfig", "KubeConfigError", "load_config"]
 
 MERGE_PATCH = "application/merge-patch+json"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -44,59 +49,83 @@ class KubeApiError(Exception):
         return self.status == 403
 
 
-def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> k8s_client.Configuration:
-    """In-cluster settings inside a pod (unless a kubeconfig is named), else the kubeconfig's."""
-    cfg = k8s_client.Configuration()
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    else:
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, client_configuration=cfg, persist_config=False
+@contextlib.contextmanager
+def _pem_files(cert: ClientCertificate) -> Iterator[tuple[str, str]]:
+    """The certificate and key as files: the kubeconfig's own, or the data written to a private
+    temporary directory (0700, files 0600) that is removed as soon as they are loaded."""
+    if cert.cert_file and cert.key_file:
+        yield cert.cert_file, cert.key_file
+        return
+    with tempfile.TemporaryDirectory(prefix="rwscaler-tls-") as tmp:
+        paths = []
+        for name, path, data in (
+            ("client.crt", cert.cert_file, cert.cert_data),
+            ("client.key", cert.key_file, cert.key_data),
+        ):
+            if path:
+                paths.append(path)
+                continue
+            target = Path(tmp) / name
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data or b"")
+            paths.append(str(target))
+        yield paths[0], paths[1]
+
+
+def ssl_context(cfg: KubeConfig) -> ssl.SSLContext:
+    """The TLS settings of a connection: the CA (file or data), the client certificate, or none of
+    the server's checks with `insecure-skip-tls-verify`. May run an exec plugin (client certificates)."""
+    try:
+        context = ssl.create_default_context(
+            cafile=cfg.ca_file, cadata=cfg.ca_data.decode() if cfg.ca_data else None
         )
-    return cfg
-
-
-def authorization_header(cfg: k8s_client.Configuration) -> str | None:
-    """The `Authorization` value of a loaded configuration (e.g. "Bearer <token>"), if any.
-
-    Since kubernetes 36 the loaders keep a bearer token under `BearerToken`, before that under
-    `authorization`; either may hold it. Reading it runs the refresh hook of expiring tokens."""
-    value = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
-    return str(value) if value else None
-
-
-def _ssl_context(cfg: k8s_client.Configuration) -> ssl.SSLContext | bool:
-    if not cfg.verify_ssl:
-        return False
-    context = (
-        ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-        if cfg.ssl_ca_cert
-        else ssl.create_default_context()
-    )
-    if cfg.cert_file and cfg.key_file:
-        context.load_cert_chain(cfg.cert_file, cfg.key_file)
+    except (OSError, ssl.SSLError, UnicodeDecodeError) as err:
+        raise KubeConfigError(f"{cfg.origin}: cannot load the certificate authority: {err}") from None
+    if cfg.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    cert = cfg.client_certificate()
+    if cert is not None:
+        try:
+            with _pem_files(cert) as (cert_path, key_path):
+                context.load_cert_chain(cert_path, key_path)
+        except (OSError, ssl.SSLError) as err:
+            raise KubeConfigError(
+                f"{cfg.origin}: cannot load the client certificate and key: {err}"
+            ) from None
     return context
 
 
 class KubeClient:
-    def __init__(self, cfg: k8s_client.Configuration, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    def __init__(self, cfg: KubeConfig, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self._cfg = cfg
         self._http = httpx.AsyncClient(
-            base_url=cfg.host.rstrip("/"), verify=_ssl_context(cfg), timeout=timeout, trust_env=False
+            base_url=cfg.server.rstrip("/"),
+            verify=ssl_context(cfg),
+            timeout=timeout,
+            trust_env=False,
+            proxy=cfg.proxy_url,
         )
+        # `tls-server-name`: the name the server's certificate is checked against (and SNI).
+        self._extensions = {"sni_hostname": cfg.tls_server_name} if cfg.tls_server_name else None
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
-        return cls(load_configuration(kubeconfig, context))
+        return cls(load_config(kubeconfig, context))
 
     @property
     def server(self) -> str:
-        return str(self._cfg.host)
+        return self._cfg.server
+
+    @property
+    def config(self) -> KubeConfig:
+        return self._cfg
 
     async def _headers(self, content_type: str | None) -> dict[str, str]:
-        # The loaders' hook refreshes an expiring token (exec plugins, projected SA tokens); it
-        # may run a command or read a file, so it runs off the event loop.
-        auth = await asyncio.to_thread(authorization_header, self._cfg)
+        # An expiring token (exec plugins, projected SA tokens) is refreshed here; that may run a
+        # command or read a file, so it runs off the event loop.
+        auth = await asyncio.to_thread(self._cfg.authorization)
         headers = {"Accept": "application/json"}
         if auth:
             headers["Authorization"] = auth
@@ -117,9 +146,14 @@ class KubeClient:
             content_type = "application/json"
         headers = await self._headers(content_type)
         try:
-            response = await self._http.request(method, path, json=body, params=params, headers=headers)
+            response = await self._http.request(
+                method, path, json=body, params=params, headers=headers, extensions=self._extensions
+            )
         except httpx.HTTPError as err:
             raise KubeApiError(0, "Unreachable", f"{method} {path}: {err}") from err
+        if response.status_code == 401:
+            # A refused token is not asked for again: the next request fetches a fresh one.
+            self._cfg.invalidate()
         if response.status_code >= 400:
             try:
                 data = response.json()

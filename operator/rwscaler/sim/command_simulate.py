@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from rwscaler.sim.policies import POLICIES
-from rwscaler.sim.report import SUMMARY_HEADERS, plot, summary_row, table
+from rwscaler.sim.report import PLOT_NEEDS_MATPLOTLIB, SUMMARY_HEADERS, can_plot, plot, summary_row, table
 from rwscaler.sim.runner import UsageError, load_model, load_scenario, load_workload, run_policies
 from rwscaler.sim.scenarios import DEFAULT_SCENARIO, SCENARIOS
 
@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plot is not None and not can_plot():
+        print(f"rwscaler simulate: {PLOT_NEEDS_MATPLOTLIB}", file=sys.stderr)
+        return 2
     try:
         spec = load_workload(args.workload)
         params = load_model(args.model)

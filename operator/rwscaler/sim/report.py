@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,6 +69,14 @@ def summary_row(result: Result) -> list[object]:
         s.scale_downs,
         s.max_replicas,
     ]
+
+
+PLOT_NEEDS_MATPLOTLIB = "--plot needs matplotlib: pip install 'rwscaler[plot]'"
+
+
+def can_plot() -> bool:
+    """Whether matplotlib is installed (it is the optional extra `plot`, not a dependency)."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def plot(result: Result, scenario: Scenario, spec: ReadWriteWorkloadSpec, path: Path) -> None:
