@@ -17,6 +17,8 @@ from rwscaler.core.plan import ConditionType
 MISSING = "-"
 # Beyond this many characters the read pool cell shows a count instead of the names.
 POOL_NAMES_WIDTH = 32
+# The NOT OK cell names at most this many conditions, then says how many more there are.
+NOT_OK_SHOWN = 4
 
 # For each condition type, the status that is OK; any other status (or Unknown) is shown.
 OK_STATUS: dict[str, str] = {
@@ -114,6 +116,19 @@ def not_ok_conditions(conditions: Any) -> list[str]:
     return out
 
 
+def not_ok_cell(conditions: Any, limit: int = NOT_OK_SHOWN) -> str:
+    """The not-OK conditions, the definite ones (True/False) before the Unknown ones, at most
+    `limit` of them and then how many more (`explain` lists them all); `-` when all are OK."""
+    found = not_ok_conditions(conditions)
+    if not found:
+        return MISSING
+    found.sort(key=lambda c: c.split("=", 1)[1].startswith("Unknown"))
+    shown = found[:limit]
+    if len(found) > limit:
+        shown.append(f"+{len(found) - limit} more")
+    return ",".join(shown)
+
+
 def row(obj: Mapping[str, Any]) -> Row:
     """One table row from one ReadWriteWorkload object."""
     meta = _mapping(obj.get("metadata"))
@@ -131,7 +146,6 @@ def row(obj: Mapping[str, Any]) -> Row:
             mode=MISSING,
             not_ok="no status yet (is the operator running?)",
         )
-    not_ok = not_ok_conditions(status.get("conditions"))
     return Row(
         namespace=namespace,
         name=name,
@@ -141,7 +155,7 @@ def row(obj: Mapping[str, Any]) -> Row:
         read_pool=pool_cell(status.get("readEndpoints")),
         max_lag=_text(status.get("maxReplicationLag")),
         mode=_text(status.get("mode")),
-        not_ok=",".join(not_ok) if not_ok else MISSING,
+        not_ok=not_ok_cell(status.get("conditions")),
     )
 
 

@@ -147,3 +147,12 @@ def test_the_ratio_reads_as_read_to_write() -> None:
     assert plugin_table.ratio_cell("inf") == "inf:1"
     assert plugin_table.ratio_cell("unknown") == "unknown"
     assert plugin_table.ratio_cell(None) == "-"
+
+
+def test_many_not_ok_conditions_show_the_definite_ones_first_then_a_count() -> None:
+    row = plugin_table.row(_workload(read_qps=None, write_qps=None, lags=[None, None]))
+    shown = row.not_ok.split(",")
+    assert len(shown) == plugin_table.NOT_OK_SHOWN + 1
+    assert shown[-1] == "+3 more"
+    assert shown[0].startswith("Ready=False(") and shown[1].startswith("MetricsAvailable=False(")
+    assert not [c for c in shown[:-1] if "=Unknown" in c]
