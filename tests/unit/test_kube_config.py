@@ -151,7 +151,7 @@ def test_load_config_picks_in_cluster_only_without_any_kubeconfig(tmp_path: Path
     sa = service_account(tmp_path / "sa")
     path = write_config(tmp_path / "config", two_contexts())
     in_pod = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
-    assert load_config(environ=in_pod, sa_dir=sa).origin == "in-cluster"
+    assert load_config(environ=in_pod, sa_dir=sa).origin == "in-cluster config"
     assert load_config(str(path), environ=in_pod, sa_dir=sa).context == "ctx-a"
     assert load_config(environ={**in_pod, "KUBECONFIG": str(path)}, sa_dir=sa).context == "ctx-a"
     assert load_config(environ={"KUBECONFIG": str(path)}, sa_dir=sa).context == "ctx-a"
@@ -407,7 +407,7 @@ def test_in_cluster_reads_the_service_account_directory(tmp_path: Path) -> None:
     sa = service_account(tmp_path / "sa")
     cfg = load_incluster(sa, {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"})
     assert cfg.server == "https://10.96.0.1:443"
-    assert (cfg.ca_file, cfg.namespace, cfg.origin) == (str(sa / "ca.crt"), "shop", "in-cluster")
+    assert (cfg.ca_file, cfg.namespace, cfg.origin) == (str(sa / "ca.crt"), "shop", "in-cluster config")
     assert cfg.authorization() == "Bearer sa-token-1"
 
 

@@ -250,7 +250,7 @@ class KubeConfig:
     password: str | None = field(default=None, repr=False)
     namespace: str = "default"
     context: str | None = None  # the kubeconfig context; None in-cluster
-    origin: str = ""  # "in-cluster" or the kubeconfig file(s), for messages
+    origin: str = ""  # "in-cluster config" or "kubeconfig FILE[, FILE...]", for messages
 
     def credential(self) -> Credential | None:
         """The token source's current credential (blocking: may read a file or run a command)."""
@@ -325,7 +325,7 @@ def load_incluster(
         ca_file=str(ca) if ca.is_file() else None,  # like client-go: without it, the system's CAs
         token_source=token,
         namespace=namespace or "default",
-        origin="in-cluster",
+        origin=what,
     )
 
 
@@ -531,7 +531,7 @@ def load_kubeconfig(
         proxy_url=str(proxy_url) if proxy_url else None,
         namespace=str(namespace),
         context=name,
-        origin=merged.names,
+        origin=f"kubeconfig {merged.names}",
         **fields,
     )
 
