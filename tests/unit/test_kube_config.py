@@ -458,6 +458,27 @@ def test_kube_client_sends_the_rotated_token(tmp_path: Path, echo_server: str) -
     assert second == {"authorization": "Bearer sa-token-2", "path": "/version"}
 
 
+def test_kube_client_reports_a_vanished_token_as_an_api_error(tmp_path: Path, echo_server: str) -> None:
+    sa = service_account(tmp_path / "sa")
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    cfg = KubeConfig(server=echo_server, token_source=load_incluster(sa, env).token_source)
+
+    async def scenario() -> KubeApiError:
+        client = KubeClient(cfg)
+        (sa / "token").unlink()
+        try:
+            await client.get("/version")
+        except KubeApiError as err:
+            return err
+        finally:
+            await client.close()
+        raise AssertionError("no error")
+
+    err = asyncio.run(scenario())
+    assert (err.status, err.reason) == (0, "NoCredentials")
+    assert f"token file {sa / 'token'}" in err.message
+
+
 # ---- errors -----------------------------------------------------------------------------------
 
 

@@ -144,7 +144,10 @@ class KubeClient:
     ) -> dict[str, Any]:
         if body is not None and content_type is None:
             content_type = "application/json"
-        headers = await self._headers(content_type)
+        try:
+            headers = await self._headers(content_type)
+        except KubeConfigError as err:  # the token file vanished, the exec plugin failed, ...
+            raise KubeApiError(0, "NoCredentials", f"{method} {path}: {err}") from err
         try:
             response = await self._http.request(
                 method, path, json=body, params=params, headers=headers, extensions=self._extensions
