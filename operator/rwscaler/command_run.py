@@ -3,6 +3,8 @@
     rwscaler run                      every namespace (needs the ClusterRole of manifests/rbac)
     rwscaler run -n shop -n billing   only these namespaces
     rwscaler run --kubeconfig FILE --liveness http://127.0.0.1:8080/healthz
+    rwscaler run --leader-elect --lease-namespace rwscaler-system   (several replicas, one acts)
+    rwscaler run --prometheus-url http://prometheus.monitoring:9090 (for workloads that name none)
 
 The kopf wiring lives in `rwscaler.handlers` (the only module that imports kopf); this module
 only turns arguments into `RunOptions`.
@@ -12,6 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,21 +46,84 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="serve a liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    parser.add_argument("--debug", action="store_true", help="log everything, including kopf internals")
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=os.environ.get("RWSCALER_LOG_LEVEL", "info"),
+        help="debug logs every tick, HTTP request and kopf internals (default: info, or $RWSCALER_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_const",
+        const="debug",
+        dest="log_level",
+        help="the same as --log-level debug",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        default=os.environ.get("RWSCALER_PROMETHEUS_URL") or None,
+        help="the Prometheus of workloads whose spec names none (default: $RWSCALER_PROMETHEUS_URL)",
+    )
+    election = parser.add_argument_group(
+        "leader election", "with several replicas, only the holder of a coordination.k8s.io Lease acts"
+    )
+    election.add_argument("--leader-elect", action="store_true", help="act only while holding the Lease")
+    election.add_argument("--lease-name", default="rwscaler", help="the Lease's name (default: rwscaler)")
+    election.add_argument(
+        "--lease-namespace",
+        help="the Lease's namespace (default: $POD_NAMESPACE, else the in-cluster account's namespace)",
+    )
+    election.add_argument(
+        "--identity",
+        help="this replica's holder identity (default: $POD_NAME or the host name, plus a suffix)",
+    )
+
+
+def _lease_namespace(args: argparse.Namespace) -> str | None:
+    if args.lease_namespace:
+        return str(args.lease_namespace)
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _identity(args: argparse.Namespace) -> str:
+    if args.identity:
+        return str(args.identity)
+    # A restarted pod keeps its name: the suffix tells its new process from the old holder.
+    base = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{base}_{secrets.token_hex(4)}"
 
 
 def run(args: argparse.Namespace) -> int:
+    election = None
+    if args.leader_elect:
+        namespace = _lease_namespace(args)
+        if namespace is None:
+            print("rwscaler run: --leader-elect needs --lease-namespace (or $POD_NAMESPACE)", file=sys.stderr)
+            return 2
+        election = (namespace, args.lease_name, _identity(args))
     if args.kubeconfig:
         # kopf's own login reads $KUBECONFIG; the operator's client is given the same file.
         os.environ["KUBECONFIG"] = args.kubeconfig
     from rwscaler import handlers  # noqa: PLC0415  (kopf loads only when the operator runs)
+    from rwscaler.reconcile import OperatorDefaults, prometheus_url_problem  # noqa: PLC0415
+
+    if args.prometheus_url and (problem := prometheus_url_problem(args.prometheus_url)):
+        print(f"rwscaler run: --prometheus-url: {problem}", file=sys.stderr)
+        return 2
 
     options = handlers.RunOptions(
         namespaces=tuple(args.namespaces or ()),
         kubeconfig=args.kubeconfig,
         liveness_endpoint=args.liveness,
-        verbose=args.verbose,
-        debug=args.debug,
+        log_level=args.log_level,
+        leader_election=handlers.LeaderElection(*election) if election else None,
+        defaults=OperatorDefaults(prometheus_url=args.prometheus_url),
     )
     return handlers.run(options)

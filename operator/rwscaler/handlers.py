@@ -17,6 +17,8 @@ own so that importing this module registers nothing globally:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,12 +33,25 @@ from rwscaler.kube.client import KubeClient
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.config import load_config
 from rwscaler.kube.endpointslice import EndpointSliceRouter
+from rwscaler.kube.lease import LeaseElector, LeaseTiming
 from rwscaler.loops import Loops
 from rwscaler.metrics.source import MetricsSource
 
 log = logging.getLogger(__name__)
 
 KOPF_ANNOTATION_PREFIX = "kopf.rwscaler.io"
+# How often a standby's loops wake to find they still may not act (gaining the Lease wakes them).
+STANDBY_TICK_S = 60.0
+
+
+@dataclass(frozen=True)
+class LeaderElection:
+    """`--leader-elect`: act only while holding this Lease (`rwscaler.kube.lease`)."""
+
+    namespace: str
+    name: str
+    identity: str
+    timing: LeaseTiming = field(default_factory=LeaseTiming)
 
 
 @dataclass(frozen=True)
@@ -44,8 +59,9 @@ class RunOptions:
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     kubeconfig: str | None = None
     liveness_endpoint: str | None = None
-    verbose: bool = False
-    debug: bool = False
+    log_level: str = "info"
+    leader_election: LeaderElection | None = None
+    defaults: reconcile.OperatorDefaults = field(default_factory=reconcile.OperatorDefaults)
 
 
 @dataclass
@@ -53,12 +69,36 @@ class Runtime:
     client: KubeClient
     metrics: MetricsSource
     deps: reconcile.Deps
+    elector: LeaseElector | None = None
     loops: Loops = field(init=False)
+    _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.loops = Loops(self._tick)
 
+    def acting(self) -> bool:
+        """Whether this replica may write: always without leader election, else while leading."""
+        return self.elector is None or self.elector.holds()
+
+    def start(self) -> None:
+        if self.elector is not None:
+            self._background.append(asyncio.create_task(self.elector.run(), name="rwscaler lease"))
+            self._background.append(asyncio.create_task(self._follow_leadership(), name="rwscaler leading"))
+
+    async def _follow_leadership(self) -> None:
+        assert self.elector is not None
+        while True:
+            await self.elector.wait_changed()
+            if self.acting():
+                # A new leader ticks every workload now: the memory in each status is where the
+                # last leader left it, so nothing is lost and nothing is repeated.
+                self.loops.wake_all()
+
     async def _tick(self, namespace: str, name: str) -> float | None:
+        if not self.acting():
+            # A standby keeps a loop per workload (so it knows them all when it takes over) but
+            # reads and writes nothing; leadership wakes every loop at once.
+            return STANDBY_TICK_S
         result = await reconcile.reconcile(self.deps, namespace, name)
         if result.gone:
             return None
@@ -73,6 +113,10 @@ class Runtime:
 
     async def close(self) -> None:
         await self.loops.stop_all()
+        for task in reversed(self._background):  # the lease task releases the Lease on cancel
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.metrics.close()
         await self.client.close()
 
@@ -102,8 +146,16 @@ def build_runtime(options: RunOptions) -> Runtime:
     client = KubeClient.from_kubeconfig(options.kubeconfig)
     cluster = KubeCluster(client)
     metrics = _metrics_source()
-    deps = reconcile.Deps(cluster=cluster, metrics=metrics, routers=_routers(client, cluster))
-    return Runtime(client=client, metrics=metrics, deps=deps)
+    deps = reconcile.Deps(
+        cluster=cluster, metrics=metrics, routers=_routers(client, cluster), defaults=options.defaults
+    )
+    election = options.leader_election
+    elector = (
+        LeaseElector(client, election.namespace, election.name, election.identity, election.timing)
+        if election is not None
+        else None
+    )
+    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector)
 
 
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
@@ -122,7 +174,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.finalizer = f"{KOPF_ANNOTATION_PREFIX}/finalizer"  # unused: no handler needs one
-        holder["runtime"] = build_runtime(options)
+        runtime = build_runtime(options)
+        runtime.start()
+        holder["runtime"] = runtime
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -169,6 +223,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     @kopf.on.update(**resource)  # type: ignore[arg-type]
     async def validate(name: str, namespace: str, **_: Any) -> None:
         runtime = holder["runtime"]
+        if not runtime.acting():
+            return  # a standby writes nothing; the leader validates the same change
         async with runtime.loops.exclusive(namespace, name):
             problem = await reconcile.check(runtime.deps, namespace, name)
         if problem is not None:
@@ -180,9 +236,11 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
 def run(options: RunOptions) -> int:
     """Run the operator until it is stopped (SIGINT/SIGTERM); returns the exit code."""
-    kopf.configure(verbose=options.verbose, debug=options.debug)
-    if not (options.verbose or options.debug):
-        # One line per HTTP request and per handled watch event is noise at the default level.
+    level = options.log_level
+    kopf.configure(verbose=level == "debug", debug=level == "debug")
+    logging.getLogger().setLevel(level.upper())
+    if level != "debug":
+        # One line per HTTP request and per handled watch event is noise above debug level.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(

@@ -59,6 +59,11 @@ class Loops:
         if state is not None:
             state.wake.set()
 
+    def wake_all(self) -> None:
+        """Wake every loop (this replica has just become the one that acts)."""
+        for state in self._states.values():
+            state.wake.set()
+
     @contextlib.asynccontextmanager
     async def exclusive(self, namespace: str, name: str) -> AsyncIterator[None]:
         """Hold this resource's lock: no tick runs meanwhile."""

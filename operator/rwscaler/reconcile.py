@@ -42,7 +42,7 @@ from rwscaler.core.decide import decide
 from rwscaler.core.memory import Drain, Memory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
 from rwscaler.core.plan import ConditionType, Plan, Status
-from rwscaler.core.spec import Mode, PoolerKind, ReadWriteWorkloadSpec
+from rwscaler.core.spec import Mode, PoolerKind, PrometheusSpec, ReadWriteWorkloadSpec
 from rwscaler.metrics.source import MetricsReading, MetricsSource, WorkloadQuery
 from rwscaler.report import EffectiveMode, Event, ReadyOverride, ReadyReason, ScaleOutcome
 
@@ -52,12 +52,20 @@ PAUSED_ANNOTATION = "rwscaler.io/paused"
 DEFAULT_INTERVAL_SECONDS = 15.0
 
 
+@dataclass(frozen=True)
+class OperatorDefaults:
+    """What the operator's command line supplies for workloads whose spec leaves it out."""
+
+    prometheus_url: str | None = None  # `--prometheus-url`: spec.prometheus when it is omitted
+
+
 @dataclass
 class Deps:
     cluster: Cluster
     metrics: MetricsSource
     routers: Mapping[PoolerKind, ReadRouter] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    defaults: OperatorDefaults = OperatorDefaults()
 
 
 # ---- results ---------------------------------------------------------------------------------
@@ -118,12 +126,29 @@ def _spec_problem(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-async def _load(cluster: Cluster, namespace: str, body: Mapping[str, Any]) -> _Usable:
+def _with_defaults(spec: ReadWriteWorkloadSpec, defaults: OperatorDefaults) -> ReadWriteWorkloadSpec:
+    """The spec with the operator's defaults filled in where the user left them out."""
+    if spec.prometheus is not None:
+        return spec
+    if defaults.prometheus_url is None:
+        raise ClusterProblem(
+            ReadyReason.PROMETHEUS_NOT_CONFIGURED,
+            "spec.prometheus is not set and the operator has no default (rwscaler run --prometheus-url, "
+            "the chart's prometheus.url)",
+        )
+    return spec.model_copy(update={"prometheus": PrometheusSpec(url=defaults.prometheus_url)})
+
+
+async def _load(
+    cluster: Cluster, namespace: str, body: Mapping[str, Any], defaults: OperatorDefaults
+) -> _Usable:
     """Parse the spec and resolve what it names; ClusterProblem says what is unusable."""
     try:
-        spec = ReadWriteWorkloadSpec.model_validate(body.get("spec") or {})
+        parsed = ReadWriteWorkloadSpec.model_validate(body.get("spec") or {})
+        spec = _with_defaults(parsed, defaults)
     except ValidationError as err:
         raise ClusterProblem(ReadyReason.SPEC_INVALID, f"the spec is invalid: {_spec_problem(err)}") from None
+    assert spec.prometheus is not None  # _with_defaults filled it
     if spec.primary.statefulSet == spec.replicas.statefulSet:
         raise ClusterProblem(
             ReadyReason.SPEC_INVALID,
@@ -217,7 +242,7 @@ async def check(deps: Deps, namespace: str, name: str) -> ReadyReason | None:
     if body is None:
         return None
     try:
-        await _load(deps.cluster, namespace, body)
+        await _load(deps.cluster, namespace, body, deps.defaults)
     except ClusterProblem as problem:
         await _report_problem(deps, body, problem, deps.clock())
         return problem.reason
@@ -401,7 +426,7 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     previous = _status(body)
     generation = _generation(body)
     try:
-        usable = await _load(deps.cluster, namespace, body)
+        usable = await _load(deps.cluster, namespace, body, deps.defaults)
         obs, primary_pods, replica_pods = await _observe(deps, owner, usable, now)
     except ClusterProblem as problem:
         patched, events = await _report_problem(deps, body, problem, now)

@@ -96,6 +96,7 @@ class ReadyReason(StrEnum):
     PRIMARY_NOT_FOUND = "PrimaryStatefulSetNotFound"
     REPLICAS_NOT_FOUND = "ReplicaStatefulSetNotFound"
     PROMETHEUS_URL_INVALID = "PrometheusURLInvalid"
+    PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
     POOLER_UNAVAILABLE = "PoolerUnavailable"

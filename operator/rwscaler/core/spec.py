@@ -343,7 +343,13 @@ class BehaviorSpec(_Model):
 class ReadWriteWorkloadSpec(_Model):
     primary: PrimarySpec = Field(description="The write side.")
     replicas: ReplicasSpec = Field(description="The read side and its bounds.")
-    prometheus: PrometheusSpec = Field(description="Where the signals come from.")
+    prometheus: PrometheusSpec | None = Field(
+        default=None,
+        description=(
+            "Where the signals come from. When omitted, the operator's default "
+            "(`rwscaler run --prometheus-url`, the chart's prometheus.url)."
+        ),
+    )
     metrics: MetricsSpec = Field(default=MetricsSpec(), description="Which PromQL gives each signal.")
     objectives: ObjectivesSpec = Field(default=ObjectivesSpec(), description="Service level objectives.")
     consistency: Consistency = Field(

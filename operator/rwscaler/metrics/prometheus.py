@@ -125,6 +125,8 @@ class PrometheusMetricsSource:
     # ---- planning ----------------------------------------------------------------------
     def target_of(self, q: WorkloadQuery) -> Target:
         prom = q.spec.prometheus
+        if prom is None:  # the operator fills in its default before a query is made
+            raise ValueError(f"{q.namespace}/{q.name}: no Prometheus configured")
         endpoint = Endpoint(prom.url, q.bearer_token, q.ca_pem, prom.insecureSkipVerify)
         window_s = max(2.0 * q.spec.behavior.intervalSeconds, self.min_rate_window_s)
         return Target(endpoint, parse_duration(prom.timeout), format_window(window_s))
