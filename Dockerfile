@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The rwscaler operator image: `rwscaler run`, as a fixed non-root user, nothing else.
+# The rwscaler operator image: `rwscaler run` as a fixed non-root user, and nothing else.
 #
 # Docker users:   docker build -t rwscaler:0.1.0 .
 # Here (no registry): `make image` builds a base from Debian packages with mmdebstrap
@@ -44,4 +44,7 @@ ENV PATH=/opt/rwscaler/bin:${PATH} PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 USER 65532:65532
 WORKDIR /tmp
 EXPOSE 8080
-ENTRYPOINT ["rwscaler", "run"]
+# `docker run rwscaler:0.1.0` runs `rwscaler run` (in-cluster account, every namespace); arguments
+# replace the command, so the chart passes `run <flags>`, and `... rwscaler:0.1.0 crd` prints the CRD.
+ENTRYPOINT ["rwscaler"]
+CMD ["run"]

@@ -8,11 +8,12 @@
 #
 #   hack/image/run-in-cluster.sh -n NAMESPACE -s SERVICEACCOUNT [--name CONTAINER] [--image REF] -- ARGS...
 #
-# ARGS are the container's arguments (the image's entrypoint is `rwscaler run`), e.g. the chart
+# ARGS are the container's arguments (the image runs `rwscaler ARGS`, `run` by default), e.g. the chart
 # Deployment's args. Stops the container on SIGINT/SIGTERM and removes the mounted token.
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=../cluster/lib.sh
-. "$REPO_ROOT/hack/cluster/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../cluster/lib.sh"   # the plane's kubeconfig and kubectl
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ns="" sa="" name="rwscaler-operator" image=""
 while (($#)); do

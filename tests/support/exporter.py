@@ -70,8 +70,9 @@ class _Family:
 class ControlledExporter:
     """A ``/metrics`` endpoint on 127.0.0.1 serving the values the test sets."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, host: str = LOOPBACK) -> None:
         self._port = port
+        self.host = host
         self._lock = threading.Lock()
         self._families: dict[str, _Family] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -180,7 +181,7 @@ class ControlledExporter:
     @property
     def address(self) -> str:
         """``127.0.0.1:PORT``, as a Prometheus scrape target."""
-        return f"{LOOPBACK}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -219,7 +220,7 @@ class ControlledExporter:
                 pass
 
         port = self._port if self._port is not None else free_port()
-        server = ThreadingHTTPServer((LOOPBACK, port), Handler)
+        server = ThreadingHTTPServer((self.host, port), Handler)
         server.daemon_threads = True
         self._server = server
         self._port = port

@@ -127,7 +127,9 @@ class PrometheusServer:
         binary: str | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 60.0,
+        host: str = LOOPBACK,
     ) -> None:
+        self.host = host  # another address only where the e2e tier's kind target needs it
         self.targets: list[ScrapeTarget] = list(targets)
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
@@ -145,7 +147,7 @@ class PrometheusServer:
     # ---- lifecycle ------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -173,7 +175,7 @@ class PrometheusServer:
             binary,
             f"--config.file={self.config_path}",
             f"--storage.tsdb.path={self.data_dir}",
-            f"--web.listen-address={LOOPBACK}:{self.port}",
+            f"--web.listen-address={self.host}:{self.port}",
             "--web.enable-lifecycle",
             "--storage.tsdb.retention.time=1d",
             "--log.level=warn",

@@ -1,0 +1,86 @@
+"""Helpers of the end-to-end tier (fixtures are in conftest.py): where the chart is installed,
+the operator as deployed (`Deployed`: its liveness endpoint, its log, a command inside its
+container), and the chart's args with the liveness endpoint moved to loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.integration.cluster.cluster_helpers import Kube, kubectl_binary
+from tests.support.exporter import ControlledExporter
+from tests.support.image import PODMAN
+from tests.support.procs import ManagedProcess
+from tests.support.prometheus import PrometheusServer
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET = os.environ.get("RWSCALER_E2E_TARGET", "local")  # local | kind
+RELEASE = "rwscaler-e2e"
+NAMESPACE = "rwscaler-e2e"
+
+
+@dataclass
+class MetricsEnv:
+    """The test's exporter, the Prometheus scraping it, and its URL as the operator reaches it."""
+
+    exporter: ControlledExporter
+    prometheus: PrometheusServer
+    url: str
+
+
+@dataclass
+class Deployed:
+    """The operator as installed: how to reach its liveness endpoint and read its log."""
+
+    kube: Kube
+    serviceaccount: str
+    args: list[str]
+    container: str | None  # podman container name (local target)
+    process: ManagedProcess | None
+    liveness_url: str | None
+
+    def log_tail(self, lines: int = 60) -> str:
+        if self.process is not None:
+            return self.process.log_tail(lines)
+        return self.kube.kubectl("-n", NAMESPACE, "logs", f"deploy/{RELEASE}", f"--tail={lines}")
+
+    def exec(self, *command: str) -> tuple[int, str]:
+        """Run a command inside the operator's container: (exit code, stdout + stderr)."""
+        if self.container is not None:
+            argv = [*PODMAN, "exec", self.container, *command]
+        else:
+            argv = [kubectl_binary(), "--kubeconfig", str(self.kube.kubeconfig), "-n", NAMESPACE]
+            argv += ["exec", f"deploy/{RELEASE}", "--", *command]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        return done.returncode, done.stdout + done.stderr
+
+    def liveness(self) -> int:
+        """The HTTP status of the operator's liveness endpoint."""
+        if self.liveness_url is not None:
+            with urllib.request.urlopen(self.liveness_url, timeout=5) as response:
+                return int(response.status)
+        # kind: ask from inside the pod (the image has python3, not curl)
+        code = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/healthz').status)"
+        out = self.kube.kubectl("-n", NAMESPACE, "exec", f"deploy/{RELEASE}", "--", "python3", "-c", code)
+        return int(out.strip())
+
+
+def liveness_moved(args: list[str], url: str) -> list[str]:
+    """The chart's args with the liveness endpoint on 127.0.0.1 (podman shares the host network)."""
+    out, skip = [], False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg == "--liveness":
+            out += ["--liveness", url]
+            skip = i + 1 < len(args)
+        elif arg.startswith("--liveness="):
+            out.append(f"--liveness={url}")
+        else:
+            out.append(arg)
+    assert "--liveness" in out or any(a.startswith("--liveness=") for a in out), args
+    return out
