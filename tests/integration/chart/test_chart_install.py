@@ -10,22 +10,29 @@ the operator's image is never pulled, so the tests check objects, not a running 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from chart_helpers import CHART, Helm
+from chart_helpers import CHART, REPO, Helm
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from tests.support.cluster import cluster_available, kubeconfig_path
+from tests.support.ports import free_port
+from tests.support.procs import ManagedProcess
 from tests.support.tiers import need
 
 GROUP, VERSION, PLURAL = "rwscaler.io", "v1alpha1", "readwriteworkloads"
 CRD_NAME = f"{PLURAL}.{GROUP}"
+RWSCALER = str(Path(sys.executable).parent / "rwscaler")
 T = TypeVar("T")
 
 
@@ -248,3 +255,92 @@ def test_namespaced_install(release: Release, api: k8s.ApiClient) -> None:
     leases = {"group": "coordination.k8s.io"}
     assert release.can("update", "leases", release.namespace, name=name, **leases)
     assert not release.can("update", "leases", release.namespace, name="another-lease", **leases)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def test_the_operator_runs_with_the_chart_rbac(release: Release, api: k8s.ApiClient, tmp_path: Path) -> None:
+    """`rwscaler run` with the Deployment's own arguments, as the release's ServiceAccount (a bound
+    token, as a kubelet gives a pod), in namespaced mode (so it never touches other tests'
+    workloads): it takes the Lease and reports on a workload, with no request refused."""
+    core, custom = k8s.CoreV1Api(api), k8s.CustomObjectsApi(api)
+    coordination = k8s.CoordinationV1Api(api)
+    watched = f"{release.namespace}-w"
+    release.extra_namespaces.append(watched)
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=watched)))
+    release.install("replicas=0", f"watchNamespaces={{{watched}}}")
+    name, ns = release.fullname, release.namespace
+
+    sa_kubeconfig = tmp_path / "sa.kubeconfig"
+    subprocess.run(
+        [str(REPO / "hack/cluster/sa-kubeconfig.sh"), ns, name, str(sa_kubeconfig), "1h"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    container = k8s.AppsV1Api(api).read_namespaced_deployment(name, ns).spec.template.spec.containers[0]
+    args = list(container.args)
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/healthz"
+    args[args.index("--liveness") + 1] = health
+    assert args[0] == "run"
+    operator = ManagedProcess(
+        "rwscaler",
+        [RWSCALER, *args, "--kubeconfig", str(sa_kubeconfig)],
+        log_path=tmp_path / "operator.log",
+        env={"POD_NAME": f"{name}-test", "POD_NAMESPACE": ns},
+    )
+    operator.start()
+    try:
+
+        def lease() -> k8s.V1Lease | None:
+            try:
+                return coordination.read_namespaced_lease(name, ns)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        try:
+
+            def held() -> k8s.V1Lease | None:
+                current = lease()
+                return current if current is not None and current.spec.holder_identity else None
+
+            taken = wait_for("the operator to take its Lease", held)
+            assert taken.spec.holder_identity.startswith(f"{name}-test"), taken.spec
+            # renewed (update), not just created
+            first = taken.spec.renew_time
+            wait_for("the operator to renew its Lease", lambda: lease().spec.renew_time != first, timeout=30)
+            wait_for("the liveness endpoint", lambda: _healthy(health))
+            custom.create_namespaced_custom_object(GROUP, VERSION, watched, PLURAL, _workload(watched))
+
+            def ready() -> dict[str, Any] | None:
+                status = (
+                    custom.get_namespaced_custom_object(GROUP, VERSION, watched, PLURAL, "orders-db").get(
+                        "status"
+                    )
+                    or {}
+                )
+                return next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+
+            condition = wait_for("the operator to report on the workload", ready)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator log:\n{operator.log_tail(40)}") from None
+        # no StatefulSet exists: the operator says so, which needs get on statefulsets
+        assert condition["status"] == "False", condition
+        assert condition["reason"] == "PrimaryStatefulSetNotFound", condition
+        assert operator.running(), operator.log_tail(40)
+    finally:
+        operator.stop()
+    # a clean stop hands the Lease back (update)
+    released = lease()
+    assert released is not None and not released.spec.holder_identity, released
+    log = (tmp_path / "operator.log").read_text(errors="replace")
+    assert "forbidden" not in log.lower(), log[-4000:]
