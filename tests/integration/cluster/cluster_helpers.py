@@ -350,8 +350,10 @@ class Plane:
 
 
 class OperatorProcess:
-    def __init__(self, namespace: str, kubeconfig: Path, log_path: Path) -> None:
-        argv = [RWSCALER, "run", "-n", namespace, "--kubeconfig", str(kubeconfig)]
+    def __init__(
+        self, namespace: str, kubeconfig: Path, log_path: Path, extra_args: Iterable[str] = ()
+    ) -> None:
+        argv = [RWSCALER, "run", "-n", namespace, "--kubeconfig", str(kubeconfig), *extra_args]
         self.log_path = log_path
         self.process = ManagedProcess(
             f"rwscaler-{namespace}", argv, log_path=log_path, env={"PYTHONUNBUFFERED": "1"}
@@ -371,6 +373,9 @@ class OperatorProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         return self.process.log_tail(lines)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 _CURRENT_OPERATORS: list[OperatorProcess] = []

@@ -124,11 +124,12 @@ def db(kube: Kube, ns: str) -> None:
 
 
 @pytest.fixture
-def operator(plane: Plane, ns: str, tmp_path: Path) -> Iterator[Callable[[], OperatorProcess]]:
+def operator(plane: Plane, ns: str, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
     started: list[OperatorProcess] = []
 
-    def start() -> OperatorProcess:
-        op = OperatorProcess(ns, plane.sa_kubeconfig, tmp_path / f"operator-{len(started)}.log").start()
+    def start(*extra_args: str) -> OperatorProcess:
+        log = tmp_path / f"operator-{len(started)}.log"
+        op = OperatorProcess(ns, plane.sa_kubeconfig, log, extra_args).start()
         started.append(op)
         register_operator(op)
         return op
