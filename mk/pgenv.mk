@@ -12,7 +12,7 @@ pgenv-deps-mysql: ## pgenv-deps plus MariaDB and prometheus-mysqld-exporter
 
 .PHONY: test-postgres
 test-postgres: venv pgenv-deps ## Run the tests against real PostgreSQL/PgBouncer/Prometheus (tests/integration/postgres)
-	RWSCALER_REQUIRE_PGENV=1 $(PY) -m pytest tests/integration/postgres -q
+	$(PY) -m pytest tests/integration/postgres -q
 
 .PHONY: pgenv-metrics
 pgenv-metrics: venv pgenv-deps ## Start the PostgreSQL setup once and print every exporter's metric families

@@ -42,6 +42,7 @@ from cluster_helpers import (
 from tests.support.cluster import cluster_available, kubeconfig_path
 from tests.support.exporter import ControlledExporter
 from tests.support.prometheus import PrometheusServer, prometheus_binary
+from tests.support.tiers import need
 
 _HERE = Path(__file__).resolve().parent
 SCRAPE_S = 0.5
@@ -56,9 +57,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Plane:
-    ok, reason = cluster_available()
-    if not ok:
-        pytest.skip(reason)
+    need(*cluster_available())
     kube = Kube(kubeconfig_path())
     kube.apply(CRD_FILE)
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_FILE))
@@ -76,8 +75,10 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Plane:
 
 @pytest.fixture(scope="session")
 def prometheus(plane: Plane) -> Iterator[Metrics]:
-    if prometheus_binary() is None:
-        pytest.skip("no prometheus binary: run `make pgenv-deps` (Debian's prometheus package)")
+    need(
+        prometheus_binary() is not None,
+        "no prometheus binary: run `make pgenv-deps` (Debian's prometheus package)",
+    )
     with (
         ControlledExporter() as exporter,
         PrometheusServer([exporter.target("rww")], scrape_interval=SCRAPE_S) as prom,

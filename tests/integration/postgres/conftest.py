@@ -3,8 +3,8 @@
 - ``pgenv`` (session): one running :class:`~tests.support.pgenv.PgEnv` shared by every
   test in this folder: a primary ``orders-pg-0``, replicas ``orders-pg-replica-0/1``,
   PgBouncer (``orders`` / ``orders_ro``), the exporters and Prometheus. It skips, naming
-  ``make pgenv-deps``, when the binaries are missing (set ``RWSCALER_REQUIRE_PGENV=1`` to
-  fail instead, as CI should).
+  ``make pgenv-deps``, when the binaries are missing (``RWSCALER_REQUIRE_ALL_TIERS=1``,
+  set by `make test` and CI, fails instead: tests/support/tiers.py).
 - ``clean_pgenv`` (function): the same object, reset to its initial state before and
   after the test (:meth:`PgEnv.reset`; a few milliseconds when nothing changed). Use it
   in tests that pause replay, rewrite PgBouncer's config, add or remove replicas, or
@@ -15,12 +15,12 @@ Every test collected from this folder is marked ``postgres``.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.tiers import need
 
 _REPO = Path(__file__).resolve().parents[3]
 if str(_REPO) not in sys.path:  # plain `pytest` (not `python -m pytest`) does not add the checkout
@@ -39,11 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def pgenv() -> Iterator[PgEnv]:
-    ok, reason = pgenv_available()
-    if not ok:
-        if os.environ.get("RWSCALER_REQUIRE_PGENV") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    need(*pgenv_available())
     with PgEnv(replicas=2) as env:
         yield env
 

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from tests.support.mariadb import MariaDbEnv, mariadb_available
+from tests.support.tiers import need
 
 from rwscaler.core.classify import classify
 from rwscaler.core.spec import ReadWriteWorkloadSpec
@@ -34,9 +35,7 @@ WINDOW_S = 8.0
 
 @pytest.fixture(scope="module")
 def mariadb() -> Iterator[MariaDbEnv]:
-    ok, reason = mariadb_available()
-    if not ok:
-        pytest.skip(reason)
+    need(*mariadb_available())
     with MariaDbEnv() as env:
         yield env
 

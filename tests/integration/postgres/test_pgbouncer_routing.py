@@ -33,6 +33,7 @@ import psycopg
 import pytest
 from tests.support.cluster import cluster_available, kubeconfig_path
 from tests.support.pgenv import PgEnv
+from tests.support.tiers import need
 
 from rwscaler.boundary import ClusterProblem, ConnectionsRequest, Endpoint, OwnerRef, RouteRequest
 from rwscaler.core.decide import decide
@@ -986,9 +987,7 @@ def test_admin_console_commands(loop: Loop) -> None:
 def test_configmap_store_on_the_local_control_plane(loop: Loop) -> None:
     """The operator's write path: ConfigMapStore on the API server, PgBouncer loading it once
     "kubelet" (here: a copy into the %included file) has delivered it."""
-    ok, reason = cluster_available()
-    if not ok:
-        pytest.skip(reason)
+    need(*cluster_available())
     assert loop.tick().result.converged  # both replicas, from the file
     store = loop.router.store
     assert isinstance(store, FileConfigStore)

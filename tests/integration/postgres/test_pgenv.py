@@ -17,6 +17,7 @@ from psycopg.rows import TupleRow
 from tests.support.exporter import ControlledExporter
 from tests.support.pgenv import PgEnv
 from tests.support.prometheus import PrometheusServer, Sample, prometheus_binary
+from tests.support.tiers import need
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -253,8 +254,7 @@ def test_prometheus_outage_and_recovery(env: PgEnv) -> None:
 
 @pytest.mark.prometheus
 def test_controlled_exporter_is_what_prometheus_sees() -> None:
-    if prometheus_binary() is None:
-        pytest.skip("no prometheus binary: run `make pgenv-deps`")
+    need(prometheus_binary() is not None, "no prometheus binary: run `make pgenv-deps`")
     with (
         ControlledExporter() as exp,
         PrometheusServer([exp.target("sim", namespace="shop", pod="a-0")]) as prom,

@@ -6,7 +6,7 @@
 - ``env`` (function): the same, with the exporter cleared and behaving normally.
 
 Skips with the make target that installs Prometheus when the binary is missing
-(``RWSCALER_REQUIRE_PGENV=1`` makes that a failure, as in CI). Every test here is marked
+(``RWSCALER_REQUIRE_ALL_TIERS=1`` makes that a failure, as in `make test` and CI; see tests/support/tiers.py). Every test here is marked
 ``prometheus``. Helpers (``workload``, ``custom_metrics``, ...) are in prom_helpers.py.
 """
 

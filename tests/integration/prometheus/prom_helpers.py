@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support.tiers import need
 
 _REPO = Path(__file__).resolve().parents[3]
 if str(_REPO) not in sys.path:  # plain `pytest` (not `python -m pytest`) does not add the checkout
@@ -36,11 +35,10 @@ REPLICAS = ("orders-pg-replica-0", "orders-pg-replica-1")
 
 
 def require_prometheus() -> None:
-    if prometheus_binary() is None:
-        reason = "no prometheus binary: run `make pgenv-deps` (Debian's prometheus package)"
-        if os.environ.get("RWSCALER_REQUIRE_PGENV") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    need(
+        prometheus_binary() is not None,
+        "no prometheus binary: run `make pgenv-deps` (Debian's prometheus package)",
+    )
 
 
 @dataclass

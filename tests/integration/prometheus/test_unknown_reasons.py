@@ -15,7 +15,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from prom_helpers import NAMESPACE, REPLICAS, PromEnv, custom_metrics, serve_healthy, workload
+from prom_helpers import (
+    NAMESPACE,
+    REPLICAS,
+    PromEnv,
+    custom_metrics,
+    require_prometheus,
+    serve_healthy,
+    workload,
+)
 from tests.support.exporter import ControlledExporter
 from tests.support.ports import free_port
 from tests.support.prometheus import PrometheusServer
@@ -188,6 +196,7 @@ async def test_a_hung_prometheus_times_out_and_delays_nobody_else(env: PromEnv) 
 
 async def test_samples_older_than_staleness_are_stale() -> None:
     """Prometheus scraping every 20s while the workload accepts samples 2s old at most."""
+    require_prometheus()  # this test starts a Prometheus of its own, without the module's fixture
     with ControlledExporter() as exporter:
         exporter.set("app_lag_seconds", {"namespace": NAMESPACE, "pod": REPLICAS[0]}, 0.5)
         exporter.set("app_lag_seconds", {"namespace": NAMESPACE, "pod": REPLICAS[1]}, 0.5)
