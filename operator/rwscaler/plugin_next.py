@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.spec import BehaviorSpec
+from rwscaler.reconcile import is_paused
 from rwscaler.report import rfc3339
 
 # A decision later than this many intervals past due means the operator is not ticking.
@@ -165,6 +166,15 @@ def next_action(obj: Mapping[str, Any], now: float) -> list[str]:
     else:
         lines.append(f"    decision:   {when(next_tick, now)}, one every {interval}s")
     mode = status.get("mode")
+    if is_paused(obj) and mode != "Paused":
+        lines.append(
+            "    changes:    none once the operator sees the annotation rwscaler.io/paused=true "
+            f"(status still says mode {mode})"
+        )
+        return lines
+    if mode == "Paused" and not is_paused(obj):
+        lines.append("    changes:    paused until the operator sees that the pause annotation is gone")
+        return lines
     if mode == "Paused":
         lines.append(
             "    changes:    none while paused (annotation rwscaler.io/paused=true); "

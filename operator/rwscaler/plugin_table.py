@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rwscaler.core.plan import ConditionType
+from rwscaler.reconcile import is_paused
 
 MISSING = "-"
 # Beyond this many characters the read pool cell shows a count instead of the names.
@@ -129,6 +130,18 @@ def not_ok_cell(conditions: Any, limit: int = NOT_OK_SHOWN) -> str:
     return ",".join(shown)
 
 
+def mode_cell(obj: Mapping[str, Any]) -> str:
+    """status.mode, or `Pausing`/`Resuming` while the pause annotation and status disagree (it
+    was just set or removed and the operator has not reported since)."""
+    mode = _text(_mapping(obj.get("status")).get("mode"))
+    paused = is_paused(obj)
+    if paused and mode not in (MISSING, "Paused"):
+        return "Pausing"
+    if not paused and mode == "Paused":
+        return "Resuming"
+    return mode
+
+
 def row(obj: Mapping[str, Any]) -> Row:
     """One table row from one ReadWriteWorkload object."""
     meta = _mapping(obj.get("metadata"))
@@ -154,7 +167,7 @@ def row(obj: Mapping[str, Any]) -> Row:
         replicas=replicas_cell(status.get("replicas")),
         read_pool=pool_cell(status.get("readEndpoints")),
         max_lag=_text(status.get("maxReplicationLag")),
-        mode=_text(status.get("mode")),
+        mode=mode_cell(obj),
         not_ok=not_ok_cell(status.get("conditions")),
     )
 

@@ -61,7 +61,9 @@ def test_at_the_bounds_a_direction_is_not_possible() -> None:
 
 
 def test_paused_and_recommend_change_nothing() -> None:
-    paused = plugin_next.next_action(_workload(EffectiveMode.PAUSED), T0 + 1)
+    obj = _workload(EffectiveMode.PAUSED)
+    obj["metadata"]["annotations"] = {"rwscaler.io/paused": "true"}
+    paused = plugin_next.next_action(obj, T0 + 1)
     assert "none while paused" in _line(paused, "changes:")
     recommend = plugin_next.next_action(_workload(EffectiveMode.RECOMMEND), T0 + 1)
     assert "mode Recommend" in _line(recommend, "changes:")
@@ -92,3 +94,12 @@ def test_an_invalid_behavior_falls_back_to_the_defaults() -> None:
     obj = _workload()
     obj["spec"]["behavior"] = {"intervalSeconds": "soon"}
     assert "one every 15s" in _line(plugin_next.next_action(obj, T0), "decision:")
+
+
+def test_a_pause_not_yet_reported_is_said() -> None:
+    obj = _workload()
+    obj["metadata"]["annotations"] = {"rwscaler.io/paused": "true"}
+    lines = plugin_next.next_action(obj, T0 + 1)
+    assert "once the operator sees the annotation" in _line(lines, "changes:")
+    resumed = _workload(EffectiveMode.PAUSED)
+    assert "pause annotation is gone" in _line(plugin_next.next_action(resumed, T0 + 1), "changes:")

@@ -128,11 +128,6 @@ def test_a_missing_side_of_the_replica_count_is_a_dash() -> None:
     assert plugin_table.replicas_cell(None) == "-"
 
 
-def test_paused_is_the_mode_shown() -> None:
-    row = plugin_table.row(_workload(mode=EffectiveMode.PAUSED))
-    assert row.mode == "Paused"
-
-
 def test_a_long_read_pool_shows_a_count() -> None:
     names = [f"orders-pg-replica-{i}" for i in range(5)]
     assert plugin_table.pool_cell(names) == "5 endpoints"
@@ -156,3 +151,13 @@ def test_many_not_ok_conditions_show_the_definite_ones_first_then_a_count() -> N
     assert shown[-1] == "+3 more"
     assert shown[0].startswith("Ready=False(") and shown[1].startswith("MetricsAvailable=False(")
     assert not [c for c in shown[:-1] if "=Unknown" in c]
+
+
+def test_a_pause_the_operator_has_not_reported_yet_is_pausing_or_resuming() -> None:
+    obj = _workload()
+    obj["metadata"]["annotations"] = {"rwscaler.io/paused": "true"}
+    assert plugin_table.row(obj).mode == "Pausing"
+    paused = _workload(mode=EffectiveMode.PAUSED)
+    assert plugin_table.row(paused).mode == "Resuming"
+    paused["metadata"]["annotations"] = {"rwscaler.io/paused": "true"}
+    assert plugin_table.row(paused).mode == "Paused"
