@@ -71,7 +71,7 @@ def test_every_object_the_schema_defines_refuses_unknown_keys(schema: dict) -> N
         {"image": {"repo": "x"}},
         {"logLevel": "verbose"},
         {"watchNamespaces": "team-a"},
-        {"defaultIntervalSeconds": "15s"},
+        {"defaultIntervalSeconds": 15},
         {"metrics": {"serviceMonitor": {"enabled": "yes"}}},
         {"securityContext": {"runAsRoot": True}},
     ],

@@ -140,20 +140,17 @@ def test_the_command_line(helm: Helm) -> None:
     assert _flag(args, "--lease-namespace") == NAMESPACE
     # unset values render no flag
     assert "--prometheus-url" not in args
-    assert "--default-interval" not in args
 
     args = _args(
         helm.template(
             values=(
                 "logLevel=debug",
                 "prometheus.url=http://prom.monitoring:9090",
-                "defaultIntervalSeconds=30",
             )
         )
     )
     assert _flag(args, "--log-level") == "debug"
     assert _flag(args, "--prometheus-url") == "http://prom.monitoring:9090"
-    assert _flag(args, "--default-interval") == "30"
 
 
 def test_the_pod_knows_its_name_and_namespace(helm: Helm) -> None:
