@@ -38,11 +38,11 @@ fmt: venv ## Format the code with ruff
 	$(VENV)/bin/ruff check --fix operator tests tools
 
 .PHONY: test
-test: venv ## Run every test tier (tiers whose binaries are missing skip and name the make target)
-	$(PY) -m pytest
+test: venv ## The README's test command: install and start what the tests need, then every tier, nothing skipped
+	bash hack/test-all.sh $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: venv ## Run the unit tests only
+test-unit: venv ## The unit tests only (fast; for development, not the README's test command)
 	$(PY) -m pytest tests/unit
 
 .PHONY: bench
