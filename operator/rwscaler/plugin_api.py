@@ -60,6 +60,8 @@ def describe(err: KubeApiError, verb: str, namespace: str | None, server: str | 
     at = f" at {server}" if server else ""
     if err.status == 0:
         detail = err.message.split(": ", 1)[-1] if ": " in err.message else err.message
+        if err.reason == "NoCredentials":  # the kubeconfig's token file or exec plugin failed
+            return PluginError(f"cannot get credentials for the Kubernetes API server{at}: {detail}")
         return PluginError(f"cannot reach the Kubernetes API server{at}: {detail}")
     if err.status == 401:
         return PluginError(

@@ -220,3 +220,26 @@ def test_rejected_credentials_are_named(
     err = capsys.readouterr().err
     assert err.startswith("error: unauthorized: the API server at http://127.0.0.1:")
     assert err.count("\n") == 1
+
+
+def test_failing_credentials_are_not_called_unreachable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kc = tmp_path / "kc"
+    kc.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"tokenFile": str(tmp_path / "no-such-token")}}],
+                "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "a",
+            }
+        )
+    )
+    assert command_plugin.main(["status", "--kubeconfig", str(kc)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "unreachable" not in err.lower() and "cannot reach" not in err
+    assert "no-such-token" in err
