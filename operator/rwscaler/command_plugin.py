@@ -6,10 +6,13 @@
     kubectl rwscaler resume NAME [-n NS]     remove it: act again
 
 Called by `rwscaler.cli.kubectl_plugin` (the console script's entry point). This module parses
-the arguments, finds the namespace (`rwscaler.plugin_kubeconfig`), talks to the API through
-`rwscaler.plugin_api` and prints what `rwscaler.plugin_table`, `rwscaler.command_explain` and
-`rwscaler.plugin_next` render. `--kubeconfig`, `--context` and `-n/--namespace` work as in kubectl,
-before or after the subcommand. A failure is one line on stderr and exit code 1.
+the arguments, connects with the project's client (`rwscaler.kube.client`, whose loader in
+`rwscaler.kube.config` reads the kubeconfig as kubectl does: `--kubeconfig`, else the merged
+`$KUBECONFIG` files, else `~/.kube/config`; in a pod, the in-cluster account), talks to the API
+through `rwscaler.plugin_api` and prints what `rwscaler.plugin_table`, `rwscaler.command_explain`
+and `rwscaler.plugin_next` render. `--kubeconfig`, `--context` and `-n/--namespace` work as in
+kubectl, before or after the subcommand; the namespace defaults to the context's, else `default`.
+A failure is one line on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from collections.abc import Sequence
 
 from rwscaler import command_explain, plugin_api, plugin_next, plugin_table
 from rwscaler.kube.client import KubeClient
+from rwscaler.kube.config import KubeConfigError
 from rwscaler.plugin_api import PluginError
-from rwscaler.plugin_kubeconfig import KubeconfigError, context_info
 from rwscaler.reconcile import PAUSED_ANNOTATION
 
 PROG = "kubectl rwscaler"
@@ -102,11 +105,19 @@ async def _pause(client: KubeClient, args: argparse.Namespace, namespace: str, s
     return f"{who} {done}: rwscaler acts again (mode {mode})"
 
 
-async def _run(args: argparse.Namespace, namespace: str, server: str | None) -> str:
+def connect(args: argparse.Namespace) -> tuple[KubeClient, str]:
+    """The client on the user's kubeconfig and context, and the namespace: `-n`, else the context's
+    (`default` when it names none; in a pod, the ServiceAccount's)."""
     try:
         client = KubeClient.from_kubeconfig(args.kubeconfig, args.context)
-    except Exception as err:  # the loader's errors have no common type; say what it said
-        raise PluginError(f"cannot load the kubeconfig: {err}") from err
+    except KubeConfigError as err:
+        raise PluginError(str(err)) from err
+    return client, args.namespace or client.config.namespace
+
+
+async def _run(args: argparse.Namespace) -> str:
+    client, namespace = connect(args)
+    server = client.server
     try:
         if args.command == "status":
             return await _status(client, args, namespace, server)
@@ -124,9 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        ctx = context_info(args.kubeconfig, args.context)
-        output = asyncio.run(_run(args, args.namespace or ctx.namespace, ctx.server))
-    except (KubeconfigError, PluginError) as err:
+        output = asyncio.run(_run(args))
+    except PluginError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(output)

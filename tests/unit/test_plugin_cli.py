@@ -1,10 +1,11 @@
-"""`kubectl rwscaler`'s arguments, kubeconfig context namespace, error lines and pause patch.
+"""`kubectl rwscaler`'s arguments, the namespace it picks, error lines and the pause patch.
 
 No API server here: the parts that talk to one are tested in
 tests/integration/cluster/test_plugin.py against the local control plane."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import threading
@@ -17,7 +18,6 @@ import yaml
 
 from rwscaler import command_plugin, plugin_api
 from rwscaler.kube.client import KubeApiError
-from rwscaler.plugin_kubeconfig import KubeconfigError, context_info
 
 
 def _kubeconfig(path: Path, contexts: dict[str, str | None], current: str | None) -> Path:
@@ -64,35 +64,42 @@ def test_no_command_prints_usage_and_exits_2(capsys: pytest.CaptureFixture[str])
     assert "status" in capsys.readouterr().err
 
 
-def test_namespace_comes_from_the_context(tmp_path: Path) -> None:
-    kc = _kubeconfig(tmp_path / "kc", {"a": "shop", "b": None}, current="a")
-    assert context_info(str(kc), None, env={}, home=tmp_path).namespace == "shop"
-    info = context_info(str(kc), "b", env={}, home=tmp_path)
-    assert (info.context, info.namespace, info.server) == ("b", "default", "https://127.0.0.1:6443")
+def _namespace(argv: list[str]) -> str:
+    """The namespace the plugin would use for these arguments."""
+    client, namespace = command_plugin.connect(command_plugin.build_parser().parse_args(argv))
+    asyncio.run(client.close())
+    return namespace
 
 
-def test_kubeconfig_env_lists_files_and_the_first_current_context_wins(tmp_path: Path) -> None:
-    first = _kubeconfig(tmp_path / "one", {"a": "from-one"}, current=None)
-    second = _kubeconfig(tmp_path / "two", {"a": "from-two", "b": "bee"}, current="a")
-    env = {"KUBECONFIG": f"{tmp_path / 'missing'}:{first}:{second}"}
-    assert context_info(None, None, env=env, home=tmp_path).namespace == "from-one"
-    assert context_info(None, "b", env=env, home=tmp_path).namespace == "bee"
+def test_namespace_comes_from_the_flag_else_the_context_else_default(tmp_path: Path) -> None:
+    kc = str(_kubeconfig(tmp_path / "kc", {"a": "shop", "b": None}, current="a"))
+    assert _namespace(["status", "--kubeconfig", kc]) == "shop"
+    assert _namespace(["status", "--kubeconfig", kc, "--context", "b"]) == "default"
+    assert _namespace(["status", "--kubeconfig", kc, "-n", "other"]) == "other"
 
 
-def test_home_kubeconfig_and_none_at_all(tmp_path: Path) -> None:
-    assert context_info(None, None, env={}, home=tmp_path).namespace == "default"
+def test_kubeconfig_env_and_home_are_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _kubeconfig(tmp_path / "one", {"a": "from-one"}, current="a")
+    second = _kubeconfig(tmp_path / "two", {"b": "bee"}, current="b")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
+    assert _namespace(["status"]) == "from-one"
+    assert _namespace(["status", "--context", "b"]) == "bee"
+    monkeypatch.delenv("KUBECONFIG")
+    monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".kube").mkdir()
-    _kubeconfig(tmp_path / ".kube" / "config", {"a": "home"}, current="a")
-    assert context_info(None, None, env={}, home=tmp_path).namespace == "home"
+    _kubeconfig(tmp_path / ".kube" / "config", {"h": "home"}, current="h")
+    assert _namespace(["status"]) == "home"
 
 
-def test_a_missing_context_or_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_context_or_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kc = _kubeconfig(tmp_path / "kc", {"a": "shop"}, current="a")
-    with pytest.raises(KubeconfigError, match='context "nope" does not exist'):
-        context_info(str(kc), "nope", env={}, home=tmp_path)
+    assert command_plugin.main(["status", "--kubeconfig", str(kc), "--context", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "context 'nope' not found" in err
     assert command_plugin.main(["status", "--kubeconfig", str(tmp_path / "absent")]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "does not exist" in err
+    assert err.count("\n") == 1 and "absent: no such file" in err
 
 
 def test_an_unreachable_api_server_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -241,7 +241,7 @@ def test_context_and_kubeconfig_choose_the_namespace(
     explained = ok(run([str(plugin), "explain", "second-db", "--context", "second"], kubeconfig=kc))
     assert explained.startswith(f"{other_ns}/second-db")
     err = failed(run([str(plugin), "status", "--context", "third"], kubeconfig=kc))
-    assert err == f'error: context "third" does not exist in {kc}'
+    assert err.startswith(f"error: kubeconfig {kc}") and "context 'third' not found" in err
 
 
 def test_a_missing_workload_is_one_line(plugin: Path, kube: Kube, ns: str) -> None:
