@@ -25,6 +25,8 @@ from rwscaler.report import rfc3339
 
 # A decision later than this many intervals past due means the operator is not ticking.
 OVERDUE_INTERVALS = 3
+# Closer to now than this is "now" (not "in 0ms" or "-0ms ago").
+NOW_SLACK_S = 0.5
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -57,6 +59,8 @@ def _history(memory: Mapping[str, Any]) -> list[tuple[float, int]]:
 def when(t: float, now: float) -> str:
     """An instant as RFC 3339 with how far it is from now ("2026-12-05T08:00:00Z, in 4m45s")."""
     delta = t - now
+    if abs(delta) < NOW_SLACK_S:
+        return f"{rfc3339(t)} (now)"
     if delta > 0:
         return f"{rfc3339(t)} (in {format_seconds(delta)})"
     return f"{rfc3339(t)} ({format_seconds(-delta)} ago)"
@@ -66,7 +70,7 @@ def _earliest(candidates: list[tuple[float, str]], next_tick: float, now: float)
     """The latest of the gates, said with the reason that sets it."""
     t, why = max(candidates, key=lambda c: c[0])
     if t <= next_tick:
-        return f"at the next decision, {when(max(next_tick, now), now)}"
+        return "at the next decision" + (f", {when(next_tick, now)}" if next_tick > now else " (due now)")
     return f"not before {when(t, now)}: {why}"
 
 
@@ -162,6 +166,11 @@ def next_action(obj: Mapping[str, Any], now: float) -> list[str]:
         lines.append(
             f"    decision:   overdue: the last one was at {when(last_tick, now)}, one is due every "
             f"{interval}s (is the operator running?)"
+        )
+    elif next_tick <= now:
+        late = format_seconds(now - next_tick)
+        lines.append(
+            f"    decision:   due now (since {rfc3339(next_tick)}, {late} ago), one every {interval}s"
         )
     else:
         lines.append(f"    decision:   {when(next_tick, now)}, one every {interval}s")

@@ -103,3 +103,13 @@ def test_a_pause_not_yet_reported_is_said() -> None:
     assert "once the operator sees the annotation" in _line(lines, "changes:")
     resumed = _workload(EffectiveMode.PAUSED)
     assert "pause annotation is gone" in _line(plugin_next.next_action(resumed, T0 + 1), "changes:")
+
+
+def test_a_decision_due_but_not_overdue_is_due_now() -> None:
+    lines = plugin_next.next_action(_workload(), T0 + 17)
+    assert _line(lines, "decision:").strip() == (
+        f"decision:   due now (since {rfc3339(T0 + 15)}, 2s ago), one every 15s"
+    )
+    assert _line(lines, "scale up:").strip() == "scale up:   at the next decision (due now)"
+    assert "-" not in _line(lines, "scale up:").replace("scale", "")
+    assert plugin_next.when(T0 + 0.2, T0) == f"{rfc3339(T0)} (now)"
