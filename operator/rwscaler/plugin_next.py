@@ -8,6 +8,10 @@ last_scale_direction, drain) and the spec's behavior and bounds, following the s
 waits until no recommendation inside that direction's stabilization window argues against it;
 a reversal (down after up, or up after down) waits that window after the last scale; a scale-in
 waits for its drain. The times are the earliest possible, if the signals call for the action.
+
+The operator does not rewrite status when only memory.last_tick would change, so the time of the
+next decision is known only while last_tick + intervalSeconds is still ahead; past it, the
+decision is "due now" and the gates count from now.
 """
 
 from __future__ import annotations
@@ -23,8 +27,6 @@ from rwscaler.core.spec import BehaviorSpec
 from rwscaler.reconcile import is_paused
 from rwscaler.report import rfc3339
 
-# A decision later than this many intervals past due means the operator is not ticking.
-OVERDUE_INTERVALS = 3
 # Closer to now than this is "now" (not "in 0ms" or "-0ms ago").
 NOW_SLACK_S = 0.5
 
@@ -162,18 +164,16 @@ def next_action(obj: Mapping[str, Any], now: float) -> list[str]:
         lines.append("    decision:   unknown (status.memory has no time of the last decision)")
         return lines
     next_tick = last_tick + interval
-    if now - next_tick > OVERDUE_INTERVALS * interval:
-        lines.append(
-            f"    decision:   overdue: the last one was at {when(last_tick, now)}, one is due every "
-            f"{interval}s (is the operator running?)"
-        )
-    elif next_tick <= now:
-        late = format_seconds(now - next_tick)
-        lines.append(
-            f"    decision:   due now (since {rfc3339(next_tick)}, {late} ago), one every {interval}s"
-        )
-    else:
+    if next_tick > now:
         lines.append(f"    decision:   {when(next_tick, now)}, one every {interval}s")
+    else:
+        # The operator skips a status write that would change only memory.last_tick, so an old
+        # last_tick means nothing changed since (or no operator runs): this cannot tell which.
+        lines.append(
+            f"    decision:   one every {interval}s (status last changed {when(last_tick, now)}; "
+            "it is rewritten only when something changes)"
+        )
+        next_tick = now
     mode = status.get("mode")
     if is_paused(obj) and mode != "Paused":
         lines.append(

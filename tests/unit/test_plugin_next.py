@@ -70,10 +70,12 @@ def test_paused_and_recommend_change_nothing() -> None:
     assert not [line for line in paused + recommend if line.strip().startswith("scale")]
 
 
-def test_an_operator_that_stopped_ticking_is_overdue() -> None:
+def test_an_old_last_tick_is_not_called_overdue_the_operator_writes_only_changes() -> None:
     lines = plugin_next.next_action(_workload(), T0 + 3600)
-    assert "overdue" in _line(lines, "decision:")
-    assert "is the operator running?" in _line(lines, "decision:")
+    decision = _line(lines, "decision:")
+    assert "one every 15s (status last changed" in decision and "1h ago" in decision
+    assert "overdue" not in decision
+    assert "at the next decision (due now)" in _line(lines, "scale up:")
 
 
 def test_a_drain_under_way_is_said() -> None:
@@ -105,11 +107,12 @@ def test_a_pause_not_yet_reported_is_said() -> None:
     assert "pause annotation is gone" in _line(plugin_next.next_action(resumed, T0 + 1), "changes:")
 
 
-def test_a_decision_due_but_not_overdue_is_due_now() -> None:
-    lines = plugin_next.next_action(_workload(), T0 + 17)
-    assert _line(lines, "decision:").strip() == (
-        f"decision:   due now (since {rfc3339(T0 + 15)}, 2s ago), one every 15s"
-    )
+def test_a_due_decision_counts_the_gates_from_now() -> None:
+    obj = _workload()
+    lines = plugin_next.next_action(obj, T0 + 17)
     assert _line(lines, "scale up:").strip() == "scale up:   at the next decision (due now)"
-    assert "-" not in _line(lines, "scale up:").replace("scale", "")
+    assert f"not before {rfc3339(T0 + 300)}" in _line(lines, "scale down:")  # the reversal guard
+    obj["status"]["memory"]["recommendations"] = []  # the last tick held: the window starts again
+    down = _line(plugin_next.next_action(obj, T0 + 17), "scale down:")
+    assert f"not before {rfc3339(T0 + 17 + 300)}" in down and "starts again" in down
     assert plugin_next.when(T0 + 0.2, T0) == f"{rfc3339(T0)} (now)"
