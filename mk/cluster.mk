@@ -3,7 +3,7 @@
 CLUSTER_HACK := hack/cluster
 CLUSTER_KUBECONFIG := $(RWSCALER_CACHE)/cluster/kubeconfig
 
-.PHONY: cluster-build cluster cluster-down cluster-status cluster-smoke cluster-kubeconfig cluster-sa-kubeconfig helm cluster-modules
+.PHONY: cluster-build cluster cluster-down cluster-status cluster-smoke cluster-kubeconfig cluster-sa-kubeconfig helm cluster-modules tools-path
 
 cluster-build: ## Build (once, cached by version) etcd, kube-apiserver/-controller-manager/-scheduler, kubectl, kwok, helm
 	@$(CLUSTER_HACK)/build.sh
@@ -27,6 +27,9 @@ cluster-sa-kubeconfig: ## Kubeconfig for a ServiceAccount token: make cluster-sa
 helm: ## Build helm (once, cached) and print its path
 	@$(CLUSTER_HACK)/build.sh helm >&2
 	@. $(CLUSTER_HACK)/lib.sh && bin_path helm
+
+tools-path: ## PATH entries for kubectl, helm (built by `make cluster`) and kubectl-rwscaler (.venv): export PATH="$(make -s tools-path):$PATH"
+	@. $(CLUSTER_HACK)/lib.sh && printf '%s:%s:%s\n' "$$(bin_dir kubectl)" "$$(bin_dir helm)" "$(abspath $(VENV))/bin"
 
 cluster-modules: ## Regenerate hack/cluster/{k8s,etcd}/go.{mod,sum} after a version bump in hack/cluster/versions.sh
 	@$(CLUSTER_HACK)/gen-modules.sh

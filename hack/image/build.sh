@@ -20,8 +20,9 @@ if image_exists "$ref"; then
 	log "image $ref: cached"
 else
 	secret=()
-	# pip inside the build trusts what this machine's pip trusts (e.g. a proxy's CA).
-	cert=${PIP_CERT:-${SSL_CERT_FILE:-}}
+	# pip inside the build trusts what this machine trusts (e.g. a TLS-intercepting proxy's CA in
+	# the system bundle): the CA bundle goes in as a build secret, never into a layer.
+	cert=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
 	[[ -n $cert && -s $cert ]] && secret=(--secret "id=pip_cert,src=$cert")
 	log "building $ref on $base (a few minutes on a cold machine); log: $IMAGE_CACHE/build-$key.log"
 	if ! "${PODMAN[@]}" build --network host "${ULIMITS[@]}" --pull=never \

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -34,12 +33,12 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_helpers import NAMESPACE, RELEASE, REPO, TARGET, Deployed, MetricsEnv, liveness_moved
+from e2e_helpers import NAMESPACE, RELEASE, REPO, TARGET, Deployed, MetricsEnv
 from tests.integration.chart.chart_helpers import CHART, Helm, helm_path
 from tests.integration.cluster.cluster_helpers import Kube, wait_for
 from tests.support.cluster import cluster_available, kubeconfig_path
 from tests.support.exporter import ControlledExporter
-from tests.support.image import image_ref, podman_available
+from tests.support.image import PODMAN, image_ref, podman_available
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
 from tests.support.prometheus import PrometheusServer, prometheus_binary
@@ -125,23 +124,23 @@ def operator(
     admin: Kube, release: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployed]:
     pod = release["spec"]["template"]["spec"]
-    container = pod["containers"][0]
     sa = pod["serviceAccountName"]
     if TARGET == "kind":
         admin.kubectl("-n", NAMESPACE, "rollout", "status", f"deploy/{RELEASE}", "--timeout=120s")
-        yield Deployed(admin, sa, list(container["args"]), None, None, None)
+        yield Deployed(admin, sa, None, None, None)
         return
     need(*podman_available())
     port = free_port()
-    url = f"http://127.0.0.1:{port}/healthz"
-    args = liveness_moved(list(container["args"]), url)
     name = f"rwscaler-e2e-{uuid.uuid4().hex[:6]}"
-    argv = [str(REPO / "hack/image/run-in-cluster.sh"), "-n", NAMESPACE, "-s", sa, "--name", name]
-    argv += ["--image", container["image"], "--", *args]
+    # The pod the chart's Deployment describes: its ServiceAccount, image and args (the liveness
+    # endpoint moved to 127.0.0.1:port), started as a kubelet would (hack/image/run-in-cluster.sh).
+    argv = [str(REPO / "hack/image/run-in-cluster.sh"), "-n", NAMESPACE, "--from-deployment", RELEASE]
+    argv += ["--name", name, "--liveness-port", str(port)]
+    url = f"http://127.0.0.1:{port}/healthz"
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = ManagedProcess("rwscaler-image", argv, log_path=log)
     process.start()
-    deployed = Deployed(admin, sa, args, name, process, url)
+    deployed = Deployed(admin, sa, name, process, url)
 
     def answering() -> bool:
         assert process.running(), f"the operator container exited:\n{process.log_tail()}"
@@ -152,6 +151,5 @@ def operator(
     wait_for("the operator's liveness endpoint", answering, timeout=90, interval=0.5)
     yield deployed
     process.stop(timeout=20)
-    podman = shutil.which("podman")
-    if podman is not None:  # the script removes its container; make sure of it on a hard stop
-        subprocess.run([podman, "rm", "--force", name], capture_output=True, check=False)
+    # The script removes its container; make sure of it after a hard stop too.
+    subprocess.run([*PODMAN, "rm", "--force", name], capture_output=True, check=False)

@@ -1,6 +1,6 @@
 """Helpers of the end-to-end tier (fixtures are in conftest.py): where the chart is installed,
 the operator as deployed (`Deployed`: its liveness endpoint, its log, a command inside its
-container), and the chart's args with the liveness endpoint moved to loopback."""
+container)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ class Deployed:
 
     kube: Kube
     serviceaccount: str
-    args: list[str]
     container: str | None  # podman container name (local target)
     process: ManagedProcess | None
     liveness_url: str | None
@@ -66,21 +65,3 @@ class Deployed:
         code = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/healthz').status)"
         out = self.kube.kubectl("-n", NAMESPACE, "exec", f"deploy/{RELEASE}", "--", "python3", "-c", code)
         return int(out.strip())
-
-
-def liveness_moved(args: list[str], url: str) -> list[str]:
-    """The chart's args with the liveness endpoint on 127.0.0.1 (podman shares the host network)."""
-    out, skip = [], False
-    for i, arg in enumerate(args):
-        if skip:
-            skip = False
-            continue
-        if arg == "--liveness":
-            out += ["--liveness", url]
-            skip = i + 1 < len(args)
-        elif arg.startswith("--liveness="):
-            out.append(f"--liveness={url}")
-        else:
-            out.append(arg)
-    assert "--liveness" in out or any(a.startswith("--liveness=") for a in out), args
-    return out

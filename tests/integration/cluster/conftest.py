@@ -1,7 +1,7 @@
 """Fixtures of the operator's tests on the local control plane (`make cluster`).
 
 - `plane` (session): skips, naming `make cluster`, when the plane is not up; applies the CRD and
-  manifests/rbac with kubectl; writes a kubeconfig for the operator's ServiceAccount from a
+  manifests/rbac with kubectl (and at the end deletes those of them it created); writes a kubeconfig for the operator's ServiceAccount from a
   `kubectl create token` (hack/cluster/sa-kubeconfig.sh), so every operator these tests start
   runs with exactly the RBAC of manifests/rbac and nothing more.
 - `prometheus` (session): a ControlledExporter and the Debian Prometheus scraping it every 0.5 s
@@ -55,14 +55,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(240))
 
 
+def _existing(kube: Kube, files: list[Path]) -> set[str]:
+    """The objects of these manifests that exist now, as `kind/name` (kubectl's -o name)."""
+    args = ["get", "--ignore-not-found", "-o", "name"]
+    for f in files:
+        args += ["-f", str(f)]
+    return set(kube.kubectl(*args).split())
+
+
 @pytest.fixture(scope="session")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Plane:
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     need(*cluster_available())
     kube = Kube(kubeconfig_path())
+    rbac = [
+        RBAC_DIR / "namespace.yaml",
+        *sorted(p for p in RBAC_DIR.glob("*.yaml") if p.name != "namespace.yaml"),
+    ]
+    # What this session creates it removes at the end; what was there (a user's install, the
+    # CRD with someone's workloads) it leaves as it found it.
+    existed = _existing(kube, [CRD_FILE, *rbac])
     kube.apply(CRD_FILE)
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_FILE))
-    kube.apply(RBAC_DIR / "namespace.yaml")
-    kube.apply(*sorted(p for p in RBAC_DIR.glob("*.yaml") if p.name != "namespace.yaml"))
+    kube.apply(rbac[0])
+    kube.apply(*rbac[1:])
     out = tmp_path_factory.mktemp("sa") / "rwscaler-sa.kubeconfig"
     subprocess.run(
         [str(REPO / "hack/cluster/sa-kubeconfig.sh"), SA_NAMESPACE, SA_NAME, str(out), "2h"],
@@ -70,7 +85,10 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Plane:
         capture_output=True,
         text=True,
     )
-    return Plane(kube, out)
+    yield Plane(kube, out)
+    created = _existing(kube, [CRD_FILE, *rbac]) - existed
+    if created:
+        kube.kubectl("delete", "--wait=false", "--ignore-not-found", *sorted(created))
 
 
 @pytest.fixture(scope="session")
