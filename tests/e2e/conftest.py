@@ -71,7 +71,7 @@ def admin() -> Kube:
 
 @pytest.fixture(scope="session")
 def helm() -> Helm:
-    path = helm_path()
+    path = Path(os.environ["RWSCALER_E2E_HELM"]) if TARGET == "kind" else helm_path()
     need(path.is_file(), f"no helm binary at {path}: run `make helm` (builds it from Go modules)")
     return Helm(path)
 

@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 TARGET = os.environ.get("RWSCALER_E2E_TARGET", "local")  # local | kind
 RELEASE = "rwscaler-e2e"
 NAMESPACE = "rwscaler-e2e"
+# The database pods: kwok runs nothing, so any image does; kind runs them, so one that stays up.
+DB_IMAGE = "postgres:15" if TARGET == "local" else "registry.k8s.io/pause:3.10"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_helpers import Deployed, MetricsEnv
+from e2e_helpers import DB_IMAGE, Deployed, MetricsEnv
 from tests.integration.cluster.cluster_helpers import (
     READ_SERVICE,
     REPLICA_SET,
@@ -72,8 +72,8 @@ def test_reconciles_a_workload_with_the_charts_rbac(
     operator: Deployed, metrics: MetricsEnv, admin: Kube, workload_ns: str
 ) -> None:
     ns = workload_ns
-    admin.create_statefulset(ns, "db", 1)
-    admin.create_statefulset(ns, REPLICA_SET, 2)
+    admin.create_statefulset(ns, "db", 1, DB_IMAGE)
+    admin.create_statefulset(ns, REPLICA_SET, 2, DB_IMAGE)
     admin.wait_pods(ns, "db", 1)
     admin.wait_pods(ns, REPLICA_SET, 2)
     signals = WorkloadSignals(metrics.exporter, ns)

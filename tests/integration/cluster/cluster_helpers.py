@@ -193,7 +193,7 @@ class Kube:
             if err.status != 404:
                 raise
 
-    def create_statefulset(self, ns: str, name: str, replicas: int) -> None:
+    def create_statefulset(self, ns: str, name: str, replicas: int, image: str = "postgres:15") -> None:
         body = {
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",
@@ -210,7 +210,7 @@ class Kube:
                         "containers": [
                             {
                                 "name": "db",
-                                "image": "postgres:15",
+                                "image": image,
                                 "ports": [{"name": "postgres", "containerPort": 5432}],
                             }
                         ]
