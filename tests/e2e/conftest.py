@@ -76,7 +76,7 @@ def helm() -> Helm:
     return Helm(path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def metrics() -> Iterator[MetricsEnv]:
     need(prometheus_binary() is not None, "no prometheus binary: run `make pgenv-deps`")
     host = os.environ.get("RWSCALER_E2E_LISTEN_HOST", "127.0.0.1")
@@ -93,7 +93,7 @@ def _deployment(kube: Kube) -> dict[str, Any]:
     return dict(yaml.safe_load(out))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def release(admin: Kube, helm: Helm, metrics: MetricsEnv) -> Iterator[dict[str, Any]]:
     """The chart, installed by helm with the image and the test's Prometheus as the default."""
     values = [f"prometheus.url={metrics.url}", "logLevel=debug"]
@@ -119,7 +119,7 @@ def release(admin: Kube, helm: Helm, metrics: MetricsEnv) -> Iterator[dict[str, 
     admin.delete_namespace(NAMESPACE)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(
     admin: Kube, release: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployed]:
