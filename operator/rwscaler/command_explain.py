@@ -114,7 +114,14 @@ def run(args: argparse.Namespace) -> int:
         text = sys.stdin.read() if args.file == "-" else open(args.file).read()  # noqa: SIM115
         obj = yaml.safe_load(text)
     elif args.name:
-        obj = asyncio.run(_fetch(args.kubeconfig, args.namespace, args.name))
+        from rwscaler.kube.client import KubeApiError  # noqa: PLC0415
+        from rwscaler.kube.config import KubeConfigError  # noqa: PLC0415
+
+        try:
+            obj = asyncio.run(_fetch(args.kubeconfig, args.namespace, args.name))
+        except (KubeConfigError, KubeApiError) as err:
+            print(f"rwscaler explain: {err}", file=sys.stderr)
+            return 1
         if obj is None:
             print(f"{PLURAL} {args.namespace}/{args.name} not found", file=sys.stderr)
             return 1

@@ -112,11 +112,19 @@ def run(args: argparse.Namespace) -> int:
         # kopf's own login reads $KUBECONFIG; the operator's client is given the same file.
         os.environ["KUBECONFIG"] = args.kubeconfig
     from rwscaler import handlers  # noqa: PLC0415  (kopf loads only when the operator runs)
+    from rwscaler.kube.config import KubeConfigError, load_config  # noqa: PLC0415
     from rwscaler.reconcile import OperatorDefaults, prometheus_url_problem  # noqa: PLC0415
 
     if args.prometheus_url and (problem := prometheus_url_problem(args.prometheus_url)):
         print(f"rwscaler run: --prometheus-url: {problem}", file=sys.stderr)
         return 2
+    try:
+        # Once before kopf starts: a bad kubeconfig is one line and exit 1, not a startup
+        # handler that kopf retries with a traceback every minute.
+        load_config(args.kubeconfig)
+    except KubeConfigError as err:
+        print(f"rwscaler run: {err}", file=sys.stderr)
+        return 1
 
     options = handlers.RunOptions(
         namespaces=tuple(args.namespaces or ()),

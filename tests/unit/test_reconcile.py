@@ -29,7 +29,7 @@ from rwscaler.core.observation import Signal, UnknownReason
 from rwscaler.core.spec import PoolerKind
 from rwscaler.kube.objects import merge_patch
 from rwscaler.metrics.source import MetricsReading, WorkloadQuery
-from rwscaler.reconcile import Deps, check, prometheus_url_problem, reconcile
+from rwscaler.reconcile import Deps, OperatorDefaults, check, prometheus_url_problem, reconcile
 from rwscaler.report import OWNED_KEYS, Event, EventReason, ReadyReason
 
 NS = "shop"
@@ -189,8 +189,11 @@ class World:
     router: FakeRouter
     clock: Clock
 
+    defaults: OperatorDefaults = field(default_factory=OperatorDefaults)
+
     def deps(self) -> Deps:
-        return Deps(self.cluster, self.metrics, {PoolerKind.ENDPOINT_SLICE: self.router}, self.clock)
+        routers = {PoolerKind.ENDPOINT_SLICE: self.router}
+        return Deps(self.cluster, self.metrics, routers, self.clock, self.defaults)
 
     async def tick(self, advance: float = 0.0) -> Any:
         self.clock.t += advance
@@ -333,6 +336,35 @@ async def test_unusable_spec_is_ready_false_with_a_specific_reason(mutate: Any, 
     assert result.problem is reason and result.interval == 2
     assert w.cluster.scaled == []
     assert "memory" in w.cluster.status()
+
+
+async def test_without_spec_prometheus_the_operators_default_is_used() -> None:
+    w = make_world()
+    del w.cluster.workloads[(NS, NAME)]["spec"]["prometheus"]
+    w.defaults = OperatorDefaults(prometheus_url="http://prometheus.monitoring:9090")
+    result = await w.tick()
+    assert result.problem is None
+    prometheus = w.metrics.queries[-1].spec.prometheus
+    assert prometheus is not None and prometheus.url == "http://prometheus.monitoring:9090"
+
+
+async def test_without_spec_prometheus_or_a_default_the_workload_says_so() -> None:
+    w = make_world()
+    del w.cluster.workloads[(NS, NAME)]["spec"]["prometheus"]
+    result = await w.tick()
+    assert result.problem is ReadyReason.PROMETHEUS_NOT_CONFIGURED
+    ready = w.cluster.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "PrometheusNotConfigured")
+    assert "--prometheus-url" in ready["message"]
+    assert w.metrics.queries == [] and w.cluster.scaled == []
+
+
+async def test_spec_prometheus_wins_over_the_operators_default() -> None:
+    w = make_world()
+    w.defaults = OperatorDefaults(prometheus_url="http://elsewhere:9090")
+    await w.tick()
+    prometheus = w.metrics.queries[-1].spec.prometheus
+    assert prometheus is not None and prometheus.url != "http://elsewhere:9090"
 
 
 async def test_a_secret_token_reaches_the_metrics_source() -> None:
