@@ -243,6 +243,7 @@ def run(options: RunOptions) -> int:
         # One line per HTTP request and per handled watch event is noise above debug level.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # every liveness probe
     kopf.run(
         registry=build_registry(options),
         standalone=True,

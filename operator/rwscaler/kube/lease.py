@@ -161,6 +161,10 @@ class LeaseElector:
             else:
                 log.warning("lease %s: %s", self.lease, err)
             return False
+        except Exception:
+            # Never let the campaign die: a replica whose elector stopped would never act again.
+            log.exception("lease %s: unexpected error; retrying", self.lease)
+            return False
         if acquired:
             self._renewed_at = self._monotonic()
         return acquired
