@@ -35,5 +35,13 @@ else
 fi
 "${PODMAN[@]}" tag "$ref" "$IMAGE_REPO:$APP_VERSION"
 echo "$ref" >"$IMAGE_CACHE/ref"
+# Earlier builds of this repository are replaced, not kept: remove their tags and the layers
+# nothing uses any more, so rebuilding after each change does not fill the disk.
+mapfile -t stale < <("${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' "$IMAGE_REPO" |
+	grep -v -x -e "$ref" -e "$IMAGE_REPO:$APP_VERSION" || true)
+if ((${#stale[@]})); then
+	"${PODMAN[@]}" rmi "${stale[@]}" >/dev/null 2>&1 || true
+fi
+"${PODMAN[@]}" image prune --force >/dev/null 2>&1 || true
 log "image $ref (also $IMAGE_REPO:$APP_VERSION): $("${PODMAN[@]}" image inspect --format '{{.Size}}' "$ref" | awk '{printf "%.0f MB", $1/1e6}')"
 echo "$ref"
