@@ -22,7 +22,15 @@ Replication lag
 
 Provisioning
   a new replica is ready provisioningSeconds after it was asked for, with a backlog worth
-  newReplicaLagSeconds of writes it must replay before it is caught up.
+  newReplicaLagSeconds of writes it must replay before it is caught up. It starts replaying the
+  moment it is ready, even in the middle of a step; it serves reads from the next step on.
+
+The step
+  Everything above is evaluated once per step and held for the whole step: the load, the read
+  pool, the latencies (a step over the objective counts dt of violation). Policies decide at the
+  start of a step on what was seen at the end of the previous one, so a policy reacts one step
+  late at best, and a replica asked for serves reads a step after it is ready at the earliest.
+  Coarse steps (300-600 s) are fine for slow patterns; spikes need 15 s steps.
 """
 
 from __future__ import annotations
@@ -164,15 +172,18 @@ class Cluster:
             read_p99s.append(p99(p.readBaseLatencyMs, u_primary))
         stale = sum(per_server for r in serving if self.lag(r, writes) > max_lag)
         for r in self.replicas:
-            if r.ready_at > t:
+            if r.ready_at >= t + dt and dt > 0:
                 continue
+            # A replica that becomes ready during the step replays for the rest of it (with a
+            # coarse step, a new replica would otherwise start replaying a whole step late).
+            replaying = dt if r.ready_at <= t else t + dt - r.ready_at
             read_u = per_server / p.replicaReadCapacity if r in serving else 0.0
             replay = (
                 p.replicaApplyCapacity
                 * self._slowdown(r.ordinal, t)
                 * (1.0 - p.applyReadContention * min(read_u, 1.0))
             )
-            r.backlog = max(0.0, r.backlog + (writes - replay) * dt)
+            r.backlog = max(0.0, r.backlog + (writes - replay) * replaying)
         lags = {r.ordinal: self.lag(r, writes) for r in self.ready(t)}
         reads_by_server = {r.name: per_server for r in serving}
         if reads_on_primary:
