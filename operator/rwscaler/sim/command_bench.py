@@ -1,4 +1,8 @@
-"""`rwscaler bench` (`make bench`): every policy on every scenario, one table, and the goals."""
+"""`rwscaler bench` (`make bench`): every policy on every scenario, one table, and the goals.
+
+The CLI (cli.py) dispatches here. The goal lines (goals.py) are information for planning: the
+command exits 0 whatever they say, since CI runs it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import sys
 from pathlib import Path
 
 from rwscaler.sim.engine import Result
-from rwscaler.sim.policies import POLICIES
+from rwscaler.sim.goals import Goal, ratio_text, scenario_goals
+from rwscaler.sim.policies import available_policies
 from rwscaler.sim.report import scale_ups_in_window, table
 from rwscaler.sim.runner import UsageError, load_model, load_workload, run_policies
 from rwscaler.sim.scenarios import SCENARIOS
@@ -40,14 +45,13 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as err:
         print(f"rwscaler bench: {err}", file=sys.stderr)
         return 2
+    policies = available_policies(spec)
     rows: list[list[object]] = []
-    totals: dict[str, list[float]] = {p: [0.0, 0.0, 0.0] for p in POLICIES}
-    ratios: list[tuple[str, float]] = []
-    write_surge_ups = 0
-    stale = 0.0
+    totals: dict[str, list[float]] = {p: [0.0, 0.0, 0.0] for p in policies}
+    goals: list[Goal] = []
     for name, make in SCENARIOS.items():
         scn = make()
-        results: dict[str, Result] = {r.policy: r for r in run_policies(scn, POLICIES, spec, params)}
+        results: dict[str, Result] = {r.policy: r for r in run_policies(scn, policies, spec, params)}
         oracle_h = results["oracle"].summary.replica_hours
         for policy, r in results.items():
             s = r.summary
@@ -70,35 +74,32 @@ def run(args: argparse.Namespace) -> int:
             t[0] += s.read_slo_violation_minutes
             t[1] += s.write_slo_violation_minutes
             t[2] += s.replica_hours
-        rw = results["rwscaler"]
-        ratios.append((name, rw.summary.replica_hours / oracle_h if oracle_h else float("nan")))
-        stale = max(stale, rw.summary.stale_read_fraction)
-        if name == "write-surge":
-            write_surge_ups = scale_ups_in_window(rw, scn) or 0
+        goals.extend(scenario_goals(scn, results))
     print(table(HEADERS, rows))
     print()
+    keda = totals.get("keda-qps")
     print(
-        table(("policy", "read viol min", "write viol min", "replica-h"), [[p, *totals[p]] for p in POLICIES])
+        table(
+            ("policy", "read viol min", "x keda-qps", "write viol min", "replica-h", "x keda-qps"),
+            [
+                [
+                    p,
+                    t[0],
+                    ratio_text(t[0], keda[0]) if keda else "-",
+                    t[1],
+                    t[2],
+                    ratio_text(t[2], keda[2]) if keda else "-",
+                ]
+                for p, t in totals.items()
+            ],
+        )
     )
-    rw_t, hpa_t = totals["rwscaler"], totals["hpa"]
-    worst = max(ratios, key=lambda x: x[1])
-    goals = [
-        (
-            "read violations <= 0.5 x HPA",
-            f"{rw_t[0]:.1f} vs {hpa_t[0]:.1f} min (x{rw_t[0] / hpa_t[0]:.2f})"
-            if hpa_t[0]
-            else f"{rw_t[0]:.1f} vs 0",
-            rw_t[0] <= 0.5 * hpa_t[0],
-        ),
-        (
-            "replica-hours <= HPA",
-            f"{rw_t[2]:.1f} vs {hpa_t[2]:.1f} h (x{rw_t[2] / hpa_t[2]:.2f})",
-            rw_t[2] <= hpa_t[2],
-        ),
-        ("zero stale reads", f"max stale share {100 * stale:.3f}%", stale == 0),
-        ("no scale-up in the write surge", f"{write_surge_ups} scale-up(s)", write_surge_ups == 0),
-        ("replica-hours <= 1.25 x oracle everywhere", f"worst {worst[0]} x{worst[1]:.2f}", worst[1] <= 1.25),
-    ]
     print()
-    print(table(("goal", "measured", "met"), [[g, m, "yes" if ok else "NO"] for g, m, ok in goals]))
+    print(
+        table(
+            ("scenario", "kind", "goal", "measured", "met"),
+            [[g.scenario, g.kind, g.goal, g.measured, "yes" if g.met else "NO"] for g in goals],
+        )
+    )
+    print(f"\ngoals met: {sum(g.met for g in goals)} of {len(goals)} (information for planning; exit 0)")
     return 0

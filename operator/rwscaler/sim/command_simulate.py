@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from rwscaler.sim.policies import POLICIES
+from rwscaler.sim.policies import POLICIES, available_policies
 from rwscaler.sim.report import PLOT_NEEDS_MATPLOTLIB, SUMMARY_HEADERS, can_plot, plot, summary_row, table
 from rwscaler.sim.runner import UsageError, load_model, load_scenario, load_workload, run_policies
 from rwscaler.sim.scenarios import DEFAULT_SCENARIO, SCENARIOS
@@ -46,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as err:
         print(f"rwscaler simulate: {err}", file=sys.stderr)
         return 2
-    policies = [args.policy] if args.policy else list(POLICIES)
-    results = run_policies(scn, policies, spec, params)
+    policies = [args.policy] if args.policy else available_policies(spec)
+    try:
+        results = run_policies(scn, policies, spec, params)
+    except UsageError as err:
+        print(f"rwscaler simulate: {err}", file=sys.stderr)
+        return 2
     if args.plot is not None:
         chosen = next(r for r in results if r.policy == (args.policy or "rwscaler"))
         plot(chosen, scn, spec, args.plot)

@@ -1,49 +1,43 @@
 """The policies the simulator compares, all on the same model and trace.
 
 - rwscaler: the operator's own `decide`, memory carried between ticks exactly as status would.
-- hpa: the Kubernetes HPA algorithm on read p99 against the read objective (usage ratio with a
-  0.1 tolerance, desired = ceil(current x ratio), 300 s scale-down stabilization, the default
-  scale-up policy of max(100%, 4 pods) per 15 s, hold on missing metrics) with a lag-unaware read
-  pool (every ready replica serves reads).
+- keda-qps: KEDA's Prometheus scaler on read QPS per replica, HPA behaviour underneath
+  (keda_qps.py): the baseline users would actually pick.
+- hpa-latency: the Kubernetes HPA algorithm on read p99 against the read objective (usage ratio
+  with a 0.1 tolerance, desired = ceil(current x ratio), 300 s scale-down stabilization, the
+  default scale-up policy of max(100%, 4 pods) per 15 s, hold on missing metrics) with a
+  lag-unaware read pool (every ready replica serves reads). Latency is a poor HPA metric (it
+  falls as replicas are added, so the loop oscillates); kept to show that.
 - static: maxReplicas throughout, lag-unaware pool.
 - oracle: clairvoyant: at each step the fewest replicas that keep reads under the objective over
   the next provisioning delay (it sees the future trace), removed as soon as they are not needed,
   with a lag-aware pool. A lower bound on cost, not a policy anyone can run.
+
+The engine (engine.py) builds one with `make_policy` per run and calls its `decide` every step.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from rwscaler.core.classify import classify
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation
-from rwscaler.core.plan import Plan
 from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.sim.decision import Decision, Policy
+from rwscaler.sim.hpa import HPA_TOLERANCE, HpaStabilizer, ratio_recommendation
+from rwscaler.sim.keda_qps import KedaQpsPolicy
 from rwscaler.sim.model import Cluster
 from rwscaler.sim.scenarios import Row
 
-POLICIES = ("rwscaler", "hpa", "static", "oracle")
+POLICIES = ("rwscaler", "keda-qps", "hpa-latency", "static", "oracle")
+__all__ = ["POLICIES", "Decision", "Policy", "available_policies", "make_policy"]
 
 
-@dataclass(frozen=True)
-class Decision:
-    target: int
-    pool: list[int] | None  # replica ordinals serving reads; None: every ready replica; []: the primary
-    workload_class: str
-    conditions: list[str] = field(default_factory=list)
-    recommendations: list[str] = field(default_factory=list)
-    plan: Plan | None = None
-
-
-class Policy(Protocol):
-    name: str
-
-    def decide(self, index: int, t: float, obs: Observation) -> Decision: ...
+def available_policies(spec: ReadWriteWorkloadSpec) -> list[str]:
+    """Every policy that can run on this workload: keda-qps needs targetReadQPSPerReplica."""
+    return [p for p in POLICIES if p != "keda-qps" or spec.replicas.targetReadQPSPerReplica is not None]
 
 
 def _ordinal(name: str) -> int | None:
@@ -72,35 +66,21 @@ class RwscalerPolicy:
         )
 
 
-class HpaPolicy:
-    name = "hpa"
-    TOLERANCE = 0.1
-    DOWN_WINDOW = 300.0
+class HpaLatencyPolicy:
+    name = "hpa-latency"
 
     def __init__(self, spec: ReadWriteWorkloadSpec) -> None:
         self.spec = spec
-        self.history: list[tuple[float, int]] = []
+        self.hpa = HpaStabilizer(spec.replicas.minReplicas, spec.replicas.maxReplicas)
 
     def decide(self, index: int, t: float, obs: Observation) -> Decision:
         current = obs.current_replicas
-        lo, hi = self.spec.replicas.minReplicas, self.spec.replicas.maxReplicas
         wclass = classify(obs.read_qps.value, obs.write_qps.value).value
         if obs.read_p99.value is None:  # the HPA skips a metric it cannot read
-            return Decision(min(max(current, lo), hi), None, wclass)
+            return Decision(self.hpa.clamp(current), None, wclass)
         ratio = obs.read_p99.value / self.spec.objectives.read_latency_s
-        if abs(ratio - 1.0) <= self.TOLERANCE:
-            rec = current
-        else:
-            rec = max(math.ceil(current * ratio), 1 if ratio > 1 else 0)
-        self.history = [(s, r) for s, r in self.history if t - s < self.DOWN_WINDOW] + [(t, rec)]
-        down_rec = max(r for _, r in self.history)
-        if rec > current:
-            desired = min(rec, max(current * 2, current + 4))
-        elif current > down_rec:
-            desired = down_rec
-        else:
-            desired = current
-        return Decision(min(max(desired, lo), hi), None, wclass)
+        recommendation = ratio_recommendation(ratio, current, HPA_TOLERANCE)
+        return Decision(self.hpa.desired(t, current, recommendation), None, wclass)
 
 
 class StaticPolicy:
@@ -148,8 +128,10 @@ class OraclePolicy:
 def make_policy(name: str, spec: ReadWriteWorkloadSpec, cluster: Cluster, rows: Sequence[Row]) -> Policy:
     if name == "rwscaler":
         return RwscalerPolicy(spec)
-    if name == "hpa":
-        return HpaPolicy(spec)
+    if name == "keda-qps":
+        return KedaQpsPolicy(spec)
+    if name == "hpa-latency":
+        return HpaLatencyPolicy(spec)
     if name == "static":
         return StaticPolicy(spec)
     if name == "oracle":

@@ -1,4 +1,7 @@
-"""Resolve the command line's choices (scenario or trace, workload, model) and run policies."""
+"""Resolve the command line's choices (scenario or trace, workload, model) and run policies.
+
+Called by command_simulate.py and command_bench.py.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pydantic import ValidationError
 
 from rwscaler.core.spec import ReadWriteWorkload, ReadWriteWorkloadSpec
 from rwscaler.sim.engine import Result, simulate
+from rwscaler.sim.keda_qps import NoTargetError
 from rwscaler.sim.model import ModelParams
 from rwscaler.sim.scenarios import DEFAULT_SCENARIO, Scenario, load_csv, scenario
 
@@ -54,4 +58,7 @@ def load_scenario(name: str | None, trace: Path | None) -> Scenario:
 def run_policies(
     scn: Scenario, policies: Sequence[str], spec: ReadWriteWorkloadSpec, params: ModelParams
 ) -> list[Result]:
-    return [simulate(scn, p, spec, params) for p in policies]
+    try:
+        return [simulate(scn, p, spec, params) for p in policies]
+    except NoTargetError as err:
+        raise UsageError(str(err)) from err

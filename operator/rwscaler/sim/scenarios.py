@@ -1,8 +1,12 @@
 """Load traces: the built-in scenarios and CSV files.
 
 A trace is rows of (t, read_qps, write_qps, metrics_available); t is seconds from the start and
-the row spacing is the simulation step. Built-in scenarios are generated from a fixed seed, so a
-run is reproducible; some also carry model events (replica slowdowns for the lag storm).
+the row spacing is the simulation step. Built-in scenarios are pure functions of time plus noise
+from a fixed seed, so a run is reproducible; some also carry model events (replica slowdowns for
+the lag storm). Each built-in scenario is `predictable` (a daily or weekly cycle, a steady climb,
+a slow drift: a forecaster could see it coming) or `unpredictable` (a spike with no warning, an
+outage, a lag storm, a write surge); `rwscaler bench` holds the policies to different goals on
+each kind. The runner (runner.py) and the bench (command_bench.py) call `scenario`/`SCENARIOS`.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from rwscaler.sim.model import Slowdown
+
+Kind = Literal["predictable", "unpredictable", "unclassified"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,7 @@ class Scenario:
     slowdowns: tuple[Slowdown, ...] = field(default=())
     # The window a scenario is about (the surge, the storm, the outage), for reports.
     window: tuple[float, float] | None = None
+    kind: Kind = "unclassified"  # built-ins say; a CSV trace is unclassified
 
     @property
     def step(self) -> float:
@@ -124,6 +132,7 @@ def diurnal_catalog() -> Scenario:
         "diurnal-catalog",
         "two days of a read-heavy product catalog: reads 1,000-6,000/s following the day, ~80:1",
         _rows(2 * DAY, 60, reads, lambda t: reads(t) / 80, seed=1),
+        kind="predictable",
     )
 
 
@@ -133,6 +142,7 @@ def read_flash_spike() -> Scenario:
         "3 h at 2,500 reads/s; at 1 h reads jump to 6,500/s within 2 min for 20 min",
         _rows(3 * H, 15, lambda t: _pulse(t, H, 120, 1200, 300, 2500, 6500), lambda t: 50, seed=2),
         window=(H, H + 1620),
+        kind="unpredictable",
     )
 
 
@@ -142,6 +152,7 @@ def write_surge() -> Scenario:
         "3 h at 2,500 reads/s; at 1 h writes surge from 300/s to 2,600/s for 30 min (reads steady)",
         _rows(3 * H, 15, lambda t: 2500, lambda t: _pulse(t, H, 120, 1800, 120, 300, 2600), seed=3),
         window=(H, H + 2040),
+        kind="unpredictable",
     )
 
 
@@ -155,6 +166,7 @@ def lag_storm() -> Scenario:
             Slowdown(replica=1, start=H, end=H + 1200, applyFactor=0.3),
         ),
         window=(H, H + 1200),
+        kind="unpredictable",
     )
 
 
@@ -169,6 +181,7 @@ def drift_read_heavy() -> Scenario:
         "drift-read-heavy",
         "6 days drifting from 5:1 to ~110:1 as the product turns read-heavy (reads 1,500 -> 4,500/s)",
         _rows(6 * DAY, 300, reads, writes, seed=5),
+        kind="predictable",
     )
 
 
@@ -177,6 +190,7 @@ def write_dominated_ingest() -> Scenario:
         "write-dominated-ingest",
         "6 h of log ingestion: ~1,800 writes/s with 60 reads/s, writes swinging +-20% hourly",
         _rows(6 * H, 15, lambda t: 60, lambda t: 1800 * (1 + 0.2 * math.sin(2 * math.pi * t / H)), seed=6),
+        kind="predictable",  # a regular hourly swing of writes
     )
 
 
@@ -188,6 +202,112 @@ def prometheus_outage() -> Scenario:
             3 * H, 15, lambda t: _ramp(t, H, H + 600, 2500, 3500), lambda t: 50, seed=7, outage=(3000, 4800)
         ),
         window=(3000, 4800),
+        kind="unpredictable",
+    )
+
+
+WEEK = 7 * DAY
+
+
+def _step_noise(step: float) -> float:
+    """Noise for a coarse step: 3% per 15 s sample, averaged over the step (3% x sqrt(15 / step)).
+    Drawing 3% per 10-minute step would turn one noisy sample into ten minutes of excess load."""
+    return 0.03 * math.sqrt(15.0 / step)
+
+
+def _day_shape(t: float) -> float:
+    """0 at 02:00, 1 at 14:00, a smooth daily swing (t in seconds from a midnight)."""
+    return (1 - math.cos(2 * math.pi * (t / DAY - 2 / 24))) / 2
+
+
+def daily_cycle_3d() -> Scenario:
+    def reads(t: float) -> float:
+        return 1000 + 4800 * _day_shape(t)
+
+    return Scenario(
+        "daily-cycle-3d",
+        "3 days of the same day: reads 1,000/s at 02:00 to 5,800/s at 14:00, ~50:1 (60 s steps)",
+        _rows(3 * DAY, 60, reads, lambda t: reads(t) / 50, seed=8, noise=_step_noise(60)),
+        kind="predictable",
+    )
+
+
+def steady_climb_week() -> Scenario:
+    return Scenario(
+        "steady-climb-week",
+        "a week of reads climbing steadily from 1,500/s to 7,000/s, writes steady at 60/s (120 s steps)",
+        _rows(
+            WEEK, 120, lambda t: _ramp(t, 0, WEEK, 1500, 7000), lambda t: 60, seed=9, noise=_step_noise(120)
+        ),
+        kind="predictable",
+    )
+
+
+def _weekday(t: float) -> bool:
+    """Days 0-4 of each week (the trace starts on a Monday at midnight) are weekdays."""
+    return int(t // DAY) % 7 < 5
+
+
+def weekly_pattern_2w() -> Scenario:
+    def reads(t: float) -> float:
+        return 1000 + (4800 if _weekday(t) else 1500) * _day_shape(t)
+
+    return Scenario(
+        "weekly-pattern-2w",
+        "two weeks from a Monday: weekdays 1,000-5,800 reads/s over the day, weekends 1,000-2,500/s,"
+        " ~60:1 (120 s steps)",
+        _rows(2 * WEEK, 120, reads, lambda t: reads(t) / 60, seed=10, noise=_step_noise(120)),
+        kind="predictable",
+    )
+
+
+RATIO_DRIFT_WEEKS = 12
+RATIO_START, RATIO_END = 100.0, 30.0
+
+
+def _drift_ratio(t: float) -> float:
+    """Read:write ratio falling geometrically from 100:1 to 30:1 over the 12 weeks."""
+    share = min(t / (RATIO_DRIFT_WEEKS * WEEK), 1.0)
+    return RATIO_START * math.exp(share * math.log(RATIO_END / RATIO_START))
+
+
+def ratio_drift_12w() -> Scenario:
+    def reads(t: float) -> float:
+        return _ramp(t, 0, RATIO_DRIFT_WEEKS * WEEK, 2500, 3000) * (0.65 + 0.7 * _day_shape(t))
+
+    return Scenario(
+        "ratio-drift-12w",
+        "12 weeks of the seed's weekly report: the read:write ratio falls from 100:1 to 30:1 as a"
+        " write-heavy feature grows; reads 1,600-5,100/s over the day (600 s steps)",
+        _rows(
+            RATIO_DRIFT_WEEKS * WEEK,
+            600,
+            reads,
+            lambda t: reads(t) / _drift_ratio(t),
+            seed=11,
+            noise=_step_noise(600),
+        ),
+        kind="predictable",
+    )
+
+
+FLASH_AT, FLASH_HOLD = 1.5 * H, 1800.0
+
+
+def flash_spike_no_warning() -> Scenario:
+    return Scenario(
+        "flash-spike-no-warning",
+        "3 h: reads flat at 1,500/s; at 1 h 30 they step to 6,000/s within one 15 s step, for 30 min",
+        _rows(
+            3 * H,
+            15,
+            lambda t: _pulse(t, FLASH_AT, 15, FLASH_HOLD, 120, 1500, 6000),
+            lambda t: 30,
+            seed=12,
+            noise=0.02,
+        ),
+        window=(FLASH_AT, FLASH_AT + 15 + FLASH_HOLD + 120),
+        kind="unpredictable",
     )
 
 
@@ -199,6 +319,11 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "drift-read-heavy": drift_read_heavy,
     "write-dominated-ingest": write_dominated_ingest,
     "prometheus-outage": prometheus_outage,
+    "daily-cycle-3d": daily_cycle_3d,
+    "steady-climb-week": steady_climb_week,
+    "weekly-pattern-2w": weekly_pattern_2w,
+    "ratio-drift-12w": ratio_drift_12w,
+    "flash-spike-no-warning": flash_spike_no_warning,
 }
 DEFAULT_SCENARIO = "read-flash-spike"
 
