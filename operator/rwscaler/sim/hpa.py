@@ -11,7 +11,9 @@ What is modelled (kubernetes/kubernetes `pkg/controller/podautoscaler/replica_ca
 - usage ratio within the tolerance (default 0.1) of 1: no change;
 - per-pod (AverageValue) target: desired = ceil(total / target per pod);
 - ratio target (a Value or utilization): desired = ceil(current x ratio);
-- scale-down stabilization: the highest recommendation of the last 300 s;
+- scale-down stabilization: the highest recommendation of the last 300 s, the history seeded
+  with the current count at the HPA's first sync (`recordInitialRecommendation`), so a new HPA
+  waits a whole window before its first scale-down;
 - scale-up stabilization 0 s, and at most max(100%, 4 pods) more per 15 s period;
 - scale-down policy 100% per 15 s (no limit below the stabilized recommendation);
 - minReplicas/maxReplicas.
@@ -52,6 +54,14 @@ class HpaStabilizer:
     max_replicas: int
     down_window: float = HPA_SCALE_DOWN_WINDOW_SECONDS
     history: list[tuple[float, int]] = field(default_factory=list)
+    seeded: bool = False
+
+    def seed(self, t: float, current: int) -> None:
+        """At the first sync, whether or not the metric could be read, the history starts with
+        the current count."""
+        if not self.seeded:
+            self.seeded = True
+            self.history.append((t, current))
 
     def clamp(self, n: int) -> int:
         return min(max(n, self.min_replicas), self.max_replicas)
@@ -61,6 +71,7 @@ class HpaStabilizer:
 
         Decisions at least one 15 s period apart each start a new rate-limit period, so the
         scale-up limit counts from `current`."""
+        self.seed(t, current)
         self.history = [(s, r) for s, r in self.history if t - s < self.down_window]
         self.history.append((t, recommendation))
         if recommendation > current:

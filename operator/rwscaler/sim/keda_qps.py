@@ -92,6 +92,7 @@ class KedaQpsPolicy:
             return Decision(current, None, wclass)
         self.last_sync = t
         if self.value is None:  # no metric for the HPA: it keeps the scale, within min/max
+            self.hpa.seed(t, current)
             return Decision(self.hpa.clamp(current), None, wclass)
         recommendation = per_pod_recommendation(self.value, self.target, current, HPA_TOLERANCE)
         return Decision(self.hpa.desired(t, current, recommendation), None, wclass)

@@ -77,6 +77,7 @@ class HpaLatencyPolicy:
         current = obs.current_replicas
         wclass = classify(obs.read_qps.value, obs.write_qps.value).value
         if obs.read_p99.value is None:  # the HPA skips a metric it cannot read
+            self.hpa.seed(t, current)
             return Decision(self.hpa.clamp(current), None, wclass)
         ratio = obs.read_p99.value / self.spec.objectives.read_latency_s
         recommendation = ratio_recommendation(ratio, current, HPA_TOLERANCE)
