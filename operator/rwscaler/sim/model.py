@@ -158,6 +158,7 @@ class Cluster:
         p = self.params
         by_ordinal = {r.ordinal: r for r in self.ready(t)}
         serving = [by_ordinal[o] for o in pool if o in by_ordinal]
+        serving_ordinals = {r.ordinal for r in serving}
         per_server = reads / len(serving) if serving else 0.0
         reads_on_primary = 0.0 if serving else reads
         apply_u = p.applyCpuShare * writes / p.replicaApplyCapacity
@@ -177,7 +178,7 @@ class Cluster:
             # A replica that becomes ready during the step replays for the rest of it (with a
             # coarse step, a new replica would otherwise start replaying a whole step late).
             replaying = dt if r.ready_at <= t else t + dt - r.ready_at
-            read_u = per_server / p.replicaReadCapacity if r in serving else 0.0
+            read_u = per_server / p.replicaReadCapacity if r.ordinal in serving_ordinals else 0.0
             replay = (
                 p.replicaApplyCapacity
                 * self._slowdown(r.ordinal, t)

@@ -226,8 +226,8 @@ def daily_cycle_3d() -> Scenario:
 
     return Scenario(
         "daily-cycle-3d",
-        "3 days of the same day: reads 1,000/s at 02:00 to 5,800/s at 14:00, ~50:1 (60 s steps)",
-        _rows(3 * DAY, 60, reads, lambda t: reads(t) / 50, seed=8, noise=_step_noise(60)),
+        "3 days of the same day: reads 1,000/s at 02:00 to 5,800/s at 14:00, ~50:1 (30 s steps)",
+        _rows(3 * DAY, 30, reads, lambda t: reads(t) / 50, seed=8, noise=_step_noise(30)),
         kind="predictable",
     )
 
@@ -235,10 +235,8 @@ def daily_cycle_3d() -> Scenario:
 def steady_climb_week() -> Scenario:
     return Scenario(
         "steady-climb-week",
-        "a week of reads climbing steadily from 1,500/s to 7,000/s, writes steady at 60/s (120 s steps)",
-        _rows(
-            WEEK, 120, lambda t: _ramp(t, 0, WEEK, 1500, 7000), lambda t: 60, seed=9, noise=_step_noise(120)
-        ),
+        "a week of reads climbing steadily from 1,500/s to 7,000/s, writes steady at 60/s (60 s steps)",
+        _rows(WEEK, 60, lambda t: _ramp(t, 0, WEEK, 1500, 7000), lambda t: 60, seed=9, noise=_step_noise(60)),
         kind="predictable",
     )
 
@@ -255,8 +253,8 @@ def weekly_pattern_2w() -> Scenario:
     return Scenario(
         "weekly-pattern-2w",
         "two weeks from a Monday: weekdays 1,000-5,800 reads/s over the day, weekends 1,000-2,500/s,"
-        " ~60:1 (120 s steps)",
-        _rows(2 * WEEK, 120, reads, lambda t: reads(t) / 60, seed=10, noise=_step_noise(120)),
+        " ~60:1 (60 s steps)",
+        _rows(2 * WEEK, 60, reads, lambda t: reads(t) / 60, seed=10, noise=_step_noise(60)),
         kind="predictable",
     )
 
@@ -278,14 +276,14 @@ def ratio_drift_12w() -> Scenario:
     return Scenario(
         "ratio-drift-12w",
         "12 weeks of the seed's weekly report: the read:write ratio falls from 100:1 to 30:1 as a"
-        " write-heavy feature grows; reads 1,600-5,100/s over the day (600 s steps)",
+        " write-heavy feature grows; reads 1,600-5,100/s over the day (300 s steps)",
         _rows(
             RATIO_DRIFT_WEEKS * WEEK,
-            600,
+            300,
             reads,
             lambda t: reads(t) / _drift_ratio(t),
             seed=11,
-            noise=_step_noise(600),
+            noise=_step_noise(300),
         ),
         kind="predictable",
     )
