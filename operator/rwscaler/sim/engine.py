@@ -13,7 +13,7 @@ from rwscaler.core.observation import Observation, ReplicaObservation, Signal, U
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 from rwscaler.sim.model import Cluster, ModelParams, StepResult
 from rwscaler.sim.policies import Decision, make_policy
-from rwscaler.sim.scenarios import Row, Scenario
+from rwscaler.sim.trace import Row, Scenario
 
 PRIMARY = "primary"
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from rwscaler.sim.engine import Result
 from rwscaler.sim.report import scale_ups_in_window
-from rwscaler.sim.scenarios import Scenario
+from rwscaler.sim.trace import Scenario
 
 PREDICTABLE_VIOLATION_SHARE = 0.3
 ORACLE_COST_RATIO = 1.15

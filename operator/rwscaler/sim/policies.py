@@ -29,7 +29,7 @@ from rwscaler.sim.decision import Decision, Policy
 from rwscaler.sim.hpa import HPA_TOLERANCE, HpaStabilizer, ratio_recommendation
 from rwscaler.sim.keda_qps import KedaQpsPolicy
 from rwscaler.sim.model import Cluster
-from rwscaler.sim.scenarios import Row
+from rwscaler.sim.trace import Row
 
 POLICIES = ("rwscaler", "keda-qps", "hpa-latency", "static", "oracle")
 __all__ = ["POLICIES", "Decision", "Policy", "available_policies", "make_policy"]

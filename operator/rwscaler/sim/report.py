@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 from rwscaler.sim.engine import Result
-from rwscaler.sim.scenarios import Scenario
+from rwscaler.sim.trace import Scenario
 
 
 def scale_ups_in_window(result: Result, scenario: Scenario) -> int | None:

@@ -1,9 +1,7 @@
-"""Load traces: the built-in scenarios and CSV files.
+"""The built-in scenarios (traces are in trace.py, which this module re-exports).
 
-A trace is rows of (t, read_qps, write_qps, metrics_available); t is seconds from the start and
-the row spacing is the simulation step. Built-in scenarios are pure functions of time plus noise
-from a fixed seed, so a run is reproducible; some also carry model events (replica slowdowns for
-the lag storm). Each built-in scenario is `predictable` (a daily or weekly cycle, a steady climb,
+Built-in scenarios are pure functions of time plus noise from a fixed seed, so a run is
+reproducible; some also carry model events (replica slowdowns for the lag storm). Each built-in scenario is `predictable` (a daily or weekly cycle, a steady climb,
 a slow drift: a forecaster could see it coming) or `unpredictable` (a spike with no warning, an
 outage, a lag storm, a write surge); `rwscaler bench` holds the policies to different goals on
 each kind. The runner (runner.py) and the bench (command_bench.py) call `scenario`/`SCENARIOS`.
@@ -11,76 +9,16 @@ each kind. The runner (runner.py) and the bench (command_bench.py) call `scenari
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 from rwscaler.sim.model import Slowdown
+from rwscaler.sim.trace import Kind, Row, Scenario, TraceError, load_csv
 
-Kind = Literal["predictable", "unpredictable", "unclassified"]
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    t: float
-    read_qps: float
-    write_qps: float
-    metrics_available: bool = True
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    description: str
-    rows: tuple[Row, ...]
-    slowdowns: tuple[Slowdown, ...] = field(default=())
-    # The window a scenario is about (the surge, the storm, the outage), for reports.
-    window: tuple[float, float] | None = None
-    kind: Kind = "unclassified"  # built-ins say; a CSV trace is unclassified
-
-    @property
-    def step(self) -> float:
-        return self.rows[1].t - self.rows[0].t if len(self.rows) > 1 else 15.0
-
-
-class TraceError(ValueError):
-    """A trace file that cannot be used, with the line and the reason."""
-
-
-def load_csv(path: Path) -> Scenario:
-    try:
-        handle = path.open(newline="")
-    except OSError as err:
-        raise TraceError(f"{path}: cannot read: {err.strerror}") from err
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = {"t", "read_qps", "write_qps"} - set(reader.fieldnames or [])
-        if missing:
-            raise TraceError(
-                f"{path}: header needs t,read_qps,write_qps; missing {', '.join(sorted(missing))}"
-            )
-        rows: list[Row] = []
-        for line, rec in enumerate(reader, start=2):
-            try:
-                t, r, w = float(rec["t"]), float(rec["read_qps"]), float(rec["write_qps"])
-                avail = rec.get("metrics_available")
-                available = True if avail in (None, "") else {"1": True, "0": False}[avail.strip()]
-            except (KeyError, ValueError, TypeError) as err:
-                raise TraceError(
-                    f"{path}:{line}: bad value ({err}); expected numbers and metrics_available 1 or 0"
-                ) from err
-            if r < 0 or w < 0 or not all(map(math.isfinite, (t, r, w))):
-                raise TraceError(f"{path}:{line}: rates must be finite and not negative")
-            if rows and t <= rows[-1].t:
-                raise TraceError(f"{path}:{line}: t must increase (got {t} after {rows[-1].t})")
-            rows.append(Row(t, r, w, available))
-    if len(rows) < 2:
-        raise TraceError(f"{path}: needs at least two rows")
-    return Scenario(path.stem, f"trace {path}", tuple(rows))
+__all__ = [
+    "DEFAULT_SCENARIO", "SCENARIOS", "Kind", "Row", "Scenario", "TraceError", "load_csv", "scenario",
+]  # fmt: skip
 
 
 def _rows(
