@@ -12,8 +12,11 @@ holds), not taken from the module's constants.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from rwscaler.cli import main
 from rwscaler.core.observation import Observation, Signal, UnknownReason
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 from rwscaler.sim.engine import simulate
@@ -145,3 +148,18 @@ def test_keda_qps_needs_a_target_per_replica() -> None:
     assert "keda-qps" in available_policies(SPEC)
     with pytest.raises(UsageError, match="targetReadQPSPerReplica"):
         run_policies(scenario("write-surge"), ["keda-qps"], spec, ModelParams())
+
+
+def test_simulate_asked_for_keda_qps_without_a_target_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workload = tmp_path / "w.yaml"
+    workload.write_text(
+        "spec: {primary: {statefulSet: p}, replicas: {statefulSet: r, minReplicas: 1, maxReplicas: 4},\n"
+        "       prometheus: {url: 'http://p:9090'}}\n"
+    )
+    assert (
+        main(["simulate", "--scenario", "write-surge", "--workload", str(workload), "--policy", "keda-qps"])
+        == 2
+    )
+    assert "targetReadQPSPerReplica" in capsys.readouterr().err
