@@ -1,9 +1,11 @@
 """DESIGN.md's rebalancing rules, one table per row, through `decide`; the consistency modes; unknown
 metrics; Recommend mode; and that every plan names its rules in readable words.
 
-Thresholds come from the module docstrings of the core: a latency side is RISING when p99 is over
-objective x (1 + tolerance) (breached) or at least APPROACH x objective and climbing; reads under
-APPROACH x objective cannot be rising. Objectives here are the defaults (read 50 ms, write 20 ms).
+Thresholds come from docs/decisions.md ("Rising and stable"), written here as literals and never
+imported from the code they pin: a latency side is RISING when p99 is over objective x
+(1 + tolerance) (breached) or at least 0.8 x objective (approaching) and climbing, the fast average
+above the slow one by more than the tolerance; reads under 0.8 x objective cannot be rising.
+Objectives here are the defaults (read 50 ms, write 20 ms).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from rwscaler.core.observation import Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
 from rwscaler.core.plan import Plan, RecommendationType, Rule, Status
 from rwscaler.core.plan import RecommendationType as RT
-from rwscaler.core.trends import APPROACH
 
+APPROACH = 0.8  # docs/decisions.md: "approaching (level >= 0.8)"
 BREACH = 2.0  # p99 at twice the objective: clearly rising
 CALM = 0.6  # under APPROACH (0.8) and over the headroom level (0.5): stable, no scale-down either
 
@@ -116,17 +118,19 @@ def test_read_climbing_toward_the_objective_is_rising_but_not_yet_a_step() -> No
 
 @pytest.mark.parametrize("read_level", [0.1, CALM, APPROACH - 0.01])
 @pytest.mark.parametrize("write_level", [1.11, 2.5, 10.0])
-@pytest.mark.parametrize("target", [None, 50.0])
+@pytest.mark.parametrize(("target", "asks_for"), [(100.0, 10), (200.0, 5), (400.0, 3)])
 def test_write_rising_reads_stable_never_scales_up(
-    read_level: float, write_level: float, target: float | None
+    read_level: float, write_level: float, target: float, asks_for: int
 ) -> None:
-    # With a target of 50/s the capacity model alone would ask for 1000/50 = 20 replicas.
-    plan = plan_for(
-        {"replicas": {"targetReadQPSPerReplica": target, "maxReplicas": 30}},
-        current=2,
-        read_qps=1000.0,
-        **levels(read_level, write_level),
-    )
+    """Read pressure on purpose: 1000 reads/s at `target` per replica asks for `asks_for` replicas
+    (over the 2 running, beyond the tolerance band), so only the write-bound refusal keeps them out.
+
+    There is no case without a capacity model here: without one, only a read latency breach adds
+    replicas, and a read breach is the read side rising (both sides rising, row 3), so a write-bound
+    tick without targetReadQPSPerReplica has nothing the refusal could stop."""
+    spec = {"replicas": {"targetReadQPSPerReplica": target, "maxReplicas": 30}}
+    obs = {"current": 2, "read_qps": 1000.0}
+    plan = plan_for(spec, **obs, **levels(read_level, write_level))
     assert not scaled_up(plan)
     assert plan.desired_replicas <= 2
     assert is_true(plan, CT.WRITE_BOTTLENECK)
@@ -136,6 +140,10 @@ def test_write_rising_reads_stable_never_scales_up(
     assert {RT.VERTICAL_SCALE_PRIMARY, RT.SHARD_WRITES} <= rec_types(plan)
     assert RT.ADD_READ_REPLICAS not in rec_types(plan)
     assert Rule.WRITE_BOTTLENECK in rules(plan)
+    assert "WriteBottleneck" in cond(plan, CT.SCALING_LIMITED).message
+    # The read pressure is real: the same tick with writes calm scales up to what the model asks.
+    calm = plan_for(spec, **obs, **levels(read_level, 0.5))
+    assert calm.scale_to == asks_for
 
 
 def test_write_bottleneck_refusal_is_reported_as_scaling_limited() -> None:
@@ -149,16 +157,35 @@ def test_write_bottleneck_refusal_is_reported_as_scaling_limited() -> None:
     assert "WriteBottleneck" in limited.message
 
 
-def test_write_surge_over_many_ticks_never_adds_a_replica() -> None:
-    spec = make_spec(replicas={"targetReadQPSPerReplica": 400.0})
+def write_climb_world(read_qps_under_pressure: float, write_climbs: bool = True) -> Any:
+    """Writes climb from 0.5x to 4x their objective (write QPS with them); reads stay calm at 0.6x
+    their objective, and their QPS jumps from 800/s to `read_qps_under_pressure` once the write p99
+    is breached (over 1.2x), so every tick with read pressure is a write-bound tick."""
 
     def world(t: float, current: int) -> Any:
-        write = min(0.5 + t / 300.0, 4.0)  # writes climb from 0.5x to 4x their objective
-        return make_obs(current=current, read_qps=800.0, write_qps=100.0 + t, **levels(CALM, write))
+        write = min(0.5 + t / 300.0, 4.0) if write_climbs else 0.5
+        pressure = min(0.5 + t / 300.0, 4.0) > 1.2
+        return make_obs(
+            current=current,
+            read_qps=read_qps_under_pressure if pressure else 800.0,
+            write_qps=100.0 + t,
+            **levels(CALM, write),
+        )
 
-    ticks = run_ticks(spec, world, ticks=80, current=2)
+    return world
+
+
+def test_write_surge_over_many_ticks_never_adds_a_replica() -> None:
+    # 400/s per replica: 800 reads/s fit the 2 replicas; 3200/s would need 8.
+    spec = make_spec(replicas={"targetReadQPSPerReplica": 400.0})
+    ticks = run_ticks(spec, write_climb_world(3200.0), ticks=80, current=2)
     assert all(not scaled_up(t.plan) for t in ticks)
     assert is_true(ticks[-1].plan, CT.WRITE_BOTTLENECK)
+    pressed = [t.plan for t in ticks if t.t > 210]  # write p99 over 1.2x from t = 210 s
+    assert pressed and all("WriteBottleneck" in cond(p, CT.SCALING_LIMITED).message for p in pressed)
+    # The same reads with writes calm: the capacity model adds replicas.
+    control = run_ticks(spec, write_climb_world(3200.0, write_climbs=False), ticks=80, current=2)
+    assert any(scaled_up(t.plan) for t in control)
 
 
 def surge_world(write_factor: float, read_factor: float, read_level: float, write_level: float = 0.5) -> Any:

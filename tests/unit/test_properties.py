@@ -6,7 +6,9 @@ the operator's scale of the StatefulSet makes it) and starts within the bounds. 
 - min <= desired <= max, and scale_to is within the bounds;
 - the read pool is never empty, holds only the primary and replicas that may serve, and never a
   replica being drained or removed;
-- no scale-up while write-bound (write p99 breached, read p99 under APPROACH x its objective);
+- no scale-up while write-bound (write p99 breached, read p99 under APPROACH x its objective), on
+  the mixed runs and on runs built to be write-bound with read pressure (the capacity model asks
+  for more replicas on every tick, so only the refusal keeps them out);
 - no scale-down while a signal is unknown;
 - no direction reversal inside a stabilization window (after a scale-up at t, no scale-down before
   t + the scale-down window, and vice versa);
@@ -32,9 +34,10 @@ from tests.unit.builders import PRIMARY, assert_readable, make_obs, make_spec, r
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation
-from rwscaler.core.plan import Plan, Rule
+from rwscaler.core.plan import ConditionType, Plan, Rule
 from rwscaler.core.spec import Consistency, Mode, ReadWriteWorkloadSpec
-from rwscaler.core.trends import APPROACH
+
+APPROACH = 0.8  # docs/decisions.md, "Rising and stable": approaching is p99 >= 0.8 x objective
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STEP = 15.0
@@ -270,6 +273,93 @@ def test_properties_hold_on_every_tick(scenario: tuple[Any, int, list[TickInput]
         check_unknown(step)
         check_reports(spec, step)
     check_no_reversal(spec, steps)
+
+
+# --- write-bound runs with read pressure, built on purpose -----------------------------------------
+# Mixed runs reach a write-bound tick on which the capacity model asks for more replicas only a few
+# times in 200 examples. These runs are write-bound with read pressure on every tick: write p99
+# breached (over objective x (1 + tolerance)), read p99 under 0.8 x its objective (so reads cannot
+# be rising), and read QPS beyond the tolerance band above what the running replicas carry at
+# targetReadQPSPerReplica. Without the refusal every one of them scales up on its first tick.
+
+
+@dataclass(frozen=True)
+class WriteBound:
+    spec: ReadWriteWorkloadSpec
+    start: int
+    # per tick: (read QPS per replica / target, read level, write level, write QPS)
+    ticks: list[tuple[float, float, float, float]]
+
+
+@st.composite
+def write_bound_runs(draw: st.DrawFn) -> WriteBound:
+    tolerance = draw(st.sampled_from([0.0, 0.1, 0.25]))
+    hi = draw(st.integers(2, 8))
+    lo = draw(st.integers(0, hi - 1))
+    start = draw(st.integers(max(lo, 1), hi - 1))  # room to scale up
+    pooler: dict[str, Any] = draw(
+        st.sampled_from([{"kind": "None"}, {"kind": "EndpointSlice", "readService": "db-read"}])
+    )
+    spec = make_spec(
+        replicas={
+            "minReplicas": lo,
+            "maxReplicas": hi,
+            "targetReadQPSPerReplica": draw(st.sampled_from([50.0, 200.0, 1000.0])),
+        },
+        consistency=draw(st.sampled_from(["eventual", "bounded"])),
+        pooler=pooler,
+        behavior={
+            "tolerance": tolerance,
+            "scaleUp": {"stabilizationWindowSeconds": 0, "maxStep": draw(st.integers(1, 4))},
+            "scaleDown": {
+                "stabilizationWindowSeconds": draw(st.sampled_from([0, 300])),
+                "maxStep": draw(st.integers(1, 3)),
+            },
+            "trend": {"forecastSeconds": draw(st.sampled_from([0, 120]))},
+        },
+    )
+    tick = st.tuples(
+        # read load per running replica, in units of the target: beyond the band, up to 10x
+        st.floats(1.0 + tolerance + 0.01, 10.0),
+        st.one_of(st.sampled_from([0.0, 0.3, 0.5, 0.79]), st.floats(0.0, 0.79)),
+        st.one_of(
+            st.sampled_from([1.0 + tolerance + 0.01, 2.0, 10.0]), st.floats(1.0 + tolerance + 0.01, 10.0)
+        ),
+        st.one_of(st.sampled_from([1.0, 100.0]), st.floats(0.001, 5000.0)),
+    )
+    return WriteBound(spec, start, draw(st.lists(tick, min_size=1, max_size=12)))
+
+
+def simulate_write_bound(run: WriteBound) -> list[Step]:
+    spec, o = run.spec, run.spec.objectives
+    target = spec.replicas.targetReadQPSPerReplica
+    assert target is not None
+    memory, current, steps = Memory(), run.start, []
+    for i, (load, read_level, write_level, write_qps) in enumerate(run.ticks):
+        obs = make_obs(
+            current=current,
+            read_qps=load * target * current,
+            write_qps=write_qps,
+            read_p99=read_level * o.read_latency_s,
+            write_p99=write_level * o.write_latency_s,
+        )
+        plan = decide(spec, obs, memory, i * STEP)
+        steps.append(Step(i * STEP, obs, plan))
+        memory = plan.memory
+        if plan.scale_to is not None:
+            current = plan.scale_to
+    return steps
+
+
+@SETTINGS
+@given(write_bound_runs())
+def test_write_bound_with_read_pressure_never_scales_up(run: WriteBound) -> None:
+    steps = simulate_write_bound(run)
+    for step, (_, read_level, write_level, _) in zip(steps, run.ticks, strict=True):
+        tick = TickInput(None, None, read_level, write_level, (0.1,), -1, False, None)
+        check_write_bound(run.spec, step, tick)
+        check_bounds(run.spec, step)
+        assert "WriteBottleneck" in step.plan.condition(ConditionType.SCALING_LIMITED).message
 
 
 @pytest.mark.parametrize(
