@@ -33,7 +33,7 @@ from tests.unit.builders import (
 )
 
 from rwscaler.core.decide import decide
-from rwscaler.core.memory import Memory
+from rwscaler.core.memory import Ewma, Memory
 from rwscaler.core.observation import Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
 from rwscaler.core.plan import Plan, RecommendationType, Rule, Status
@@ -111,6 +111,95 @@ def test_read_climbing_toward_the_objective_is_rising_but_not_yet_a_step() -> No
     # The same level without the climb is stable.
     flat = run_ticks(spec, [make_obs(**levels(0.95, 0.5))] * 9, step=15)[-1].plan
     assert not is_true(flat, CT.READ_CAPACITY_EXHAUSTED)
+
+
+# --- "rising": the approach level and the climbing tolerance, at their boundaries ----------------
+# docs/decisions.md: rising is breached, or approaching (level >= 0.8) and climbing: the fast
+# average above the slow one by more than the tolerance (fast > slow x (1 + tolerance)). The
+# averages are given in memory, with the tick at their own time (dt = 0 leaves them as they are),
+# and the objectives are 1 s so that a level is exactly its p99 in seconds.
+
+ONE_SECOND = {"objectives": {"readLatencyP99": "1s", "writeLatencyP99": "1s"}}
+SIDE_CONDITION = {"read": CT.READ_CAPACITY_EXHAUSTED, "write": CT.WRITE_BOTTLENECK}
+
+
+def side_plan(side: str, level: float, fast: float, slow: float, tolerance: float = 0.1) -> Plan:
+    """One tick with `side` at p99 = `level` s (objective 1 s), its averages at `fast` and `slow`;
+    the other side calm (0.5) with no history."""
+    spec = no_stabilization(**ONE_SECOND, behavior={"tolerance": tolerance})
+    history = Ewma(fast=fast, slow=slow, since=0.0)
+    memory = Memory(ewma_time=100.0, **{f"{side}_latency": history})
+    p99 = {"read_p99": 0.5, "write_p99": 0.5, f"{side}_p99": level}
+    return decide(spec, make_obs(current=2, **p99), memory, 100.0)
+
+
+@pytest.mark.parametrize("side", ["read", "write"])
+@pytest.mark.parametrize("tolerance", [0.1, 0.25])
+@pytest.mark.parametrize(
+    ("where", "rising"),
+    [
+        ("inside", False),  # above the slow average, by less than the tolerance
+        ("just-under", False),
+        ("at", False),  # "more than the tolerance": exactly at it is not climbing
+        ("just-over", True),
+        ("well-over", True),
+    ],
+)
+def test_climbing_is_more_than_the_tolerance_above_the_slow_average(
+    side: str, tolerance: float, where: str, rising: bool
+) -> None:
+    slow = 0.5
+    edge = slow * (1.0 + tolerance)
+    fast = {
+        "inside": slow * (1.0 + tolerance / 2),
+        "just-under": math.nextafter(edge, 0.0),
+        "at": edge,
+        "just-over": math.nextafter(edge, math.inf),
+        "well-over": slow * (1.0 + 2 * tolerance),
+    }[where]
+    plan = side_plan(side, 0.9, fast, slow, tolerance)  # approaching (0.9 >= 0.8), not breached
+    assert is_true(plan, SIDE_CONDITION[side]) is rising
+    assert not scaled_up(plan), "approaching and climbing is not a breach: no latency step"
+
+
+@pytest.mark.parametrize("side", ["read", "write"])
+@pytest.mark.parametrize(
+    ("level", "rising"),
+    [
+        (math.nextafter(APPROACH, 0.0), False),
+        (0.79, False),
+        (APPROACH, True),  # "level >= 0.8"
+        (math.nextafter(APPROACH, 1.0), True),
+        (0.81, True),
+    ],
+)
+def test_approaching_starts_at_0_8_of_the_objective(side: str, level: float, rising: bool) -> None:
+    # Climbing clearly (the fast average twice the slow one): only the level decides.
+    plan = side_plan(side, level, fast=1.0, slow=0.5)
+    assert is_true(plan, SIDE_CONDITION[side]) is rising
+
+
+@pytest.mark.parametrize("side", ["read", "write"])
+def test_a_level_far_under_the_approach_is_stable_however_fast_it_climbs(side: str) -> None:
+    plan = side_plan(side, 0.5, fast=10.0, slow=0.01)
+    assert not is_true(plan, SIDE_CONDITION[side])
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "level", "breached"),
+    [
+        (0.1, 1.1, False),  # "level > 1 + tolerance": at 1.1 not yet
+        (0.1, math.nextafter(1.1, 2.0), True),
+        (0.25, 1.25, False),
+        (0.25, 1.2500001, True),
+    ],
+)
+def test_breach_is_over_one_plus_the_tolerance(tolerance: float, level: float, breached: bool) -> None:
+    # No history: a breach alone makes the read side rising, and a breach is what adds a replica.
+    spec = no_stabilization(**ONE_SECOND, behavior={"tolerance": tolerance})
+    plan = decide(spec, make_obs(current=2, read_p99=level, write_p99=0.5), Memory(), 0.0)
+    assert is_true(plan, CT.READ_CAPACITY_EXHAUSTED) is breached
+    assert scaled_up(plan) is breached
 
 
 # --- row 2: write latency rising, reads stable -> write bottleneck, never add replicas ----------
@@ -392,6 +481,37 @@ def test_bounded_scales_up_when_lag_is_not_the_bottleneck() -> None:
     plan = plan_for({"consistency": "bounded"}, current=3, lags=[9.0, 0.1, 0.2], **levels(BREACH, 0.5))
     assert scaled_up(plan)
     assert Rule.LAG_BOUND not in rules(plan)
+
+
+@pytest.mark.parametrize(
+    ("lags", "lag_bound"),
+    [
+        # docs/decisions.md: lag is the bottleneck with MORE than half the replicas over the lag
+        # objective (5 s); a replica at exactly 5 s is not over it.
+        ([9.0, 0.1, 0.1, 0.1], False),  # 1 of 4: under half
+        ([9.0, 9.0, 0.1, 0.1], False),  # 2 of 4: exactly half is not more than half
+        ([9.0, 9.0, 9.0, 0.1], True),  # 3 of 4: just over half
+        ([5.0, 5.0, 5.0, 0.1], False),  # at the objective is not over it
+        ([5.001, 5.001, 5.001, 0.1], True),
+        ([9.0, 0.1, 0.1], False),  # 1 of 3
+        ([9.0, 9.0, 0.1], True),  # 2 of 3
+    ],
+)
+def test_bounded_lag_bound_is_more_than_half_the_replicas_lagging(lags: list[float], lag_bound: bool) -> None:
+    plan = plan_for(
+        {"consistency": "bounded", "replicas": {"maxReplicas": 20}},
+        current=len(lags),
+        lags=lags,
+        **levels(BREACH, 0.5),
+    )
+    assert scaled_up(plan) is not lag_bound
+    assert (Rule.LAG_BOUND in rules(plan)) is lag_bound
+    assert ("LagBound" in cond(plan, CT.SCALING_LIMITED).message) is lag_bound
+    # The same lags under eventual never refuse.
+    eventual = plan_for(
+        {"replicas": {"maxReplicas": 20}}, current=len(lags), lags=lags, **levels(BREACH, 0.5)
+    )
+    assert scaled_up(eventual)
 
 
 @pytest.mark.parametrize("target", [None, 100.0])
