@@ -100,9 +100,17 @@ def test_write_latency_breach_adds_no_replica_and_recommends(
     prometheus: Metrics,
     operator: Callable[[], OperatorProcess],
 ) -> None:
-    signals.set(write_p99=3 * WRITE_OBJECTIVE)
+    # Read pressure with reads calm (p99 0.6x): 1000 reads/s at 100/s per replica asks for 10
+    # replicas (4 at most), so only the write-bound refusal keeps the 2 there.
+    signals.set(read_qps=1000.0, write_p99=3 * WRITE_OBJECTIVE)
     signals.lag(range(2), 0.1)
-    kube.create_workload(ns, NAME, workload_spec(prometheus.prometheus.url))
+    replicas = {
+        "statefulSet": REPLICA_SET,
+        "minReplicas": 1,
+        "maxReplicas": 4,
+        "targetReadQPSPerReplica": 100,
+    }
+    kube.create_workload(ns, NAME, workload_spec(prometheus.prometheus.url, replicas=replicas))
     operator()
     cond = wait_for(
         "WriteBottleneck=True",
