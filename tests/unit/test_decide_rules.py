@@ -15,6 +15,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.unit.builders import (
     READ_OBJECTIVE,
     WRITE_OBJECTIVE,
@@ -38,6 +40,8 @@ from rwscaler.core.observation import Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
 from rwscaler.core.plan import Plan, RecommendationType, Rule, Status
 from rwscaler.core.plan import RecommendationType as RT
+from rwscaler.core.sizing import recommend_replicas
+from rwscaler.core.trends import SideState, Trend
 
 APPROACH = 0.8  # docs/decisions.md: "approaching (level >= 0.8)"
 BREACH = 2.0  # p99 at twice the objective: clearly rising
@@ -362,6 +366,58 @@ def test_both_rising_when_capacity_model_is_satisfied_adds_nothing() -> None:
     )
     assert not scaled_up(plan)
     assert is_true(plan, CT.CAPACITY_LIMIT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    read_level=st.one_of(st.sampled_from([0.8, 0.9, 1.0, 1.11, 2.0, 4.0]), st.floats(0.8, 5.0)),
+    write_level=st.one_of(st.sampled_from([0.8, 1.11, 3.0]), st.floats(0.8, 5.0)),
+    target=st.sampled_from([None, 50.0, 200.0, 1000.0]),
+    read_qps=st.one_of(st.sampled_from([0.0, 100.0, 1000.0, 5000.0]), st.floats(0.0, 10_000.0)),
+    current=st.integers(0, 6),
+    not_ready=st.integers(0, 2),
+    lagging=st.integers(0, 2),
+    lag_bound=st.booleans(),
+    consistency=st.sampled_from(["eventual", "bounded"]),
+    climb=st.sampled_from([None, 0.0, 50.0]),
+)
+def test_both_rising_adds_only_what_the_capacity_model_asks_for(
+    read_level: float,
+    write_level: float,
+    target: float | None,
+    read_qps: float,
+    current: int,
+    not_ready: int,
+    lagging: int,
+    lag_bound: bool,
+    consistency: str,
+    climb: float | None,
+) -> None:
+    """Row 3 at the level of sizing.py: with both sides rising, the raw count goes above the current
+    one only when the capacity model alone asks for more.
+
+    It follows that the `CapacityLimit` refusal in recommend_replicas (raw above current while both
+    rise and the capacity model asks for no more than current) can never fire: the latency step,
+    the only other source of a scale-up, needs the write side stable. Both rising is held by that
+    guard, not by the refusal (issue 10, item 9)."""
+    spec = no_stabilization(consistency=consistency, replicas={"targetReadQPSPerReplica": target})
+    obs = make_obs(
+        current=current,
+        read_qps=read_qps,
+        replicas=[replica(i, ready=i >= not_ready) for i in range(current)],
+    )
+    memory = (
+        Memory()
+        if climb is None
+        else Memory(read_qps=Ewma(fast=read_qps + climb * 240, slow=read_qps, since=0))
+    )
+    read = SideState(Trend.RISING, breached=read_level > 1.1, level=read_level)
+    write = SideState(Trend.RISING, breached=write_level > 1.1, level=write_level)
+    advice = recommend_replicas(spec, obs, memory, read, write, lag_bound, current, min(lagging, current))
+    assert advice.blocked_up != "CapacityLimit", "the CapacityLimit refusal fired: it is reachable after all"
+    if advice.raw > current:
+        assert advice.capacity_raw is not None and advice.capacity_raw > current
+        assert advice.raw <= advice.capacity_raw
 
 
 def cqrs_stance(message: str) -> str:
