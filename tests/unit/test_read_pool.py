@@ -40,10 +40,10 @@ def pool_spec(**overrides: Any) -> ReadWriteWorkloadSpec:
 class Driver:
     """decide, tick after tick, with the memory carried and the time advancing by `step`."""
 
-    def __init__(self, spec: ReadWriteWorkloadSpec, step: float = 15.0) -> None:
+    def __init__(self, spec: ReadWriteWorkloadSpec, step: float = 15.0, start: float = 0.0) -> None:
         self.spec, self.step = spec, step
         self.memory = Memory()
-        self.now = 0.0
+        self.now = start
         self.plans: list[Plan] = []
 
     def tick(self, obs: Observation) -> Plan:
@@ -347,6 +347,38 @@ def test_drain_timeout_ends_the_wait(connections: int | None, timeout: int) -> N
     assert all(p.scale_to is None and p.draining == (R2,) for p in plans[:first])
     assert plans[first].scale_to == 2
     assert "timeout" in next(r.message for r in plans[first].reasons if r.rule is Rule.DRAIN_COMPLETE)
+
+
+def drain_message(plan: Plan) -> str:
+    return next(r.message for r in plan.reasons if r.rule is Rule.DRAIN_COMPLETE)
+
+
+def test_the_drain_timeout_counts_from_when_the_drain_started() -> None:
+    """A drain that starts at t = 1000 s with connections open waits its 60 s from then."""
+    d = Driver(drain_spec(timeout=60), start=1000.0)
+    plans = [d.replicas(*fleet(3, {2: 7}), **QUIET) for _ in range(5)]
+    assert [p.scale_to for p in plans] == [None, None, None, None, 2]
+    assert all(p.draining == (R2,) for p in plans[:4])
+    assert "drain timeout 60s passed" in drain_message(plans[4])
+
+
+def test_a_drain_with_no_connection_left_ends_as_soon_as_any_time_has_passed() -> None:
+    d = Driver(drain_spec(timeout=60), step=1.0)
+    assert d.replicas(*fleet(3, {2: 0}), **QUIET).scale_to is None  # the tick the drain starts
+    done = d.replicas(*fleet(3, {2: 0}), **QUIET)  # one second later
+    assert done.scale_to == 2
+    assert "no connection left" in drain_message(done)
+    assert_readable(drain_message(done))
+
+
+def test_a_scale_in_with_no_pod_left_to_drain_goes_at_once() -> None:
+    """The StatefulSet says 3, but only pods 0 and 1 exist (pod 2 never came up): nothing routes
+    to a pod that does not exist, so the scale-in needs no drain."""
+    plan = Driver(drain_spec()).replicas(*fleet(2), current=3, **QUIET)
+    assert plan.scale_to == 2
+    assert plan.draining == ()
+    assert "no replica pod left to drain" in drain_message(plan)
+    assert_readable(drain_message(plan))
 
 
 def test_two_step_scale_in_drains_both_highest_ordinals() -> None:
