@@ -26,7 +26,7 @@ from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
-from rwscaler.core.plan import Plan, Rule, Status
+from rwscaler.core.plan import Plan, Reason, Rule, Status
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 
 R0, R1, R2, R3 = (replica_name(i) for i in range(4))
@@ -379,6 +379,52 @@ def test_a_scale_in_with_no_pod_left_to_drain_goes_at_once() -> None:
     assert plan.draining == ()
     assert "no replica pod left to drain" in drain_message(plan)
     assert_readable(drain_message(plan))
+
+
+def the_reason(plan: Plan, rule: Rule) -> Reason:
+    found = [r for r in plan.reasons if r.rule is rule]
+    assert len(found) == 1, [r.message for r in plan.reasons]
+    return found[0]
+
+
+@pytest.mark.parametrize(("connections", "said"), [({2: 3}, "3"), ({2: None}, "unknown")])
+def test_the_drain_says_what_it_waits_for_in_words(connections: dict[int, int | None], said: str) -> None:
+    """What status, events and `explain` show, word for word (the reasons' text and inputs)."""
+    d = Driver(drain_spec(timeout=60))
+    first = d.replicas(*fleet(3, connections), **QUIET)
+    waiting = d.replicas(*fleet(3, connections), **QUIET)
+    draining = the_reason(waiting, Rule.DRAINING)
+    assert draining.message == (
+        f"draining {R2} before scaling down 3 -> 2: {said} server connection(s) open, 15s of 60s"
+    )
+    assert draining.inputs == (("openConnections", 3 if said == "3" else 0), ("waitedSeconds", 15.0))
+    assert the_reason(first, Rule.DRAINING).message.endswith("open, 0ms of 60s")
+    done = d.replicas(*fleet(3, {2: 0}), **QUIET)
+    complete = the_reason(done, Rule.DRAIN_COMPLETE)
+    assert complete.message == f"{R2} drained (no connection left) after 30s"
+    assert complete.inputs == (("waitedSeconds", 30.0),)
+    assert the_reason(done, Rule.SCALE).message == "scaling down 3 -> 2"
+
+
+def test_two_drained_replicas_are_named_in_the_completion() -> None:
+    spec = make_spec(
+        pooler={"kind": "EndpointSlice", "readService": "db-read"},
+        behavior={"scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 2}},
+        replicas={"targetReadQPSPerReplica": 1000.0},
+    )
+    d = Driver(spec)
+    d.replicas(*fleet(4), read_qps=1500.0)
+    done = d.replicas(*fleet(4, {2: 0, 3: 0}), read_qps=1500.0)
+    assert (
+        the_reason(done, Rule.DRAIN_COMPLETE).message == f"{R2}, {R3} drained (no connection left) after 15s"
+    )
+
+
+def test_nothing_to_drain_is_said_as_nothing() -> None:
+    plan = Driver(drain_spec()).replicas(*fleet(2), current=3, **QUIET)
+    complete = the_reason(plan, Rule.DRAIN_COMPLETE)
+    assert complete.message == "nothing drained (no replica pod left to drain) after 0ms"
+    assert complete.inputs == (("waitedSeconds", 0.0),)
 
 
 def test_two_step_scale_in_drains_both_highest_ordinals() -> None:
