@@ -645,6 +645,41 @@ def test_unknown_signal_holds_and_reports(signal_name: str, value: Any, reason: 
     assert signal_name in next(r.message for r in plan.reasons if r.rule is Rule.METRICS_UNKNOWN)
 
 
+def test_the_hold_on_unknown_metrics_in_words() -> None:
+    """The MetricsUnknown reason word for word (status, events and `explain` show it), with each
+    unknown signal's reason as input, and the hold reported as ScalingLimited."""
+    stale = Signal.unknown(UnknownReason.STALE, "sample 3m old")
+    plan = plan_for(current=4, read_qps=None, write_p99=stale)
+    held = next(r for r in plan.reasons if r.rule is Rule.METRICS_UNKNOWN)
+    assert (
+        held.message
+        == "holding at 4 replicas: readQPS, writeLatencyP99 unknown; never scaling on missing data"
+    )
+    assert held.inputs == (("readQPS", "EmptyResult"), ("writeLatencyP99", "StaleSample"))
+    limited = cond(plan, CT.SCALING_LIMITED)
+    assert limited.status is Status.TRUE
+    assert "MetricsUnknown" in limited.message
+
+
+@pytest.mark.parametrize("unknown", ["read_qps", "write_p99"])
+def test_the_hold_keeps_what_was_learned_and_records_no_recommendation(unknown: str) -> None:
+    """A tick that holds on unknown metrics forgets nothing (the learned capacity) and adds nothing
+    to the stabilization history."""
+    spec = make_spec()  # scale-down window 300 s: the history is kept
+    memory = Memory(last_tick=0.0, recommendations=((0.0, 3),), breach_qps_per_replica=123.0)
+    plan = decide(spec, make_obs(current=3, **{unknown: None}), memory, 15.0)
+    assert plan.memory.breach_qps_per_replica == 123.0
+    assert plan.memory.recommendations == ((0.0, 3),)
+    assert plan.desired_replicas == 3 and plan.scale_to is None
+
+
+def test_strong_consistency_keeps_what_was_learned() -> None:
+    spec = no_stabilization(consistency="strong")
+    memory = Memory(last_tick=0.0, breach_qps_per_replica=123.0)
+    plan = decide(spec, make_obs(current=2, **levels(0.6, 0.5)), memory, 15.0)
+    assert plan.memory.breach_qps_per_replica == 123.0
+
+
 def test_unknown_read_latency_does_not_scale_up_either() -> None:
     plan = plan_for(current=2, read_p99=None, write_p99=0.5 * WRITE_OBJECTIVE, read_qps=1e6)
     assert plan.scale_to is None and plan.desired_replicas == 2
