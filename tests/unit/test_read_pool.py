@@ -218,6 +218,22 @@ def test_outage_holds_the_pool_as_last_decided() -> None:
     assert held.scale_to is None
 
 
+def test_an_outage_keeps_each_replicas_pool_memory() -> None:
+    """A replica that left for lag before the outage still owes the full hysteresis after it; the
+    ones in the pool stay in; nothing is forgotten."""
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))  # t = 0: both in
+    d.replicas(replica(0, 0.1), replica(1, 9.0))  # t = 15: db-replica-1 leaves for lag
+    held = d.replicas(replica(0, None), replica(1, None), **OUTAGE)  # t = 30
+    assert held.read_pool == (R0,)
+    assert held.memory.pool[R0].in_pool
+    assert held.memory.pool[R1].left_pool and not held.memory.pool[R1].in_pool
+    after = d.replicas(replica(0, 0.1), replica(1, 0.1))  # t = 45: caught up, clock starts
+    assert after.read_pool == (R0,), "it left the pool: re-entry waits reentrySeconds (30 s)"
+    assert d.replicas(replica(0, 0.1), replica(1, 0.1)).read_pool == (R0,)  # t = 60: 15 s
+    assert d.replicas(replica(0, 0.1), replica(1, 0.1)).read_pool == (R0, R1)  # t = 75: 30 s
+
+
 def test_outage_still_removes_a_replica_that_stops_being_ready() -> None:
     d = Driver(pool_spec())
     d.replicas(replica(0, 0.1), replica(1, 0.1))
