@@ -23,7 +23,7 @@ from tests.unit.builders import (
 )
 
 from rwscaler.core.decide import decide
-from rwscaler.core.memory import Memory
+from rwscaler.core.memory import Memory, ReplicaMemory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
 from rwscaler.core.plan import Plan, Reason, Rule, Status
@@ -239,6 +239,15 @@ def test_outage_still_removes_a_replica_that_stops_being_ready() -> None:
     d.replicas(replica(0, 0.1), replica(1, 0.1))
     plan = d.replicas(replica(0, None), replica(1, None, ready=False), **OUTAGE)
     assert plan.read_pool == (R0,)
+    assert not plan.memory.pool[R1].in_pool, "remembered as out: back, it must qualify to rejoin"
+
+
+def test_a_pod_that_appears_during_an_outage_does_not_serve_and_is_remembered_as_new() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plan = d.replicas(replica(0, None), replica(1, None), replica(2, None), **OUTAGE)
+    assert plan.read_pool == (R0, R1)
+    assert plan.memory.pool[R2] == ReplicaMemory()
 
 
 def test_lag_unknown_while_other_signals_are_known_is_not_an_outage() -> None:
