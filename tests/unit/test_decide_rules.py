@@ -798,6 +798,95 @@ def test_a_plan_that_acts_names_its_rules_in_readable_words(
         assert f"{plan.current_replicas} -> {plan.scale_to}" in plan.summary
 
 
+def only_reason(plan: Plan, rule: Rule, containing: str = "") -> Any:
+    found = [r for r in plan.reasons if r.rule is rule and containing in r.message]
+    assert len(found) == 1, [r.message for r in plan.reasons]
+    return found[0]
+
+
+def test_the_capacity_model_and_the_forecast_in_words() -> None:
+    """1000 reads/s climbing 1/s (averages 1240 and 1000: slope 240 / (300 - 60)), forecast 120 s
+    ahead: 1120/s at 100/s per replica."""
+    spec = no_stabilization(replicas={"targetReadQPSPerReplica": 100.0, "maxReplicas": 20})
+    memory = Memory(ewma_time=100.0, read_qps=Ewma(fast=1240.0, slow=1000.0, since=0.0))
+    plan = decide(spec, make_obs(current=2, read_qps=1000.0), memory, 100.0)
+    model = only_reason(plan, Rule.CAPACITY_MODEL)
+    assert model.message == "1000 reads/s at 100/s per replica needs 10 replicas; forecast 1120/s needs 12"
+    assert model.inputs == (("readQPS", 1000.0), ("forecastQPS", 1120.0), ("target", 100.0), ("lagging", 0))
+    forecast = only_reason(plan, Rule.READ_FORECAST)
+    assert forecast.message == "reads climbing 60/s per minute: provisioning for 1120/s 120s ahead"
+    assert forecast.inputs == (("slopePerSecond", 1.0), ("forecastSeconds", 120))
+    assert plan.scale_to == 12
+
+
+def test_replicas_out_of_the_pool_for_lag_in_words() -> None:
+    spec = no_stabilization(replicas={"targetReadQPSPerReplica": 200.0, "maxReplicas": 20})
+    plan = decide(spec, make_obs(current=3, read_qps=1000.0, lags=[9.0, 0.1, 0.1]), Memory(), 0.0)
+    model = only_reason(plan, Rule.CAPACITY_MODEL)
+    assert model.message == (
+        "1000 reads/s at 200/s per replica needs 5 replicas; +1 for replicas out of the pool for lag"
+    )
+    assert model.inputs == (("readQPS", 1000.0), ("forecastQPS", 1000.0), ("target", 200.0), ("lagging", 1))
+    assert plan.scale_to == 6
+
+
+def test_the_latency_step_in_words() -> None:
+    plan = plan_for(current=2, **levels(BREACH, 0.5))
+    step = only_reason(plan, Rule.LATENCY_STEP)
+    assert step.message == "read p99 at 2.00x its objective with writes stable: at least 4 replicas"
+    assert step.inputs == (("readLatencyRatio", 2.0), ("step", 2))
+    waiting = plan_for(
+        current=3, replicas=[replica(0), replica(1), replica(2, ready=False)], **levels(BREACH, 0.5)
+    )
+    wait = only_reason(waiting, Rule.LATENCY_STEP)
+    assert wait.message == "read p99 at 2.00x its objective; waiting for 1 starting replica(s)"
+    assert wait.inputs == (("readLatencyRatio", 2.0), ("pending", 1))
+
+
+def test_the_latency_headroom_in_words() -> None:
+    plan = plan_for(current=3, **levels(0.1, 0.5))
+    assert (
+        only_reason(plan, Rule.LATENCY_HEADROOM).message
+        == "read p99 at 0.10x its objective: one replica fewer"
+    )
+    spec = no_stabilization()
+    learned = decide(
+        spec, make_obs(current=3, **levels(0.1, 0.5)), Memory(breach_qps_per_replica=2000.0), 0.0
+    )
+    headroom = only_reason(learned, Rule.LATENCY_HEADROOM)
+    assert headroom.message == (
+        "read p99 at 0.10x its objective: one replica fewer (learned capacity 2000/s per replica)"
+    )
+    assert dict(headroom.inputs)["learnedQPSPerReplica"] == 2000.0
+
+
+def test_no_scale_down_while_reads_rise_in_words() -> None:
+    spec = no_stabilization(**ONE_SECOND, replicas={"targetReadQPSPerReplica": 1000.0})
+    memory = Memory(ewma_time=100.0, read_latency=Ewma(fast=1.0, slow=0.5, since=0.0))
+    plan = decide(spec, make_obs(current=4, read_qps=100.0, read_p99=0.9, write_p99=0.5), memory, 100.0)
+    assert plan.desired_replicas == 4
+    kept = only_reason(plan, Rule.LATENCY_STEP)
+    assert kept.message == "no scale-down while read p99 is rising (0.90x its objective)"
+    assert kept.inputs == (("readLatencyRatio", 0.9),)
+
+
+def test_the_lag_bound_in_words() -> None:
+    plan = plan_for({"consistency": "bounded"}, current=2, lags=[9.0, 8.0], **levels(BREACH, 0.5))
+    assert only_reason(plan, Rule.LAG_BOUND).message == (
+        "consistency bounded: replication lag is the bottleneck, so no replica is added "
+        "(a new replica would lag too)"
+    )
+
+
+def test_within_the_tolerance_band_names_its_inputs() -> None:
+    # 380 reads/s on 4 x 100/s: usage 0.95, inside the band whichever side of 1 it is measured.
+    spec = no_stabilization(replicas={"targetReadQPSPerReplica": 100.0})
+    plan = decide(spec, make_obs(current=4, read_qps=380.0), Memory(), 0.0)
+    within = only_reason(plan, Rule.WITHIN_TOLERANCE)
+    assert within.inputs == (("readQPS", 380.0), ("forecastQPS", 380.0), ("target", 100.0))
+    assert plan.desired_replicas == 4
+
+
 def test_every_condition_type_is_reported_once() -> None:
     plan = plan_for(current=2)
     assert sorted(c.type.value for c in plan.conditions) == sorted(t.value for t in CT)
