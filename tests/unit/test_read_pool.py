@@ -6,6 +6,7 @@ reentrySeconds (30 s); ticks every 15 s.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -183,6 +184,32 @@ def test_new_replica_joins_only_once_caught_up() -> None:
     message = next(r.message for r in joined.reasons if r.rule is Rule.REPLICA_JOINED_POOL)
     assert R2 in message
     assert_readable(message)
+
+
+@pytest.mark.parametrize(
+    ("lag", "joins"),
+    [(math.nextafter(2.5, 0.0), True), (2.5, False), (math.nextafter(2.5, 5.0), False)],
+)
+def test_the_warm_up_gate_is_strictly_under_the_reentry_threshold(lag: float, joins: bool) -> None:
+    """docs/decisions.md: a new replica joins once its lag is under 5 s x 0.5 = 2.5 s."""
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plan = d.replicas(replica(0, 0.1), replica(1, 0.1), replica(2, lag))
+    assert (R2 in plan.read_pool) is joins
+
+
+def test_pool_changes_in_words() -> None:
+    """The reasons status, events and `explain` show when a replica leaves or joins."""
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    left = d.replicas(replica(0, 0.1), replica(1, 9.0))
+    leaving = next(r for r in left.reasons if r.rule is Rule.REPLICA_LEFT_POOL)
+    assert leaving.message == f"{R1} left the read pool: lag 9s over 5s"
+    assert leaving.inputs == (("replica", R1), ("ready", "True"), ("lagSeconds", 9.0))
+    down = d.replicas(replica(0, 0.1, ready=False), replica(1, 9.0))
+    gone = next(r for r in down.reasons if r.rule is Rule.REPLICA_LEFT_POOL)
+    assert gone.message == f"{R0} left the read pool: not ready"
+    assert gone.inputs == (("replica", R0), ("ready", "False"), ("lagSeconds", 0.1))
 
 
 def test_new_replica_that_lags_after_joining_needs_the_full_hysteresis() -> None:
