@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from rwscaler.core.durations import format_seconds
+from rwscaler.core.learned_capacity import LEARNED_CAPACITY_TTL_S
 from rwscaler.core.observation import Aggregation, Observation, Signal
 from rwscaler.core.plan import Condition, ConditionType, Plan, Status
 
@@ -43,6 +44,7 @@ OWNED_KEYS = (
     "maxReplicationLag",
     "recommendations",
     "conditions",
+    "learnedCapacity",
     "decision",
     "memory",
 )
@@ -286,11 +288,29 @@ def render_status(
             for r in plan.recommendations
         ],
         "conditions": merge_conditions(previous.get("conditions"), conditions, now, generation),
+        "learnedCapacity": _learned_capacity(plan),
         "decision": _decision(plan),
         "memory": plan.memory.to_status(),
     }
     result: dict[str, Any] = prune(status)
     return result
+
+
+def _learned_capacity(plan: Plan) -> dict[str, Any] | None:
+    """The per-replica read load at which the read objective broke, when one is learned: its value,
+    when it was last learned or confirmed, when it expires, and whether replicas are sized with it
+    (it is under targetReadQPSPerReplica). None (pruned) when nothing is learned."""
+    mem = plan.memory
+    value = mem.breach_qps_per_replica
+    if value is None:
+        return None
+    since = mem.breach_time
+    return {
+        "readQPSPerReplica": f"{value:.0f}/s",
+        "since": None if since is None else rfc3339(since),
+        "expires": None if since is None else rfc3339(since + LEARNED_CAPACITY_TTL_S),
+        "sizingWith": plan.read_capacity is not None and plan.read_capacity == value,
+    }
 
 
 def problem_status(

@@ -56,8 +56,11 @@ def capacity_spec(target: float = 100.0, tolerance: float = 0.25, **overrides: A
 @pytest.mark.parametrize(
     ("read_qps", "expected"),
     [
-        # 4 replicas x 100/s, tolerance 0.25 (binary-exact): no change for 300..500 reads/s
-        (500.0, 4),  # usage exactly 1.25: inside the band
+        # 4 replicas x 100/s, tolerance 0.25 (binary-exact): no change for 300..400 reads/s;
+        # the band is below the target only (docs/decisions.md: the tolerance does not license
+        # running past the capacity)
+        (500.0, 5),  # usage exactly 1.25: over the target, ceil(5.0)
+        (401.0, 5),  # usage just over 1: scale up at once
         (300.0, 4),  # usage exactly 0.75: inside the band
         (400.0, 4),
         (501.0, 6),  # ceil(5.01)
@@ -114,7 +117,9 @@ def test_forecast_provisions_ahead_of_a_read_ramp() -> None:
         assert behind[i].plan.desired_replicas <= math.ceil(needed * 1.1), "no forecast, no lead"
         leads.append(ahead[i].plan.desired_replicas - behind[i].plan.desired_replicas)
     assert min(leads) >= 0
-    assert sum(leads) / len(leads) >= 1.0, f"the forecast should lead by a replica or more: {leads}"
+    # A forecast must pass the capacity by more than the tolerance while the present load scales
+    # up as soon as it passes it (docs/decisions.md), so the lead is under a replica on average.
+    assert sum(leads) / len(leads) >= 0.5, f"the forecast should lead: {leads}"
     assert any(Rule.READ_FORECAST in rules(t.plan) for t in ahead)
     assert not any(Rule.READ_FORECAST in rules(t.plan) for t in behind)
     # Nothing here was a latency breach: this is pre-provisioning, not reaction.

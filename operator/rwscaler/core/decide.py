@@ -24,11 +24,13 @@ from rwscaler.core.plan import (
 )
 from rwscaler.core.pool_sizing import size_pools
 from rwscaler.core.read_pool import select_read_pool
+from rwscaler.core.settle import pool_grew, settling, starting_replicas
 from rwscaler.core.sizing import recommend_replicas, stabilize
 from rwscaler.core.spec import Mode, PoolerKind, ReadWriteWorkloadSpec
 from rwscaler.core.trends import (
     LATENCY_TAU,
     QPS_TAU,
+    climb_rate,
     latency_side,
     ratio_shift,
     update_ewma,
@@ -134,8 +136,25 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
     draining = memory.drain.replicas if (memory.drain is not None and enforce) else ()
     pool = select_read_pool(spec, obs, memory.pool, draining, first_tick, now)
     lag_bound = bool(obs.replicas) and len(pool.lagging) * 2 > len(obs.replicas)
+    grew_at = now if pool_grew(memory.pool, pool.replicas_in_pool, first_tick) else memory.pool_grew_at
     sizing = recommend_replicas(
-        spec, obs, mem, read, write, lag_bound, len(pool.replicas_in_pool), len(pool.out_for_lag)
+        spec,
+        obs,
+        mem,
+        read,
+        write,
+        lag_bound,
+        len(pool.replicas_in_pool),
+        len(pool.out_for_lag),
+        starting=starting_replicas(obs, pool.memory),
+        settled=not settling(grew_at, now, float(spec.behavior.intervalSeconds)),
+        now=now,
+        climb=climb_rate(
+            memory.read_qps,
+            mem.read_qps,
+            now - memory.ewma_time if memory.ewma_time is not None else 0.0,
+            QPS_TAU,
+        ),
     )
     stable = stabilize(spec, obs.current_replicas, sizing, mem, now)
     scale_to, drain, leaving, scale_reasons = _drain_and_scale(spec, obs, mem, stable.desired, enforce, now)
@@ -165,6 +184,8 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
         pool=pool.memory,
         drain=drain,
         breach_qps_per_replica=sizing.breach_qps_per_replica,
+        breach_time=sizing.breach_time,
+        pool_grew_at=grew_at,
         last_scale_time=now if scaled else mem.last_scale_time,
         last_scale_direction=(1 if (scale_to or 0) > obs.current_replicas else -1)
         if scaled
@@ -189,4 +210,5 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
         summary=summarize(
             wclass, ratio, obs.current_replicas, stable.desired, scale_to, tuple(reasons), enforce
         ),
+        read_capacity=sizing.capacity,
     )

@@ -238,6 +238,17 @@ def recommendations(
                 "the write share keeps rising: evaluate write-optimized storage (LSM, append-only, batching)",
             )
         )
+    learned, target = sizing.breach_qps_per_replica, spec.replicas.targetReadQPSPerReplica
+    if learned is not None and target is not None and learned < target:
+        suggested = math.floor(learned)
+        recs.append(
+            Recommendation(
+                RecommendationType.LOWER_READ_TARGET,
+                f"read p99 broke its objective at {learned:.0f} reads/s per replica, under "
+                f"targetReadQPSPerReplica {target:g}: sizing with {learned:.0f}/s until the learned "
+                f"capacity expires or is contradicted; set targetReadQPSPerReplica to {suggested} or lower",
+            )
+        )
     # One recommendation per type: the first (most specific) message wins.
     seen: set[RecommendationType] = set()
     unique = []

@@ -55,10 +55,17 @@ class Memory:
     log_ratio: Ewma | None = None
     read_latency: Ewma | None = None
     write_latency: Ewma | None = None
-    # Per-replica read QPS at which the read objective was last breached (learned capacity,
-    # used only when the spec gives no targetReadQPSPerReplica).
+    # Per-replica read QPS at which the read objective broke (learned capacity, see
+    # learned_capacity.py): the effective capacity when under targetReadQPSPerReplica, and the
+    # floor of a latency-headroom scale-down without one.
     breach_qps_per_replica: float | None = None
     ewma_time: float | None = None
+    # When the learned capacity was last learned or confirmed by a breach (its expiry clock).
+    # None with a learned capacity: a status from before this field; the clock starts at the next tick.
+    breach_time: float | None = None
+    # When a replica last joined the read pool: the read p99 measured before the new pool served
+    # a whole measurement window says nothing about it (settle.py).
+    pool_grew_at: float | None = None
 
     def to_status(self) -> dict[str, Any]:
         result: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")

@@ -29,6 +29,8 @@ class RecommendationType(StrEnum):
     SHARD_WRITES = "ShardWrites"
     ARCHITECTURE_REVIEW = "ArchitectureReview"
     WRITE_OPTIMIZED_STORAGE = "WriteOptimizedStorage"
+    # The read objective broke under targetReadQPSPerReplica: lower the target to the learned capacity.
+    LOWER_READ_TARGET = "LowerTargetReadQPSPerReplica"
 
 
 class Rule(StrEnum):
@@ -43,6 +45,7 @@ class Rule(StrEnum):
     READ_FORECAST = "ReadForecast"  # read QPS forecast above the current capacity
     LATENCY_STEP = "LatencyStep"  # replicas stepped up from a read latency breach
     LATENCY_HEADROOM = "LatencyHeadroom"  # replicas stepped down: reads far under the objective
+    LEARNED_CAPACITY = "LearnedCapacity"  # the per-replica read load at which the objective broke
     WITHIN_TOLERANCE = "WithinTolerance"
     METRICS_UNKNOWN = "MetricsUnknown"
     STABILIZED = "Stabilized"
@@ -124,6 +127,9 @@ class Plan:
     memory: Memory
     enforce: bool
     summary: str
+    # The per-replica read capacity the capacity model sized with: targetReadQPSPerReplica, or
+    # the learned capacity when lower; None without a target.
+    read_capacity: float | None = None
 
     def condition(self, kind: ConditionType) -> Condition:
         return next(c for c in self.conditions if c.type is kind)

@@ -1,15 +1,19 @@
 """How many read replicas: the unstabilized recommendation, then HPA-style stabilization and limits.
 
 `recommend_replicas` turns one tick's signals into a raw replica count and says why:
-  - capacity model (targetReadQPSPerReplica set): ceil(forecast read QPS / target) plus the
-    replicas out of the pool for lag (their capacity is replaced), where the forecast adds the
+  - capacity model (targetReadQPSPerReplica set): ceil(forecast read QPS / capacity) plus the
+    replicas out of the pool for lag (their capacity is replaced), where the capacity is the
+    target, or the learned capacity when lower (learned_capacity.py), and the forecast adds the
     read-QPS slope x behavior.trend.forecastSeconds when reads are climbing (pre-provisioning
-    before the objective is breached); no change while forecast / (serving x target) is within
-    the tolerance band;
+    before the objective is breached). The tolerance band is below the capacity only: no change
+    while forecast / (serving x capacity) is within [1 - tolerance, 1]; above 1 it scales up at
+    once (the tolerance avoids flapping, it does not license running past the capacity);
   - latency step (read objective breached and the write side stable): one more than the
     capacity model asks for when there is one, else current + max(1, ceil(current x
-    (p99/objective - 1))); no new step while replicas asked for are still starting; the
-    per-replica read QPS at the breach is remembered as a learned capacity;
+    (p99/objective - 1))); no new step while replicas asked for are still starting, nor while
+    the read p99 predates a replica that just joined the pool (settle.py);
+  - learned capacity: updated every tick from the read p99 and the per-replica read QPS
+    (learned_capacity.py);
   - latency headroom (no capacity model, read p99 under half its objective): one replica fewer,
     unless the learned capacity says the others could not carry the reads;
   - no scale-down while the read side is rising, whatever the capacity model says;
@@ -26,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rwscaler.core.learned_capacity import Learned, effective_target, update_learned
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation
 from rwscaler.core.plan import Reason, Rule
@@ -43,6 +48,8 @@ class ReplicaAdvice:
     capacity_raw: int | None  # what the capacity model alone asks for
     breach_qps_per_replica: float | None
     reasons: tuple[Reason, ...]
+    breach_time: float | None = None  # when the learned capacity was last learned or confirmed
+    capacity: float | None = None  # per-replica capacity sized with (target or learned, lower)
 
 
 def recommend_replicas(
@@ -54,10 +61,21 @@ def recommend_replicas(
     lag_bound: bool,
     serving_replicas: int,
     lagging_replicas: int = 0,
+    *,
+    starting: int | None = None,
+    settled: bool = True,
+    now: float | None = None,
+    climb: float | None = None,
 ) -> ReplicaAdvice:
+    """The raw replica count for this tick. `starting`: replicas asked for that do not serve yet
+    (default: the ones not ready); `settled`: the read p99 describes the current pool (settle.py);
+    `now`: the time, for the learned capacity's clock (default: the memory's last tick);
+    `climb`: the read QPS slope per second for the forecast (default: the averages' gap,
+    trends.slope; decide passes trends.climb_rate)."""
     current = obs.current_replicas
     tol = spec.behavior.tolerance
     learned = memory.breach_qps_per_replica
+    learned_at = memory.breach_time
     unknown = obs.unknown_signals()
     if unknown:
         names = ", ".join(name for name, _ in unknown)
@@ -66,38 +84,72 @@ def recommend_replicas(
             f"holding at {current} replicas: {names} unknown; never scaling on missing data",
             tuple((name, s.reason.value if s.reason else None) for name, s in unknown),
         )
-        return ReplicaAdvice(current, True, "MetricsUnknown", None, learned, (reason,))
+        return ReplicaAdvice(current, True, "MetricsUnknown", None, learned, (reason,), learned_at)
     if spec.consistency is Consistency.STRONG:
         reason = Reason(
             Rule.STRONG_CONSISTENCY,
             f"consistency strong: only the primary and synchronous replicas serve reads, so replicas are "
             f"not added for read capacity (holding at {current})",
         )
-        return ReplicaAdvice(current, False, None, None, learned, (reason,))
+        return ReplicaAdvice(current, False, None, None, learned, (reason,), learned_at)
 
     read_qps = obs.read_qps.value or 0.0
     reasons: list[Reason] = []
-    target = spec.replicas.targetReadQPSPerReplica
+    pending = current - sum(1 for r in obs.replicas if r.ready) if starting is None else starting
+    tick = now if now is not None else (memory.last_tick or 0.0)
+    update = update_learned(
+        learned,
+        learned_at,
+        read=read,
+        write=write,
+        read_qps=read_qps,
+        read_qps_avg=memory.read_qps,
+        serving=serving_replicas,
+        settled=settled and pending <= 0,
+        tolerance=tol,
+        now=tick,
+    )
+    learned, learned_at = update.qps_per_replica, update.since
+    user_target = spec.replicas.targetReadQPSPerReplica
+    target = effective_target(user_target, learned)
+    reasons.extend(_learned_reasons(update, user_target))
     write_stable = write.trend is Trend.STABLE
     read_rising = read.trend is Trend.RISING
 
     capacity_raw: int | None = None
     forecast: float | None = None
     if target is not None:
-        climb = max(0.0, slope(memory.read_qps, QPS_TAU))
-        forecast = read_qps + climb * spec.behavior.trend.forecastSeconds
+        if climb is None:
+            climb = max(0.0, slope(memory.read_qps, QPS_TAU))
+        ahead = read_qps + climb * spec.behavior.trend.forecastSeconds
         serving_capacity = (current - lagging_replicas) * target
-        usage = forecast / serving_capacity if serving_capacity > 0 else math.inf
-        if abs(usage - 1.0) <= tol:
+        present_usage = read_qps / serving_capacity if serving_capacity > 0 else math.inf
+        ahead_usage = ahead / serving_capacity if serving_capacity > 0 else math.inf
+        # The forecast covers one provisioning delay; replicas still starting were asked for to
+        # cover it, so a forecast (whose slope, after a jump, is still the jump's) does not stack
+        # on them: while they start, only the present load adds replicas.
+        awaiting = pending
+        forecast = ahead if awaiting <= 0 else read_qps
+        # The present load past the capacity scales up at once (the tolerance does not license
+        # running past it); a forecast, less certain, must pass it by more than the tolerance.
+        up = present_usage > 1.0 or (awaiting <= 0 and ahead_usage > 1.0 + tol)
+        down = ahead_usage < 1.0 - tol
+        if not up and not down:
             capacity_raw = current
             reasons.append(
                 Reason(
                     Rule.WITHIN_TOLERANCE,
-                    f"read load {forecast:.0f}/s is within {tol:.0%} of {current} x {target:g}/s",
-                    (("readQPS", read_qps), ("forecastQPS", forecast), ("target", target)),
+                    f"read load {read_qps:.0f}/s (forecast {ahead:.0f}/s) fits {current} x {target:g}/s"
+                    + (
+                        "; waiting for the replicas asked for to serve before provisioning for the forecast"
+                        if awaiting > 0 and ahead_usage > 1.0 + tol
+                        else f" within its {tol:.0%} tolerance"
+                    ),
+                    (("readQPS", read_qps), ("forecastQPS", ahead), ("target", target)),
                 )
             )
         else:
+            forecast = forecast if up else ahead
             # Replicas out of the pool for lag carry no reads: the capacity they would give is
             # replaced, so the pool keeps enough serving replicas (refused under `bounded`).
             capacity_raw = math.ceil(forecast / target) + lagging_replicas
@@ -135,9 +187,7 @@ def recommend_replicas(
                 )
 
     raw = current if capacity_raw is None else capacity_raw
-    pending = current - sum(1 for r in obs.replicas if r.ready)
     if read.breached and read.level is not None and write_stable:
-        learned = read_qps / max(serving_replicas, 1)
         if pending > 0:
             # Replicas asked for are still starting: wait for them before stepping again, or a
             # breach that lasts one provisioning delay would add a replica every tick.
@@ -147,6 +197,18 @@ def recommend_replicas(
                     Rule.LATENCY_STEP,
                     f"read p99 at {read.level:.2f}x its objective; waiting for {pending} starting replica(s)",
                     (("readLatencyRatio", read.level), ("pending", pending)),
+                )
+            )
+        elif not settled:
+            # A replica joined the pool within the p99's window: the breach was measured on the
+            # smaller pool before it, so it says nothing about the pool now (settle.py).
+            raw = max(raw, current)
+            reasons.append(
+                Reason(
+                    Rule.LATENCY_STEP,
+                    f"read p99 at {read.level:.2f}x its objective was measured before the replica(s) that "
+                    f"just joined the read pool served; waiting one latency window",
+                    (("readLatencyRatio", read.level),),
                 )
             )
         else:
@@ -206,7 +268,34 @@ def recommend_replicas(
             raw = current
         elif write.trend is Trend.RISING and capacity_raw is not None:
             raw = min(raw, max(capacity_raw, current))  # both rising: read capacity alone may justify
-    return ReplicaAdvice(raw, False, blocked, capacity_raw, learned, tuple(reasons))
+    return ReplicaAdvice(raw, False, blocked, capacity_raw, learned, tuple(reasons), learned_at, target)
+
+
+def _learned_reasons(update: Learned, target: float | None) -> list[Reason]:
+    """What happened to the learned capacity this tick, in words (nothing when nothing did)."""
+    value = update.qps_per_replica
+    if update.event in ("learned", "confirmed") and value is not None:
+        below = target is not None and value < target
+        return [
+            Reason(
+                Rule.LEARNED_CAPACITY,
+                f"read p99 broke its objective at {value:.0f} reads/s per replica: capacity "
+                f"{update.event}"
+                + (f", sizing with it instead of targetReadQPSPerReplica {target:g}" if below else ""),
+                (("learnedQPSPerReplica", value), ("target", target)),
+            )
+        ]
+    if update.event == "forgotten":
+        return [
+            Reason(
+                Rule.LEARNED_CAPACITY,
+                "replicas carry more than the learned capacity with read p99 well under its objective: "
+                "learned capacity forgotten",
+            )
+        ]
+    if update.event == "expired":
+        return [Reason(Rule.LEARNED_CAPACITY, "learned capacity expired (no breach confirmed it for a week)")]
+    return []
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,9 @@ Trends over time use a pair of exponentially weighted moving averages (EWMA) wit
 smoothing (alpha = 1 - exp(-dt / tau)), so an irregular tick spacing does not bias them. For a
 linear ramp x(t) = a + b t, an EWMA with time constant tau lags the signal by b x tau, so
 (fast - slow) / (tau_slow - tau_fast) estimates the slope b without storing a history.
-  - read QPS: tau 60 s and 300 s; the slope feeds the forecast for pre-provisioning;
+  - read QPS: tau 60 s and 300 s; the slope feeds the forecast for pre-provisioning, as the
+    lower of that estimate and the fast average's own rate over the last tick (`climb_rate`: a
+    ramp, not a jump);
   - latency: tau 60 s and 300 s; the climb above;
   - log10(read:write ratio): tau window/6 and window (behavior.trend.windowSeconds); reads gain
     share when fast - slow > RATIO_TREND_LOG10 and writes gain share when fast - slow <
@@ -63,6 +65,24 @@ def slope(e: Ewma | None, taus: tuple[float, float]) -> float:
     if e is None:
         return 0.0
     return (e.fast - e.slow) / (taus[1] - taus[0])
+
+
+def climb_rate(before: Ewma | None, after: Ewma | None, dt: float, taus: tuple[float, float]) -> float:
+    """The slope per second two views of the averages agree on, never negative (0 without history).
+
+    `before` and `after` are the averages before and after this tick's sample, `dt` apart. On a
+    linear ramp the fast average moves at the ramp's slope, and it leads the slow one by slope x
+    (tau_slow - tau_fast): both views are the slope. After a jump to a new level the slow average
+    lags for minutes, so the gap keeps reporting a climb, while the fast average stops moving
+    within a few fast time constants. The lower of the two extrapolates a ramp, not a jump that
+    is over.
+    """
+    if after is None:
+        return 0.0
+    gap_slope = slope(after, taus)
+    if before is None or dt <= 0:
+        return max(0.0, gap_slope)
+    return max(0.0, min(gap_slope, (after.fast - before.fast) / dt))
 
 
 @dataclass(frozen=True, slots=True)
