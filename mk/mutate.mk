@@ -14,3 +14,7 @@ mutate: venv ## Mutation-test the decision core (mutmut, niced): survivors of th
 
 mutate-report: venv ## Reprint the last `make mutate` report (per function, survivors, kill rate)
 	$(PY) tools/mutate.py report
+
+.PHONY: mutate-retest
+mutate-retest: venv ## Run the last `make mutate`'s surviving mutants again with the tests as they are now
+	$(PY) tools/mutate.py retest --code $(MUTATE_CODE) --children $(MUTATE_CHILDREN)

@@ -7,6 +7,7 @@ run). The working tree is never modified.
 
     tools/mutate.py run [--scope safety|all] [--children N] [--code head|worktree]
                                          stage, run mutmut (niced), report
+    tools/mutate.py retest               the last run's survivors again, with the tests as they are now
     tools/mutate.py report               report the last run again
 
 The report: per function, mutants killed / survived / other (timeouts, suspicious, not checked);
@@ -139,7 +140,17 @@ def main() -> int:
         help="mutate the committed core or the working tree's",
     )
     sub.add_parser("report", help="report the last run")
+    retest = sub.add_parser(
+        "retest", help="re-stage the tests and run the last run's survivors again (new tests included)"
+    )
+    retest.add_argument("--children", type=int, default=2)
+    retest.add_argument("--code", choices=("head", "worktree"), default="head")
     args = parser.parse_args()
+    if args.command == "retest":
+        survivors = [name for name, status in results().items() if status == "survived"]
+        stage(committed=args.code == "head")
+        if survivors:
+            mutmut("run", "--max-children", str(args.children), *survivors, niced=True)
     if args.command == "run":
         stage(committed=args.code == "head")
         patterns = [f"{f}__mutmut_*" for f in SAFETY_CRITICAL] if args.scope == "safety" else []
