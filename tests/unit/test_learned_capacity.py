@@ -252,3 +252,10 @@ def test_a_status_from_the_previous_version_loads_and_starts_the_clock() -> None
     plan = decide(spec(), make_obs(current=3, read_qps=2000.0, read_p99=0.7 * READ_OBJECTIVE), memory, NOW)
     assert plan.desired_replicas == 4
     assert plan.memory.breach_time == NOW
+
+
+def test_a_breach_with_no_reads_teaches_nothing() -> None:
+    """Read p99 over its objective with 0 reads/s (replay, a cold cache): no read capacity to learn."""
+    obs = make_obs(current=3, read_qps=0.0, read_p99=1.5 * READ_OBJECTIVE)
+    plan = decide(spec(), obs, settled_memory(3), NOW)
+    assert plan.memory.breach_qps_per_replica is None

@@ -7,8 +7,8 @@ with it (`effective_target`). The value and its clock live in Memory (`breach_qp
 - **Learn.** Read p99 over its objective (level > 1: the objective itself, not the tolerance
   band), writes stable (a write surge slows reads through replay, not through read load), no
   replica starting and no replica joined the pool within the last latency window (settle.py: the
-  p99 must describe the pool the load is divided by). The evidence is read QPS / replicas in the
-  pool. It replaces the learned value when lower, or when there is none (or it expired).
+  p99 must describe the pool the load is divided by), and reads to divide (a breach with no
+  reads says nothing about read capacity). The evidence is read QPS / replicas in the pool. It replaces the learned value when lower, or when there is none (or it expired).
 - **Confirm.** A new breach at no more than the learned value x (1 + tolerance) restarts its
   clock: the same breaking point, seen again.
 - **Contradict.** Read p99 at or under HEALTHY_LEVEL of its objective, writes stable, pool
@@ -69,7 +69,7 @@ def update_learned(
     else:
         expired = False
     usable = settled and serving > 0 and write.trend is Trend.STABLE and read.level is not None
-    if usable and read.level is not None and read.level > 1.0:
+    if usable and read.level is not None and read.level > 1.0 and read_qps > 0:
         observed = read_qps / serving
         if value is None or observed < value:
             return Learned(observed, now, "learned")
@@ -86,6 +86,6 @@ def effective_target(target: float | None, learned: float | None) -> float | Non
     """The per-replica capacity to size with: the learned value when lower than the target."""
     if target is None:
         return None
-    if learned is not None and learned < target:
+    if learned is not None and 0 < learned < target:
         return learned
     return target
