@@ -212,6 +212,67 @@ def test_pool_changes_in_words() -> None:
     assert gone.inputs == (("replica", R0), ("ready", "False"), ("lagSeconds", 0.1))
 
 
+def test_joins_in_words() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))  # t = 0
+    new = d.replicas(replica(0, 0.1), replica(1, 0.1), replica(2, 0.1))  # t = 15: a new replica
+    joined = next(r for r in new.reasons if r.rule is Rule.REPLICA_JOINED_POOL)
+    assert joined.message == f"{R2} joined the read pool: lag 100ms under 2.5s (caught up)"
+    assert joined.inputs == (("replica", R2), ("ready", "True"), ("lagSeconds", 0.1))
+    d.replicas(replica(0, 0.1), replica(1, 0.1), replica(2, 9.0))  # t = 30: it leaves
+    plans = [d.replicas(replica(0, 0.1), replica(1, 0.1), replica(2, 0.1)) for _ in range(3)]
+    back = next(r for p in plans for r in p.reasons if r.rule is Rule.REPLICA_JOINED_POOL)
+    assert back.message == f"{R2} joined the read pool: lag 100ms under 2.5s for 30s"
+
+
+def test_a_missing_lag_in_words() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plan = d.replicas(replica(0, 0.1), replica(1, None))
+    left = next(r for r in plan.reasons if r.rule is Rule.REPLICA_LEFT_POOL)
+    assert left.message == f"{R1} left the read pool: its lag is unknown (EmptyResult)"
+
+
+def test_the_fallback_and_the_held_pool_in_words() -> None:
+    d = Driver(pool_spec())
+    fallback = d.replicas(replica(0, 9.0), replica(1, None))
+    why = next(r for r in fallback.reasons if r.rule is Rule.POOL_FALLBACK)
+    assert why.message == (
+        f"no replica qualifies for the read pool (2 replicas, 1 lagging, 1 with unknown lag): "
+        f"the primary {PRIMARY} serves reads"
+    )
+    assert why.inputs == (("replicas", 2), ("lagging", 1))
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    held = d.replicas(replica(0, None), replica(1, None), **OUTAGE)
+    said = next(r for r in held.reasons if r.rule is Rule.METRICS_UNKNOWN and "lag" in r.message)
+    assert (
+        said.message == f"replication lag could not be queried: read pool held as last decided ({R0}, {R1})"
+    )
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 9.0), replica(1, 9.0))  # nothing in the pool: the primary serves
+    empty = d.replicas(replica(0, None), replica(1, None), **OUTAGE)
+    said = next(r for r in empty.reasons if r.rule is Rule.METRICS_UNKNOWN and "lag" in r.message)
+    assert (
+        said.message == "replication lag could not be queried: read pool held as last decided (the primary)"
+    )
+
+
+def test_a_warming_replica_is_not_capacity_to_replace() -> None:
+    """docs/decisions.md: the capacity model adds the replicas that served reads and are now out for
+    lag; replicas still warming up (never in the pool yet) do not count."""
+    spec = make_spec(
+        replicas={"targetReadQPSPerReplica": 200.0, "maxReplicas": 20},
+        behavior={"scaleUp": {"stabilizationWindowSeconds": 0, "maxStep": 10}},
+    )
+    d = Driver(spec)
+    d.replicas(replica(0, 0.1), replica(1, 0.1), read_qps=400.0)
+    plan = d.replicas(replica(0, 0.1), replica(1, 0.1), replica(2, 9.0), read_qps=2000.0)
+    model = next(r for r in plan.reasons if r.rule is Rule.CAPACITY_MODEL)
+    assert dict(model.inputs)["lagging"] == 0
+    assert plan.desired_replicas == 10
+
+
 def test_new_replica_that_lags_after_joining_needs_the_full_hysteresis() -> None:
     d = Driver(pool_spec())
     d.replicas(replica(0, 0.1))
