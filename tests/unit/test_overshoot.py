@@ -50,7 +50,8 @@ def memory(in_pool: int, pool_grew_at: float | None = None, **fields: Any) -> Me
 
 # 3,000 reads/s on 4 replicas of 800/s is 0.94 of their capacity: the capacity model holds 4,
 # so a 5th replica can only come from the latency step.
-BREACH = {"current": 4, "read_qps": 3000.0, "read_p99": 1.5 * READ_OBJECTIVE}
+def breach(**kw: Any) -> Observation:
+    return make_obs(current=4, read_qps=3000.0, read_p99=1.5 * READ_OBJECTIVE, **kw)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +73,7 @@ def test_the_latency_step_waits_one_window_after_a_replica_joins(
     # since_join 0: db-replica-3 is ready and caught up but not in the pool: it joins now.
     grew_at = None if since_join is None else NOW - since_join
     mem = memory(3) if since_join == 0.0 else memory(4, grew_at)
-    plan = decide(spec(interval), make_obs(**BREACH), mem, NOW)  # type: ignore[arg-type]
+    plan = decide(spec(interval), breach(), mem, NOW)
     assert plan.desired_replicas == expected
 
 
@@ -87,7 +88,7 @@ def test_the_latency_step_waits_one_window_after_a_replica_joins(
 def test_the_latency_step_waits_for_starting_replicas(case: str, last: Any, expected: int) -> None:
     replicas = [replica(0), replica(1), replica(2), last]
     pool = memory(4) if expected == 5 else memory(3)
-    plan = decide(spec(), make_obs(**BREACH, replicas=replicas), pool, NOW)  # type: ignore[arg-type]
+    plan = decide(spec(), breach(replicas=replicas), pool, NOW)
     assert plan.desired_replicas == expected, case
 
 
