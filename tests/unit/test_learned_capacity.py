@@ -241,11 +241,12 @@ def test_the_new_memory_fields_round_trip_through_status() -> None:
 
 
 def test_a_status_from_the_previous_version_loads_and_starts_the_clock() -> None:
-    """A status written before `breach_time` and `pool_grew_at` existed: the learned value is kept
+    """A status written before `breach_time`, `pool_grew_at` and `read_pool` existed: the learned value is kept
     and its week starts at the next tick."""
     old = settled_memory(3, breach_qps_per_replica=600.0).to_status()
     del old["breach_time"]
     del old["pool_grew_at"]
+    del old["read_pool"]
     memory = Memory.from_status(old)
     assert memory.breach_qps_per_replica == 600.0
     assert memory.breach_time is None

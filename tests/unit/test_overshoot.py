@@ -13,6 +13,7 @@ What the docs say, and these tests hold the core to:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -151,3 +152,21 @@ def test_a_flash_spike_ends_at_what_the_load_needs() -> None:
         counts.append(current)
     assert max(counts) == math.ceil(6000 / 800)
     assert counts[-1] == 8
+
+
+@pytest.mark.parametrize(
+    ("case", "last_pool", "expected"),
+    [
+        ("the same four as last tick", (0, 1, 2, 3), 5),
+        ("db-replica-3 was out (drained for a scale-in that was called off) and is back", (0, 1, 2), 4),
+        ("a status from before the pool was kept: the replicas' pool memory decides", None, 5),
+    ],
+)
+def test_a_replica_back_from_a_drain_counts_as_joining(
+    case: str, last_pool: tuple[int, ...] | None, expected: int
+) -> None:
+    """Its pool memory says in_pool all along; the pool as last decided says it was out."""
+    previous = None if last_pool is None else tuple(replica_name(i) for i in last_pool)
+    mem = replace(memory(4), read_pool=previous)
+    plan = decide(spec(), breach(), mem, NOW)
+    assert plan.desired_replicas == expected, case

@@ -136,7 +136,8 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
     draining = memory.drain.replicas if (memory.drain is not None and enforce) else ()
     pool = select_read_pool(spec, obs, memory.pool, draining, first_tick, now)
     lag_bound = bool(obs.replicas) and len(pool.lagging) * 2 > len(obs.replicas)
-    grew_at = now if pool_grew(memory.pool, pool.replicas_in_pool, first_tick) else memory.pool_grew_at
+    grew = pool_grew(memory.read_pool, memory.pool, pool.replicas_in_pool, first_tick)
+    grew_at = now if grew else memory.pool_grew_at
     sizing = recommend_replicas(
         spec,
         obs,
@@ -186,6 +187,7 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
         breach_qps_per_replica=sizing.breach_qps_per_replica,
         breach_time=sizing.breach_time,
         pool_grew_at=grew_at,
+        read_pool=pool.replicas_in_pool,
         last_scale_time=now if scaled else mem.last_scale_time,
         last_scale_direction=(1 if (scale_to or 0) > obs.current_replicas else -1)
         if scaled

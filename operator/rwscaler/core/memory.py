@@ -66,6 +66,9 @@ class Memory:
     # When a replica last joined the read pool: the read p99 measured before the new pool served
     # a whole measurement window says nothing about it (settle.py).
     pool_grew_at: float | None = None
+    # The replicas in the read pool as last decided (a replica drained for a scale-in is out of
+    # it while its pool memory still says in_pool). None: a status from before this field.
+    read_pool: tuple[str, ...] | None = None
 
     def to_status(self) -> dict[str, Any]:
         result: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")

@@ -28,10 +28,21 @@ def latency_window_s(interval_s: float) -> float:
     return max(2.0 * interval_s, LATENCY_WINDOW_MIN_S)
 
 
-def pool_grew(before: Mapping[str, ReplicaMemory], in_pool: tuple[str, ...], first_tick: bool) -> bool:
-    """A replica is in the read pool now that was not on the previous tick (never on the first)."""
+def pool_grew(
+    previous: tuple[str, ...] | None,
+    before: Mapping[str, ReplicaMemory],
+    in_pool: tuple[str, ...],
+    first_tick: bool,
+) -> bool:
+    """A replica is in the read pool now that was not on the previous tick (never on the first).
+
+    `previous`: the pool as last decided (a replica drained for a scale-in, then kept, comes
+    back into it while its pool memory said in_pool all along); without it (a status from
+    before it was kept), the replicas' pool memory says who was in."""
     if first_tick:
         return False
+    if previous is not None:
+        return any(name not in previous for name in in_pool)
     return any(not (before.get(name) or ReplicaMemory()).in_pool for name in in_pool)
 
 
