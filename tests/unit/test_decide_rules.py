@@ -887,6 +887,43 @@ def test_within_the_tolerance_band_names_its_inputs() -> None:
     assert plan.desired_replicas == 4
 
 
+def test_no_reads_need_no_replica_under_the_capacity_model() -> None:
+    """0 reads/s at 100/s per replica needs 0 replicas: down to minReplicas 0 (the primary serves)."""
+    plan = plan_for(
+        {"replicas": {"targetReadQPSPerReplica": 100.0, "minReplicas": 0}}, current=2, read_qps=0.0
+    )
+    assert only_reason(plan, Rule.CAPACITY_MODEL).message == "0 reads/s at 100/s per replica needs 0 replicas"
+    assert plan.desired_replicas == 0
+
+
+def test_no_replica_at_all_is_no_capacity_whatever_the_load() -> None:
+    """0 replicas: any read load is beyond their capacity (no division by zero)."""
+    plan = plan_for(
+        {"replicas": {"targetReadQPSPerReplica": 100.0, "minReplicas": 0}}, current=0, read_qps=150.0
+    )
+    assert plan.scale_to == 2
+
+
+def test_the_tolerance_band_is_measured_on_the_replicas_that_serve() -> None:
+    """6 replicas, 1 out of the pool for lag: 400 reads/s on the 5 serving x 100/s is a usage of
+    0.8, inside a 0.25 band, so nothing changes (on all 6 it would be 0.67, out of the band)."""
+    spec = no_stabilization(
+        replicas={"targetReadQPSPerReplica": 100.0, "maxReplicas": 20}, behavior={"tolerance": 0.25}
+    )
+    lags = [9.0, 0.1, 0.1, 0.1, 0.1, 0.1]
+    plan = decide(spec, make_obs(current=6, read_qps=400.0, lags=lags), Memory(), 0.0)
+    assert Rule.WITHIN_TOLERANCE in rules(plan)
+    assert plan.desired_replicas == 6
+
+
+def test_strong_consistency_is_a_decision_not_a_hold() -> None:
+    """Under strong the count is decided (held for reads by design) and recorded in the
+    stabilization history, unlike a hold on unknown metrics."""
+    plan = decide(make_spec(consistency="strong"), make_obs(current=2), Memory(), 0.0)
+    assert plan.memory.recommendations
+    assert "MetricsUnknown" not in cond(plan, CT.SCALING_LIMITED).message
+
+
 def test_every_condition_type_is_reported_once() -> None:
     plan = plan_for(current=2)
     assert sorted(c.type.value for c in plan.conditions) == sorted(t.value for t in CT)
