@@ -153,10 +153,13 @@ def main() -> int:
             mutmut("run", "--max-children", str(args.children), *survivors, niced=True)
     if args.command == "run":
         stage(committed=args.code == "head")
-        patterns = [f"{f}__mutmut_*" for f in SAFETY_CRITICAL] if args.scope == "safety" else []
-        done = mutmut("run", "--max-children", str(args.children), *patterns, niced=True)
-        if done.returncode != 0:
-            print(f"mutmut run exited {done.returncode}", file=sys.stderr)
+        # One function after the other, in SAFETY_CRITICAL's order (mutmut itself goes file by
+        # file), so that a run cut short has the most important functions done.
+        batches = [[f"{f}__mutmut_*"] for f in SAFETY_CRITICAL] if args.scope == "safety" else [[]]
+        for patterns in batches:
+            done = mutmut("run", "--max-children", str(args.children), *patterns, niced=True)
+            if done.returncode != 0:
+                print(f"mutmut run {' '.join(patterns)} exited {done.returncode}", file=sys.stderr)
     return report()
 
 
