@@ -924,6 +924,84 @@ def test_strong_consistency_is_a_decision_not_a_hold() -> None:
     assert "MetricsUnknown" not in cond(plan, CT.SCALING_LIMITED).message
 
 
+# --- stabilization's limits (sizing.stabilize), at their boundaries and in words -------------------
+# (Here rather than in test_sizing.py while that file has someone else's edits in progress.)
+
+
+def windowed(up: int, down: int, up_step: int = 10, down_step: int = 10, **overrides: Any) -> Any:
+    behavior = {
+        "scaleUp": {"stabilizationWindowSeconds": up, "maxStep": up_step},
+        "scaleDown": {"stabilizationWindowSeconds": down, "maxStep": down_step},
+    }
+    return make_spec(**{"behavior": behavior, **overrides})
+
+
+@pytest.mark.parametrize(("since", "blocked"), [(299.999, True), (300.0, False)])
+def test_the_reversal_guard_after_a_scale_up_lasts_the_scale_down_window(since: float, blocked: bool) -> None:
+    spec = windowed(0, 300)
+    memory = Memory(
+        last_tick=990.0, last_scale_time=1000.0 - since, last_scale_direction=1, recommendations=((990.0, 3),)
+    )
+    plan = decide(spec, make_obs(current=4, **levels(0.1, 0.5)), memory, 1000.0)
+    assert plan.desired_replicas == (4 if blocked else 3)
+    assert ("ReversalGuard" in cond(plan, CT.SCALING_LIMITED).message) is blocked
+
+
+@pytest.mark.parametrize(("since", "blocked"), [(59.999, True), (60.0, False)])
+def test_the_reversal_guard_after_a_scale_down_lasts_the_scale_up_window(since: float, blocked: bool) -> None:
+    spec = windowed(60, 300, replicas={"targetReadQPSPerReplica": 100.0, "maxReplicas": 20})
+    memory = Memory(
+        last_tick=990.0,
+        last_scale_time=1000.0 - since,
+        last_scale_direction=-1,
+        recommendations=((990.0, 4),),
+    )
+    plan = decide(spec, make_obs(current=2, read_qps=400.0), memory, 1000.0)
+    assert plan.desired_replicas == (2 if blocked else 4)
+    assert ("ReversalGuard" in cond(plan, CT.SCALING_LIMITED).message) is blocked
+
+
+def test_stabilization_max_step_and_bounds_in_words() -> None:
+    spec = windowed(60, 300, up_step=2, replicas={"targetReadQPSPerReplica": 100.0, "maxReplicas": 20})
+    # A scale-up window of 60 s with a lower recommendation (3) 30 s ago: the window keeps 3.
+    memory = Memory(last_tick=970.0, recommendations=((970.0, 3),))
+    kept = decide(spec, make_obs(current=2, read_qps=1000.0), memory, 1000.0)
+    window = only_reason(kept, Rule.STABILIZED)
+    assert window.message == "stabilization window 60s keeps 3 instead of 10"
+    assert window.inputs == (("recommended", 10), ("stabilized", 3))
+    # The last recommendation is 60 s old, out of the window: 2 -> 10 asked, max step 2 gives 4.
+    stepped = decide(
+        spec,
+        make_obs(current=2, read_qps=1000.0),
+        Memory(last_tick=940.0, recommendations=((940.0, 9),)),
+        1000.0,
+    )
+    step = only_reason(stepped, Rule.STEP_LIMITED)
+    assert step.message == "max step limits 2 -> 10 to 2 -> 4"
+    assert step.inputs == (("desired", 10), ("stepped", 4))
+    assert stepped.desired_replicas == 4
+    # Bounds: minReplicas 3 lifts 1 to 3.
+    low = decide(make_spec(replicas={"minReplicas": 3}), make_obs(current=1), Memory(), 0.0)
+    bound = only_reason(low, Rule.BOUNDS)
+    assert bound.message == "minReplicas bounds 1 to 3"
+    assert bound.inputs == (("min", 3), ("max", 8))
+    assert cond(low, CT.SCALING_LIMITED).reason == "AtMinReplicas"
+    high = decide(windowed(0, 0, replicas={"maxReplicas": 3}), make_obs(current=6), Memory(), 0.0)
+    assert only_reason(high, Rule.BOUNDS).message == "maxReplicas bounds 6 to 3"
+    assert cond(high, CT.SCALING_LIMITED).reason == "AtMaxReplicas"
+
+
+def test_a_recommendation_over_max_is_limited_even_when_the_count_is_in_range() -> None:
+    """At maxReplicas and asked for more (the scale-up window keeps 4 anyway): nothing changes, no
+    bound had to cut the count, and ScalingLimited still says the maximum is reached."""
+    spec = windowed(60, 300, replicas={"targetReadQPSPerReplica": 100.0, "maxReplicas": 4})
+    memory = Memory(last_tick=970.0, recommendations=((970.0, 4),))
+    plan = decide(spec, make_obs(current=4, read_qps=1000.0), memory, 1000.0)
+    assert plan.scale_to is None
+    assert cond(plan, CT.SCALING_LIMITED).reason == "AtMaxReplicas"
+    assert Rule.BOUNDS not in rules(plan)
+
+
 def test_every_condition_type_is_reported_once() -> None:
     plan = plan_for(current=2)
     assert sorted(c.type.value for c in plan.conditions) == sorted(t.value for t in CT)
