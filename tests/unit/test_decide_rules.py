@@ -233,7 +233,7 @@ def test_write_rising_reads_stable_never_scales_up(
     assert {RT.VERTICAL_SCALE_PRIMARY, RT.SHARD_WRITES} <= rec_types(plan)
     assert RT.ADD_READ_REPLICAS not in rec_types(plan)
     assert Rule.WRITE_BOTTLENECK in rules(plan)
-    assert "WriteBottleneck" in cond(plan, CT.SCALING_LIMITED).message
+    assert cond(plan, CT.SCALING_LIMITED).reason == "WriteBottleneck"
     # The read pressure is real: the same tick with writes calm scales up to what the model asks.
     calm = plan_for(spec, **obs, **levels(read_level, 0.5))
     assert calm.scale_to == asks_for
@@ -247,7 +247,8 @@ def test_write_bottleneck_refusal_is_reported_as_scaling_limited() -> None:
     assert plan.desired_replicas == 2
     limited = cond(plan, CT.SCALING_LIMITED)
     assert limited.status is Status.TRUE
-    assert "WriteBottleneck" in limited.message
+    assert limited.reason == "WriteBottleneck"
+    assert limited.message == "desired 2 (min 1, max 8); limited by WriteBottleneck"
 
 
 def write_climb_world(read_qps_under_pressure: float, write_climbs: bool = True) -> Any:
@@ -275,7 +276,7 @@ def test_write_surge_over_many_ticks_never_adds_a_replica() -> None:
     assert all(not scaled_up(t.plan) for t in ticks)
     assert is_true(ticks[-1].plan, CT.WRITE_BOTTLENECK)
     pressed = [t.plan for t in ticks if t.t > 210]  # write p99 over 1.2x from t = 210 s
-    assert pressed and all("WriteBottleneck" in cond(p, CT.SCALING_LIMITED).message for p in pressed)
+    assert pressed and all(cond(p, CT.SCALING_LIMITED).reason == "WriteBottleneck" for p in pressed)
     # The same reads with writes calm: the capacity model adds replicas.
     control = run_ticks(spec, write_climb_world(3200.0, write_climbs=False), ticks=80, current=2)
     assert any(scaled_up(t.plan) for t in control)
@@ -658,7 +659,8 @@ def test_the_hold_on_unknown_metrics_in_words() -> None:
     assert held.inputs == (("readQPS", "EmptyResult"), ("writeLatencyP99", "StaleSample"))
     limited = cond(plan, CT.SCALING_LIMITED)
     assert limited.status is Status.TRUE
-    assert "MetricsUnknown" in limited.message
+    assert limited.reason == "MetricsUnknown"
+    assert limited.message == "desired 4 (min 1, max 8); limited by MetricsUnknown"
 
 
 @pytest.mark.parametrize("unknown", ["read_qps", "write_p99"])
@@ -666,18 +668,22 @@ def test_the_hold_keeps_what_was_learned_and_records_no_recommendation(unknown: 
     """A tick that holds on unknown metrics forgets nothing (the learned capacity) and adds nothing
     to the stabilization history."""
     spec = make_spec()  # scale-down window 300 s: the history is kept
-    memory = Memory(last_tick=0.0, recommendations=((0.0, 3),), breach_qps_per_replica=123.0)
+    memory = Memory(
+        last_tick=0.0, recommendations=((0.0, 3),), breach_qps_per_replica=123.0, breach_time=-50.0
+    )
     plan = decide(spec, make_obs(current=3, **{unknown: None}), memory, 15.0)
     assert plan.memory.breach_qps_per_replica == 123.0
+    assert plan.memory.breach_time == -50.0, "the learned capacity's clock is kept too"
     assert plan.memory.recommendations == ((0.0, 3),)
     assert plan.desired_replicas == 3 and plan.scale_to is None
 
 
 def test_strong_consistency_keeps_what_was_learned() -> None:
     spec = no_stabilization(consistency="strong")
-    memory = Memory(last_tick=0.0, breach_qps_per_replica=123.0)
+    memory = Memory(last_tick=0.0, breach_qps_per_replica=123.0, breach_time=-50.0)
     plan = decide(spec, make_obs(current=2, **levels(0.6, 0.5)), memory, 15.0)
     assert plan.memory.breach_qps_per_replica == 123.0
+    assert plan.memory.breach_time == -50.0
 
 
 def test_unknown_read_latency_does_not_scale_up_either() -> None:

@@ -359,7 +359,7 @@ def test_write_bound_with_read_pressure_never_scales_up(run: WriteBound) -> None
         tick = TickInput(None, None, read_level, write_level, (0.1,), -1, False, None)
         check_write_bound(run.spec, step, tick)
         check_bounds(run.spec, step)
-        assert "WriteBottleneck" in step.plan.condition(ConditionType.SCALING_LIMITED).message
+        assert step.plan.condition(ConditionType.SCALING_LIMITED).reason == "WriteBottleneck"
 
 
 @pytest.mark.parametrize(
