@@ -1,9 +1,9 @@
 """Aim at the objective (issue 10, item 4), from docs/decisions.md "Replica sizing".
 
-The capacity model's tolerance band is below the capacity only: the present read load past
+The capacity model's tolerance is a hysteresis below the capacity: the present read load past
 `serving replicas x capacity` scales up at once (ceil(load / capacity)); a forecast must pass it
-by more than the tolerance; nothing changes while the forecast is within [1 - tolerance, 1] of it,
-or between 1 and 1 + tolerance with the present load under it.
+by more than the tolerance; a scale-down goes to ceil(forecast / (capacity x (1 - tolerance))),
+so the replicas that stay carry the load at no more than 1 - tolerance of their capacity.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def spec(forecast: int = 0) -> ReadWriteWorkloadSpec:
         (2900.0, 4),  # 0.91: within the band below
         (2880.0, 4),  # 0.90: the band's edge
         (2870.0, 4),  # 0.897: ceil(2870 / 800) = 4 all the same
-        (2300.0, 3),  # 0.72: ceil(2.875)
+        (2300.0, 4),  # 0.72, but 3 would carry it at 0.96: over 1 - tolerance, so no scale-down
+        (2160.0, 3),  # 3 carry it at exactly 0.90: ceil(2160 / 720)
+        (1500.0, 3),  # ceil(1500 / 720): the remaining replicas at no more than 90%
     ],
 )
 def test_the_present_load_past_the_capacity_scales_up_at_once(read_qps: float, expected: int) -> None:

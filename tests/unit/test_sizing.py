@@ -64,7 +64,8 @@ def capacity_spec(target: float = 100.0, tolerance: float = 0.25, **overrides: A
         (300.0, 4),  # usage exactly 0.75: inside the band
         (400.0, 4),
         (501.0, 6),  # ceil(5.01)
-        (299.0, 3),  # ceil(2.99)
+        (299.0, 4),  # under the band, but 3 replicas would carry it at over 75%: ceil(299 / 75) = 4
+        (225.0, 3),  # 3 carry it at exactly 75%
         (1000.0, 10),
         (50.0, 1),  # ceil(0.5), and the minimum is 1
     ],

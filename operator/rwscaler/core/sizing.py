@@ -38,6 +38,9 @@ from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
 from rwscaler.core.trends import QPS_TAU, SideState, Trend, slope
 
 HEADROOM_LEVEL = 0.5  # read p99 under half its objective is room to remove a replica
+# The lowest usage a scale-down aims the remaining replicas at, whatever the tolerance: with a
+# tolerance near 1 the hysteresis would otherwise divide by ~0 (hold for ever).
+MIN_DOWN_USAGE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,11 @@ def recommend_replicas(
         # The present load past the capacity scales up at once (the tolerance does not license
         # running past it); a forecast, less certain, must pass it by more than the tolerance.
         up = present_usage > 1.0 or (awaiting <= 0 and ahead_usage > 1.0 + tol)
-        down = ahead_usage < 1.0 - tol
+        # The tolerance is the hysteresis, below the capacity: a scale-down leaves the replicas
+        # that stay at most 1 - tolerance of their capacity, so the noise that crosses 1 does
+        # not bring the replica just removed straight back.
+        down_to = math.ceil(ahead / (target * max(1.0 - tol, MIN_DOWN_USAGE))) + lagging_replicas
+        down = not up and down_to < current
         if not up and not down:
             capacity_raw = current
             reasons.append(
@@ -152,7 +159,7 @@ def recommend_replicas(
             forecast = forecast if up else ahead
             # Replicas out of the pool for lag carry no reads: the capacity they would give is
             # replaced, so the pool keeps enough serving replicas (refused under `bounded`).
-            capacity_raw = math.ceil(forecast / target) + lagging_replicas
+            capacity_raw = math.ceil(forecast / target) + lagging_replicas if up else down_to
             reasons.append(
                 Reason(
                     Rule.CAPACITY_MODEL,
@@ -167,6 +174,12 @@ def recommend_replicas(
                         f"; +{lagging_replicas} for replicas out of the pool for lag"
                         if lagging_replicas
                         else ""
+                    )
+                    + (
+                        ""
+                        if up or down_to == math.ceil(ahead / target) + lagging_replicas
+                        else f"; scaling down to {down_to}, which carry it at no more than "
+                        f"{1.0 - tol:.0%} of their capacity"
                     ),
                     (
                         ("readQPS", read_qps),
