@@ -5,9 +5,11 @@
     replicas out of the pool for lag (their capacity is replaced), where the capacity is the
     target, or the learned capacity when lower (learned_capacity.py), and the forecast adds the
     read-QPS slope x behavior.trend.forecastSeconds when reads are climbing (pre-provisioning
-    before the objective is breached). The tolerance band is below the capacity only: no change
-    while forecast / (serving x capacity) is within [1 - tolerance, 1]; above 1 it scales up at
-    once (the tolerance avoids flapping, it does not license running past the capacity);
+    before the objective is breached; its slope is trends.climb_rate, and no forecast stacks on
+    replicas still starting). The tolerance is a hysteresis below the capacity (it avoids
+    flapping, it does not license running past the capacity): the present load past
+    serving x capacity scales up at once, a forecast must pass it by more than the tolerance,
+    and a scale-down leaves the remaining replicas at no more than 1 - tolerance of it;
   - latency step (read objective breached and the write side stable): one more than the
     capacity model asks for when there is one, else current + max(1, ceil(current x
     (p99/objective - 1))); no new step while replicas asked for are still starting, nor while
