@@ -526,7 +526,10 @@ def test_two_drained_replicas_are_named_in_the_completion() -> None:
         replicas={"targetReadQPSPerReplica": 1000.0},
     )
     d = Driver(spec)
-    d.replicas(*fleet(4), read_qps=1500.0)
+    started = d.replicas(*fleet(4), read_qps=1500.0)
+    assert the_reason(started, Rule.DRAINING).message == (
+        f"draining {R2}, {R3} before scaling down 4 -> 2: 10 server connection(s) open, 0ms of 60s"
+    )
     done = d.replicas(*fleet(4, {2: 0, 3: 0}), read_qps=1500.0)
     assert (
         the_reason(done, Rule.DRAIN_COMPLETE).message == f"{R2}, {R3} drained (no connection left) after 15s"
