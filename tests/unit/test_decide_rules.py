@@ -563,7 +563,7 @@ def test_bounded_lag_bound_is_more_than_half_the_replicas_lagging(lags: list[flo
     )
     assert scaled_up(plan) is not lag_bound
     assert (Rule.LAG_BOUND in rules(plan)) is lag_bound
-    assert ("LagBound" in cond(plan, CT.SCALING_LIMITED).message) is lag_bound
+    assert (cond(plan, CT.SCALING_LIMITED).reason == "LagBound") is lag_bound
     # The same lags under eventual never refuse.
     eventual = plan_for(
         {"replicas": {"maxReplicas": 20}}, current=len(lags), lags=lags, **levels(BREACH, 0.5)
