@@ -1,7 +1,7 @@
 # Mutation testing of the decision core (docs/testing-core.md): mutmut over operator/rwscaler/core/,
 # run in a staging copy (build/mutate), niced, with the core's unit tests ([tool.mutmut] in
-# pyproject.toml). MUTATE_SCOPE=safety runs only the safety-critical functions' mutants (about 870,
-# ~30 min on 2 loaded cores), MUTATE_SCOPE=all every mutant of the core (about 2000);
+# pyproject.toml). MUTATE_SCOPE=safety runs only the safety-critical functions' mutants (about 970,
+# 40-90 min on 2 shared cores), MUTATE_SCOPE=all every mutant of the core (about 2,400: hours);
 # MUTATE_CODE=worktree mutates the working tree instead of HEAD. `make mutate-report` reprints.
 MUTATE_SCOPE ?= all
 MUTATE_CODE ?= head
