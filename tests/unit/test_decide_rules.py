@@ -950,7 +950,7 @@ def test_the_reversal_guard_after_a_scale_up_lasts_the_scale_down_window(since: 
     )
     plan = decide(spec, make_obs(current=4, **levels(0.1, 0.5)), memory, 1000.0)
     assert plan.desired_replicas == (4 if blocked else 3)
-    assert ("ReversalGuard" in cond(plan, CT.SCALING_LIMITED).message) is blocked
+    assert (cond(plan, CT.SCALING_LIMITED).reason == "ReversalGuard") is blocked
 
 
 @pytest.mark.parametrize(("since", "blocked"), [(59.999, True), (60.0, False)])
@@ -964,7 +964,7 @@ def test_the_reversal_guard_after_a_scale_down_lasts_the_scale_up_window(since: 
     )
     plan = decide(spec, make_obs(current=2, read_qps=400.0), memory, 1000.0)
     assert plan.desired_replicas == (2 if blocked else 4)
-    assert ("ReversalGuard" in cond(plan, CT.SCALING_LIMITED).message) is blocked
+    assert (cond(plan, CT.SCALING_LIMITED).reason == "ReversalGuard") is blocked
 
 
 def test_stabilization_max_step_and_bounds_in_words() -> None:
@@ -995,6 +995,34 @@ def test_stabilization_max_step_and_bounds_in_words() -> None:
     high = decide(windowed(0, 0, replicas={"maxReplicas": 3}), make_obs(current=6), Memory(), 0.0)
     assert only_reason(high, Rule.BOUNDS).message == "maxReplicas bounds 6 to 3"
     assert cond(high, CT.SCALING_LIMITED).reason == "AtMaxReplicas"
+
+
+def test_max_step_is_named_whole() -> None:
+    spec = windowed(0, 300, up_step=2, replicas={"targetReadQPSPerReplica": 100.0, "maxReplicas": 20})
+    plan = decide(spec, make_obs(current=2, read_qps=1000.0), Memory(), 0.0)
+    assert plan.desired_replicas == 4
+    assert cond(plan, CT.SCALING_LIMITED).reason == "MaxStep"
+
+
+def test_holding_the_count_after_a_scale_is_no_reversal() -> None:
+    """Right after a scale (either way), a tick that keeps the count reverses nothing."""
+    for direction in (1, -1):
+        memory = Memory(
+            last_tick=990.0,
+            last_scale_time=980.0,
+            last_scale_direction=direction,
+            recommendations=((990.0, 3),),
+        )
+        plan = decide(windowed(60, 300), make_obs(current=3, **levels(CALM, 0.5)), memory, 1000.0)
+        assert plan.desired_replicas == 3
+        assert cond(plan, CT.SCALING_LIMITED).status is Status.FALSE
+
+
+def test_scaling_to_exactly_max_replicas_is_not_limited() -> None:
+    spec = windowed(0, 300, replicas={"targetReadQPSPerReplica": 100.0, "maxReplicas": 5})
+    plan = decide(spec, make_obs(current=2, read_qps=500.0), Memory(), 0.0)
+    assert plan.scale_to == 5
+    assert cond(plan, CT.SCALING_LIMITED).status is Status.FALSE
 
 
 def test_a_recommendation_over_max_is_limited_even_when_the_count_is_in_range() -> None:
