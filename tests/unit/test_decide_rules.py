@@ -1018,6 +1018,28 @@ def test_holding_the_count_after_a_scale_is_no_reversal() -> None:
         assert cond(plan, CT.SCALING_LIMITED).status is Status.FALSE
 
 
+def test_a_scale_down_held_by_its_window_names_that_window() -> None:
+    memory = Memory(last_tick=990.0, recommendations=((990.0, 4),))
+    plan = decide(windowed(0, 300), make_obs(current=4, **levels(0.1, 0.5)), memory, 1000.0)
+    assert plan.desired_replicas == 4
+    assert only_reason(plan, Rule.STABILIZED).message == "stabilization window 300s keeps 4 instead of 3"
+
+
+def test_after_an_outage_longer_than_the_window_a_scale_down_waits_a_whole_window() -> None:
+    """docs/decisions.md: a tick that holds records nothing, and the next one seeds the history
+    with the current count, so a scale-down after an outage waits a whole window."""
+    spec = windowed(0, 300)
+
+    def world(t: float, current: int) -> Any:
+        if 0 < t <= 330:
+            return make_obs(current=current, read_qps=None)  # a 315 s outage
+        return make_obs(current=current, **levels(0.1 if t > 330 else CALM, 0.5))
+
+    ticks = run_ticks(spec, world, ticks=50, current=3)
+    downs = [t.t for t in ticks if scaled_down(t.plan)]
+    assert downs and downs[0] >= 345 + 300, downs
+
+
 def test_scaling_to_exactly_max_replicas_is_not_limited() -> None:
     spec = windowed(0, 300, replicas={"targetReadQPSPerReplica": 100.0, "maxReplicas": 5})
     plan = decide(spec, make_obs(current=2, read_qps=500.0), Memory(), 0.0)
