@@ -105,8 +105,14 @@ def test_two_replicas_one_acts_and_the_standby_takes_over_after_kill_9(
     signals.set(read_qps=1400.0, write_qps=20.0)
     wait_for("op-a scaling to 3", lambda: kube.replicas(ns, REPLICA_SET) == 3, timeout=60)
     wait_for("its ScaledUp event", lambda: _scaled_up(kube, ns) == 1, timeout=30)
-    memory_before: dict[str, Any] = kube.status(ns, WORKLOAD)["memory"]
-    assert memory_before["last_scale_time"] is not None
+
+    def memory() -> dict[str, Any]:
+        return dict(kube.status(ns, WORKLOAD).get("memory") or {})
+
+    # The event is posted right after the scale, the status patch that remembers it follows.
+    memory_before = wait_for(
+        "status remembering the scale", lambda: (m := memory()).get("last_scale_time") and m
+    )
 
     killed_at = time.monotonic()
     a.kill()  # SIGKILL: no release of the Lease, no last status write
@@ -119,8 +125,9 @@ def test_two_replicas_one_acts_and_the_standby_takes_over_after_kill_9(
     # Nothing lost: op-b continues the memory op-a left in status (the last scale, the moment the
     # read average started, the stabilization history recorded before the kill).
     def continued() -> dict[str, Any] | None:
-        memory: dict[str, Any] = kube.status(ns, WORKLOAD)["memory"]
-        return memory if memory["last_tick"] != memory_before["last_tick"] else None
+        # A status write by op-b: the memory differs from what op-a left (op-a is dead).
+        now = memory()
+        return now if now != memory_before else None
 
     memory_after = wait_for("op-b's first status write", continued, timeout=30)
     assert memory_after["last_scale_time"] == memory_before["last_scale_time"]
