@@ -78,11 +78,10 @@ server=$("$kubectl" --kubeconfig "$KUBECONFIG_PATH" config view --raw --minify -
 hostport=${server#https://}
 host=${hostport%:*} port=${hostport##*:}
 
-sadir=$rundir
-rm -rf "$sadir" && mkdir -p "$sadir"
+rm -rf "$rundir" && mkdir -p "$rundir"
 cleanup() {
 	"${PODMAN[@]}" rm --force --time 5 "$name" >/dev/null 2>&1 || true
-	rm -rf "$sadir"
+	rm -rf "$rundir"
 }
 if ((!detach)); then
 	trap cleanup EXIT
@@ -90,11 +89,11 @@ if ((!detach)); then
 	trap 'exit 130' INT
 fi
 # What a kubelet projects into the pod: a bound token (here: 2 hours), the CA, the namespace.
-"$kubectl" --kubeconfig "$KUBECONFIG_PATH" -n "$ns" create token "$sa" --duration 2h >"$sadir/token"
+"$kubectl" --kubeconfig "$KUBECONFIG_PATH" -n "$ns" create token "$sa" --duration 2h >"$rundir/token"
 "$kubectl" --kubeconfig "$KUBECONFIG_PATH" config view --raw --minify \
-	-o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$sadir/ca.crt"
-printf '%s' "$ns" >"$sadir/namespace"
-chmod 0755 "$sadir" && chmod 0644 "$sadir"/*
+	-o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$rundir/ca.crt"
+printf '%s' "$ns" >"$rundir/namespace"
+chmod 0755 "$rundir" && chmod 0644 "$rundir"/*
 
 "${PODMAN[@]}" rm --force "$name" >/dev/null 2>&1 || true
 log "running $image as $ns/$sa against $server (container $name)"
@@ -105,7 +104,7 @@ mode=()
 	--user 65532:65532 --cap-drop ALL --security-opt no-new-privileges \
 	-e KUBERNETES_SERVICE_HOST="$host" -e KUBERNETES_SERVICE_PORT="$port" \
 	-e POD_NAME="$name" -e POD_NAMESPACE="$ns" \
-	-v "$sadir:/var/run/secrets/kubernetes.io/serviceaccount:ro" \
+	-v "$rundir:/var/run/secrets/kubernetes.io/serviceaccount:ro" \
 	"$image" "$@" >&2 &
 if ((detach)); then
 	wait $! || die "podman run failed"

@@ -24,10 +24,10 @@ import time
 from collections.abc import Sequence
 
 from rwscaler import command_explain, plugin_api, plugin_next, plugin_table
+from rwscaler.core.spec import PAUSED_ANNOTATION
 from rwscaler.kube.client import KubeClient
 from rwscaler.kube.config import KubeConfigError
 from rwscaler.plugin_api import PluginError
-from rwscaler.reconcile import PAUSED_ANNOTATION
 
 PROG = "kubectl rwscaler"
 

@@ -13,9 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rwscaler.core.spec import GROUP, PLURAL, VERSION
+from rwscaler.core.spec import GROUP, PAUSED_ANNOTATION, PLURAL, VERSION, is_paused
 from rwscaler.kube.client import KubeApiError, KubeClient
-from rwscaler.reconcile import PAUSED_ANNOTATION, is_paused
 
 RESOURCE = f"{PLURAL}.{GROUP}"
 KIND_LOWER = "readwriteworkload"

@@ -23,8 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rwscaler.core.durations import format_seconds
-from rwscaler.core.spec import BehaviorSpec
-from rwscaler.reconcile import is_paused
+from rwscaler.core.spec import BehaviorSpec, is_paused
 from rwscaler.report import rfc3339
 
 # Closer to now than this is "now" (not "in 0ms" or "-0ms ago").

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rwscaler.core.plan import ConditionType
-from rwscaler.reconcile import is_paused
+from rwscaler.core.spec import is_paused
 
 MISSING = "-"
 # Beyond this many characters the read pool cell shows a count instead of the names.

@@ -42,13 +42,19 @@ from rwscaler.core.decide import decide
 from rwscaler.core.memory import Drain, Memory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
 from rwscaler.core.plan import ConditionType, Plan, Status
-from rwscaler.core.spec import Mode, PoolerKind, PrometheusSpec, ReadWriteWorkloadSpec
+from rwscaler.core.spec import (
+    PAUSED_ANNOTATION,
+    Mode,
+    PoolerKind,
+    PrometheusSpec,
+    ReadWriteWorkloadSpec,
+    is_paused,
+)
 from rwscaler.metrics.source import MetricsReading, MetricsSource, WorkloadQuery
 from rwscaler.report import EffectiveMode, Event, ReadyOverride, ReadyReason, ScaleOutcome
 
 log = logging.getLogger(__name__)
 
-PAUSED_ANNOTATION = "rwscaler.io/paused"
 DEFAULT_INTERVAL_SECONDS = 15.0
 
 
@@ -193,11 +199,6 @@ def _generation(body: Mapping[str, Any]) -> int | None:
 def _status(body: Mapping[str, Any]) -> dict[str, Any]:
     status = body.get("status")
     return dict(status) if isinstance(status, Mapping) else {}
-
-
-def is_paused(body: Mapping[str, Any]) -> bool:
-    annotations = (body.get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
 
 
 async def _write(

@@ -9,6 +9,7 @@ admission) and as model validators (enforced when the simulator or a test loads 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,17 @@ GROUP = "rwscaler.io"
 VERSION = "v1alpha1"
 KIND = "ReadWriteWorkload"
 PLURAL = "readwriteworkloads"
+# `metadata.annotations[PAUSED_ANNOTATION] = "true"`: decide and report, change nothing. Read by the
+# tick (rwscaler.reconcile) and written by the kubectl plugin, so it lives with the API's names.
+PAUSED_ANNOTATION = "rwscaler.io/paused"
+
+
+def is_paused(body: Mapping[str, Any]) -> bool:
+    """Whether a ReadWriteWorkload object (as read from the API) carries the pause annotation."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
+
+
 SHORT_NAME = "rww"
 
 
