@@ -78,6 +78,47 @@ class ReplicaObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class Season:
+    """Read QPS one season ago, from Prometheus's history (None: not recorded or not readable).
+
+    `then` is the read QPS at `now - period_s`; `peak_up` the highest read QPS over the
+    provisioning horizon that followed it, `[now - period_s, now - period_s + horizon_up_s]`, and
+    `peak_down` the highest over the scale-down lookahead, `[now - period_s, now - period_s +
+    horizon_down_s]` (the horizons are in `History`)."""
+
+    period_s: float
+    then: float | None = None
+    peak_up: float | None = None
+    peak_down: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RatioHistory:
+    """Read:write ratios from Prometheus's history, for the trend rules (ratio_trend.py).
+
+    `points`: the ratio (total reads / total writes) over each period of the trend window,
+    oldest first, the last one ending now; None where a period is not (wholly) recorded.
+    `recent`: the ratio over the last `shift_s`; `recent_before`: over the same span one period
+    earlier (so a weekly cycle compares like with like)."""
+
+    period_s: float
+    points: tuple[float | None, ...] = ()
+    shift_s: float = 0.0
+    recent: float | None = None
+    recent_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What Prometheus's history says, read by the metrics adapter (the simulator: its trace)."""
+
+    horizon_up_s: float = 0.0
+    horizon_down_s: float = 0.0
+    seasons: tuple[Season, ...] = ()
+    ratios: RatioHistory | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """Everything `decide` needs to know about the world at one tick."""
 
@@ -88,6 +129,9 @@ class Observation:
     current_replicas: int  # the replica StatefulSet's spec.replicas
     primary: str  # the primary's endpoint name (pod name), the read pool's fallback
     replicas: tuple[ReplicaObservation, ...] = field(default_factory=tuple)
+    # Prometheus's history of the read load and the ratio (seasonal forecast, trend rules);
+    # empty when not read (a custom query source, a simulator trace without it).
+    history: History = field(default_factory=History)
 
     def unknown_signals(self) -> list[tuple[str, Signal]]:
         named = (

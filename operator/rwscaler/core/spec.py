@@ -322,12 +322,33 @@ class ReadPoolBehavior(_Model):
     )
 
 
+WEEK_S = 7 * 86400
+
+
 class TrendBehavior(_Model):
     windowSeconds: int = Field(
-        default=86400,
+        default=12 * WEEK_S,
+        ge=180,
+        le=26 * WEEK_S,
+        description=(
+            "The trend window: the read:write ratio is judged from one point per periodSeconds over "
+            "this span, read from Prometheus's history (default: 12 weekly points)."
+        ),
+    )
+    periodSeconds: int = Field(
+        default=WEEK_S,
         ge=60,
-        le=30 * 86400,
-        description="Time constant of the long-term read/write ratio average that trends are measured against.",
+        le=4 * WEEK_S,
+        description="One point of the trend: the read:write ratio over this period (default a week).",
+    )
+    shiftSeconds: int = Field(
+        default=3 * 86400,
+        ge=60,
+        le=4 * WEEK_S,
+        description=(
+            "A shift of the ratio over this last span, against the same span one period earlier, "
+            "also counts as a trend (default 3 days)."
+        ),
     )
     forecastSeconds: int = Field(
         default=120,
@@ -335,6 +356,44 @@ class TrendBehavior(_Model):
         le=86400,
         description="How far ahead read QPS is forecast to provision replicas before the objective is breached.",
     )
+    seasonsSeconds: list[Annotated[int, Field(ge=60, le=4 * WEEK_S)]] = Field(
+        default_factory=lambda: [86400, WEEK_S],
+        max_length=4,
+        description=(
+            "Seasons the forecast looks back on, read from Prometheus's history: the read load at "
+            "the same time one season ago and what followed it (default: a day and a week). "
+            "Empty: the forecast uses the recent slope only."
+        ),
+    )
+    scaleDownLookaheadSeconds: int = Field(
+        default=3600,
+        ge=0,
+        le=86400,
+        description=(
+            "A scale-down keeps the replicas that the seasonal forecast says this next span needs "
+            "(do not drop a replica the next hour needs again)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _spans(self) -> TrendBehavior:
+        if self.windowSeconds < 3 * self.periodSeconds:
+            raise ValueError(
+                f"windowSeconds ({self.windowSeconds}) must hold at least 3 periods of periodSeconds "
+                f"({self.periodSeconds}): a trend needs three points"
+            )
+        if self.shiftSeconds > self.periodSeconds:
+            raise ValueError(
+                f"shiftSeconds ({self.shiftSeconds}) must not exceed periodSeconds ({self.periodSeconds}): "
+                "the shift is compared with the same span one period earlier"
+            )
+        for season in self.seasonsSeconds:
+            if season <= self.scaleDownLookaheadSeconds:
+                raise ValueError(
+                    f"seasonsSeconds {season} must be longer than scaleDownLookaheadSeconds "
+                    f"({self.scaleDownLookaheadSeconds}): what followed one season ago must be history"
+                )
+        return self
 
 
 class BehaviorSpec(_Model):
@@ -350,6 +409,17 @@ class BehaviorSpec(_Model):
     )
     readPool: ReadPoolBehavior = Field(default=ReadPoolBehavior(), description="Read pool hysteresis.")
     trend: TrendBehavior = Field(default=TrendBehavior(), description="Trend detection and forecasting.")
+
+    @model_validator(mode="after")
+    def _seasons_past_the_horizon(self) -> BehaviorSpec:
+        horizon = self.trend.forecastSeconds + self.intervalSeconds
+        for season in self.trend.seasonsSeconds:
+            if season <= horizon:
+                raise ValueError(
+                    f"trend.seasonsSeconds {season} must be longer than trend.forecastSeconds + "
+                    f"intervalSeconds ({horizon}): what followed one season ago must be history"
+                )
+        return self
 
 
 class ReadWriteWorkloadSpec(_Model):

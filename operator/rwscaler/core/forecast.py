@@ -1,0 +1,104 @@
+"""The read-load forecast: the recent slope, and the seasons (the same time yesterday, a week ago).
+
+sizing.py calls `forecast_read_qps` every tick; the metrics adapter (the operator) and the
+simulator's engine call `horizons` to know how far after "one season ago" to read the history,
+and `SEASON_SMOOTHING_S` to know how to smooth it. Pure: the history arrives in the Observation.
+
+- **Trend**: the present read QPS plus its slope (trends.climb_rate) times the up horizon.
+- **Season** (each of `behavior.trend.seasonsSeconds` whose history is known): what followed
+  the same moment one season ago, scaled by how today's load compares with then:
+  `peak x growth`, where `peak` is the highest (5-minute averaged) read QPS over the horizon
+  after `now - season`, and `growth = now / then` (today's smoothed read QPS over the read QPS
+  at `now - season`), bounded to [1/2, 2] so one odd day cannot multiply the forecast without
+  limit (a day twice as busy as the last is a spike, and the present load handles it).
+- **Up** (provisioning): the highest of the trend and the seasons over the up horizon,
+  `forecastSeconds + tick` (a replica asked for now serves after the provisioning delay, and
+  the next decision comes a tick later).
+- **Hold** (scale-down): the highest of the seasons over `scaleDownLookaheadSeconds` (at least
+  the up horizon): a scale-down keeps what the next hour needed one season ago, so a replica
+  removed in a lull is not asked for again when the load returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rwscaler.core.durations import format_seconds
+from rwscaler.core.observation import History, Season
+from rwscaler.core.spec import ReadWriteWorkloadSpec
+
+GROWTH_BOUNDS = (0.5, 2.0)
+# History is averaged over 5 minutes before its peak is taken: the peak of raw 15 s samples is
+# their noise (about +2 standard deviations over an hour), not the load.
+SEASON_SMOOTHING_S = 300.0
+DAY_S, WEEK_S = 86400.0, 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """The read load to provision for, and to keep, with what said so."""
+
+    expected_qps: float  # the most read QPS expected over the up horizon
+    horizon_s: float
+    basis: str  # "present", "trend", "yesterday", "a week ago", "<duration> ago"
+    hold_qps: float | None  # the most read QPS the seasons expect over the scale-down lookahead
+    hold_horizon_s: float
+    hold_basis: str | None
+
+
+def horizons(spec: ReadWriteWorkloadSpec, tick_s: float) -> tuple[float, float]:
+    """(up, down) horizons in seconds: provisioning plus one tick, and the scale-down lookahead."""
+    trend = spec.behavior.trend
+    up = trend.forecastSeconds + max(tick_s, float(spec.behavior.intervalSeconds))
+    return up, max(float(trend.scaleDownLookaheadSeconds), up)
+
+
+def season_name(period_s: float) -> str:
+    if period_s == DAY_S:
+        return "yesterday"
+    if period_s == WEEK_S:
+        return "a week ago"
+    return f"{format_seconds(period_s)} ago"
+
+
+def _growth(now_qps: float, then: float | None) -> float | None:
+    if then is None:
+        return None
+    if then <= 0:
+        return 1.0 if now_qps <= 0 else GROWTH_BOUNDS[1]
+    lo, hi = GROWTH_BOUNDS
+    return min(max(now_qps / then, lo), hi)
+
+
+def _seasonal(seasons: tuple[Season, ...], now_qps: float, up: bool) -> tuple[float, str] | None:
+    best: tuple[float, str] | None = None
+    for s in seasons:
+        peak = s.peak_up if up else s.peak_down
+        growth = _growth(now_qps, s.then)
+        if peak is None or growth is None:
+            continue
+        expected = peak * growth
+        if best is None or expected > best[0]:
+            best = (expected, season_name(s.period_s))
+    return best
+
+
+def forecast_read_qps(
+    read_qps: float, smoothed_qps: float, climb: float, horizon_s: float, history: History
+) -> Forecast:
+    """The forecast from the present read QPS, its smoothed level (the seasons' growth), its
+    climb per second, the up horizon (the seasons' history carries its own) and the history."""
+    trend = read_qps + climb * horizon_s
+    expected, basis = (trend, "trend") if climb > 0 else (read_qps, "present")
+    season = _seasonal(history.seasons, smoothed_qps, up=True)
+    if season is not None and season[0] > expected:
+        expected, basis = season
+    hold = _seasonal(history.seasons, smoothed_qps, up=False)
+    return Forecast(
+        expected_qps=expected,
+        horizon_s=horizon_s,
+        basis=basis,
+        hold_qps=hold[0] if hold else None,
+        hold_horizon_s=history.horizon_down_s,
+        hold_basis=hold[1] if hold else None,
+    )
