@@ -328,6 +328,7 @@ async def _observe(
             )
             for p in replica_pods
         ),
+        history=reading.history,
     )
     return obs, primary_pods, replica_pods
 

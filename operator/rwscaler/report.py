@@ -45,6 +45,8 @@ OWNED_KEYS = (
     "recommendations",
     "conditions",
     "learnedCapacity",
+    "forecast",
+    "readWriteTrend",
     "decision",
     "memory",
 )
@@ -289,11 +291,46 @@ def render_status(
         ],
         "conditions": merge_conditions(previous.get("conditions"), conditions, now, generation),
         "learnedCapacity": _learned_capacity(plan),
+        "forecast": _forecast(plan),
+        "readWriteTrend": _read_write_trend(plan),
         "decision": _decision(plan),
         "memory": plan.memory.to_status(),
     }
     result: dict[str, Any] = prune(status)
     return result
+
+
+def _forecast(plan: Plan) -> dict[str, Any] | None:
+    """The read load the capacity model provisions for and keeps, and what said so (forecast.py).
+    None (pruned) without a capacity model."""
+    f = plan.forecast
+    if f is None:
+        return None
+    return {
+        "expectedReadQPS": f"{f.expected_qps:.0f}/s",
+        "horizon": format_seconds(f.horizon_s),
+        "basis": f.basis,
+        "keepReadQPS": None if f.hold_qps is None else f"{f.hold_qps:.0f}/s",
+        "keepHorizon": None if f.hold_qps is None else format_seconds(f.hold_horizon_s),
+        "keepBasis": f.hold_basis,
+    }
+
+
+def _read_write_trend(plan: Plan) -> dict[str, Any] | None:
+    """Whether reads or writes gain share over the trend window (ratio_trend.py), in words."""
+    t = plan.ratio_trend
+    if t is None:
+        return None
+    verdict = (
+        "Unknown"
+        if not t.known
+        else "ReadsGainingShare"
+        if t.direction > 0
+        else "WritesGainingShare"
+        if t.direction < 0
+        else "Steady"
+    )
+    return {"verdict": verdict, "points": t.points, "message": t.message}
 
 
 def _learned_capacity(plan: Plan) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ Objectives here are the defaults (read 50 ms, write 20 ms).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -36,7 +37,7 @@ from tests.unit.builders import (
 
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Ewma, Memory
-from rwscaler.core.observation import Signal, UnknownReason
+from rwscaler.core.observation import History, RatioHistory, Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
 from rwscaler.core.plan import Plan, RecommendationType, Rule, Status
 from rwscaler.core.plan import RecommendationType as RT
@@ -453,57 +454,47 @@ def test_architecture_review_advises_cqrs_only_above_50_and_against_below_10(
 
 
 # --- rows 4 and 5: the read:write ratio moving over a trend window -------------------------------
+# docs/decisions.md "Trend rules": judged from Prometheus's history (one ratio per period over the
+# trend window), not from one tick's signals.
 
-TREND_WINDOW = 60  # the smallest window the spec allows, to keep the sequences short
+
+def with_ratios(points: tuple[float | None, ...], **obs: Any) -> Any:
+    history = History(ratios=RatioHistory(period_s=7 * 86400.0, points=points, shift_s=3 * 86400.0))
+    return dataclasses.replace(make_obs(**obs), history=history)
 
 
-def ratio_world(direction: int) -> Any:
-    """The ratio moves one decade per 300 s (steadily in log terms) with latency calm."""
-
-    def world(t: float, current: int) -> Any:
-        factor = 10 ** (t / 300.0)
-        reads, writes = (1000.0 * factor, 100.0) if direction > 0 else (1000.0, 100.0 * factor)
-        return make_obs(current=current, read_qps=reads, write_qps=writes)
-
-    return world
+SEED_DRIFT = tuple(100.0 * (30.0 / 100.0) ** (i / 11) for i in range(12))  # 100:1 -> 30:1 in 12 weeks
 
 
 def test_read_ratio_rising_recommends_pre_provisioning() -> None:
-    spec = make_spec(behavior={"trend": {"windowSeconds": TREND_WINDOW}})
-    ticks = run_ticks(spec, ratio_world(+1), ticks=21, step=15)
-    early = [t.plan for t in ticks if t.t < TREND_WINDOW]
-    late = [t.plan for t in ticks if t.t >= 2 * TREND_WINDOW]
-    assert all(RT.PRE_PROVISION_REPLICAS not in rec_types(p) for p in early), "only after a whole window"
-    assert all(RT.PRE_PROVISION_REPLICAS in rec_types(p) for p in late)
-    assert all(Rule.READ_RATIO_RISING in rules(p) for p in late)
-    assert all(RT.WRITE_OPTIMIZED_STORAGE not in rec_types(p) for p in late)
+    plan = decide(make_spec(), with_ratios(SEED_DRIFT[::-1], current=2, read_qps=1000.0), Memory(), 1000.0)
+    assert RT.PRE_PROVISION_REPLICAS in rec_types(plan)
+    assert Rule.READ_RATIO_RISING in rules(plan)
+    assert RT.WRITE_OPTIMIZED_STORAGE not in rec_types(plan)
+    assert plan.ratio_trend is not None and plan.ratio_trend.direction == 1
 
 
 def test_write_ratio_rising_recommends_write_optimized_storage() -> None:
-    spec = make_spec(behavior={"trend": {"windowSeconds": TREND_WINDOW}})
-    ticks = run_ticks(spec, ratio_world(-1), ticks=21, step=15)
-    late = [t.plan for t in ticks if t.t >= 2 * TREND_WINDOW]
-    assert all(RT.WRITE_OPTIMIZED_STORAGE in rec_types(p) for p in late)
-    assert all(Rule.WRITE_RATIO_RISING in rules(p) for p in late)
-    assert all(RT.PRE_PROVISION_REPLICAS not in rec_types(p) for p in late)
-    assert not any(scaled_up(t.plan) for t in ticks), "a trend in the write share adds no replica"
+    plan = decide(make_spec(), with_ratios(SEED_DRIFT, current=2, read_qps=1000.0), Memory(), 1000.0)
+    assert RT.WRITE_OPTIMIZED_STORAGE in rec_types(plan)
+    reason = next(r for r in plan.reasons if r.rule is Rule.WRITE_RATIO_RISING)
+    assert "from 100:1 to 30:1 over 11 weeks" in reason.message
+    assert RT.PRE_PROVISION_REPLICAS not in rec_types(plan)
+    assert not scaled_up(plan), "a trend in the write share adds no replica"
 
 
-def test_steady_ratio_recommends_neither() -> None:
-    spec = make_spec(behavior={"trend": {"windowSeconds": TREND_WINDOW}})
-    ticks = run_ticks(spec, lambda t, c: make_obs(current=c, read_qps=1000.0, write_qps=100.0), ticks=30)
-    for t in ticks:
-        assert not {RT.PRE_PROVISION_REPLICAS, RT.WRITE_OPTIMIZED_STORAGE} & rec_types(t.plan)
+def test_steady_ratio_or_no_history_recommends_neither() -> None:
+    for points in ((50.0,) * 12, (), (None,) * 12):
+        plan = decide(make_spec(), with_ratios(points, current=2, read_qps=1000.0), Memory(), 1000.0)
+        assert not {RT.PRE_PROVISION_REPLICAS, RT.WRITE_OPTIMIZED_STORAGE} & rec_types(plan)
+        assert not {Rule.READ_RATIO_RISING, Rule.WRITE_RATIO_RISING} & rules(plan)
 
 
 def test_pre_provisioning_names_the_forecast_replicas_with_a_capacity_model() -> None:
-    spec = make_spec(
-        behavior={"trend": {"windowSeconds": TREND_WINDOW}}, replicas={"targetReadQPSPerReplica": 1000.0}
-    )
-    plan = run_ticks(spec, ratio_world(+1), ticks=21, step=15)[-1].plan
+    spec = make_spec(replicas={"targetReadQPSPerReplica": 1000.0})
+    plan = decide(spec, with_ratios(SEED_DRIFT[::-1], current=2, read_qps=4500.0), Memory(), 1000.0)
     pre = next(r for r in plan.recommendations if r.type is RT.PRE_PROVISION_REPLICAS)
-    reads = 1000.0 * 10 ** (300 / 300.0)
-    assert pre.replicas is not None and pre.replicas >= math.ceil(reads / 1000.0)
+    assert pre.replicas == 5  # ceil(4500 / 1000)
 
 
 # --- consistency modes ---------------------------------------------------------------------------
@@ -817,11 +808,19 @@ def test_the_capacity_model_and_the_forecast_in_words() -> None:
     memory = Memory(ewma_time=100.0, read_qps=Ewma(fast=1240.0, slow=1000.0, since=0.0))
     plan = decide(spec, make_obs(current=2, read_qps=1000.0), memory, 100.0)
     model = only_reason(plan, Rule.CAPACITY_MODEL)
-    assert model.message == "1000 reads/s at 100/s per replica needs 10 replicas; forecast 1120/s needs 12"
-    assert model.inputs == (("readQPS", 1000.0), ("forecastQPS", 1120.0), ("target", 100.0), ("lagging", 0))
+    assert model.message == (
+        "1000 reads/s at 100/s per replica needs 10 replicas; forecast (the recent climb) 1120/s needs 12"
+    )
+    assert model.inputs == (
+        ("readQPS", 1000.0),
+        ("forecastQPS", 1120.0),
+        ("basis", "trend"),
+        ("target", 100.0),
+        ("lagging", 0),
+    )
     forecast = only_reason(plan, Rule.READ_FORECAST)
     assert forecast.message == "reads climbing 60/s per minute: provisioning for 1120/s 120s ahead"
-    assert forecast.inputs == (("slopePerSecond", 1.0), ("forecastSeconds", 120))
+    assert forecast.inputs == (("slopePerSecond", 1.0), ("forecastSeconds", 120.0), ("basis", "trend"))
     assert plan.scale_to == 12
 
 
@@ -832,7 +831,13 @@ def test_replicas_out_of_the_pool_for_lag_in_words() -> None:
     assert model.message == (
         "1000 reads/s at 200/s per replica needs 5 replicas; +1 for replicas out of the pool for lag"
     )
-    assert model.inputs == (("readQPS", 1000.0), ("forecastQPS", 1000.0), ("target", 200.0), ("lagging", 1))
+    assert model.inputs == (
+        ("readQPS", 1000.0),
+        ("forecastQPS", 1000.0),
+        ("basis", "present"),
+        ("target", 200.0),
+        ("lagging", 1),
+    )
     assert plan.scale_to == 6
 
 

@@ -32,7 +32,6 @@ FULL = Memory(
     drain=Drain(target_replicas=2, started=1230.0, replicas=("db-replica-2",)),
     read_qps=Ewma(fast=1000.5, slow=900.25, since=0.0),
     write_qps=Ewma(fast=10.0, slow=11.0, since=0.0),
-    log_ratio=Ewma(fast=2.0, slow=1.9, since=15.0),
     read_latency=Ewma(fast=0.04, slow=0.03, since=0.0),
     write_latency=Ewma(fast=0.01, slow=0.01, since=0.0),
     breach_qps_per_replica=512.0,

@@ -73,7 +73,7 @@ def specs(draw: st.DrawFn) -> ReadWriteWorkloadSpec:
                 "maxStep": draw(st.integers(1, 3)),
             },
             "readPool": {"reentrySeconds": draw(st.sampled_from([0, 30]))},
-            "trend": {"windowSeconds": 60, "forecastSeconds": draw(st.sampled_from([0, 120]))},
+            "trend": {"forecastSeconds": draw(st.sampled_from([0, 120]))},
         },
     )
 

@@ -139,14 +139,14 @@ def test_the_fit_must_explain_at_least_60_percent(zigzag: float, direction: int)
 
 
 def test_missing_periods_are_skipped_and_keep_their_place_in_time() -> None:
-    # On a clean line from 100:1 to 30:1, three known weeks at 0, 5 and 11: the fit uses the
+    # On a clean line from 100:1 to 30:1, five known weeks at 0, 2, 5, 9 and 11: the fit uses the
     # week's index, so they lie exactly on it (by position among the known points they would not).
     full = geometric(100, 30)
     points: list[float | None] = [None] * 12
-    for i in (0, 5, 11):
+    for i in (0, 2, 5, 9, 11):
         points[i] = full[i]
     result = trend(tuple(points))
-    assert result.points == 3
+    assert result.points == 5
     assert result.known
     assert result.change_log10 == pytest.approx(math.log10(0.3))
     assert result.fit_r2 == pytest.approx(1.0)
@@ -189,10 +189,18 @@ def test_two_known_points_are_not_enough() -> None:
     assert "2 of 12 points known" in result.message
 
 
-def test_three_known_points_are_enough() -> None:
-    result = trend((None,) * 9 + (100.0, 50.0, 25.0))
+def test_five_known_points_are_enough_and_four_are_not() -> None:
+    # docs/decisions.md: at least 5 known points (with 4, one odd end week explains 60%).
+    result = trend((None,) * 7 + (100.0, 70.0, 50.0, 35.0, 25.0))
     assert result.known
     assert result.direction == -1
+    four = trend((None,) * 8 + (100.0, 70.0, 50.0, 35.0))
+    assert not four.known
+    assert four.direction == 0
+
+
+def test_one_odd_end_week_after_four_flat_ones_does_not_fire() -> None:
+    assert trend((None,) * 7 + (50.0, 50.0, 50.0, 50.0, 100.0)).direction == 0
 
 
 def test_no_history_is_unknown() -> None:
@@ -291,11 +299,14 @@ def test_a_long_decline_with_a_quiet_recent_span_is_still_writes_gaining_share()
 # --- the seed's chart as drawn ------------------------------------------------------------------
 
 
-def test_the_seeds_chart_as_drawn_rises_then_falls_and_is_no_linear_trend() -> None:
+def test_the_seeds_chart_as_drawn_fires_on_its_recent_half() -> None:
     # The seed's ASCII chart (section 7) read off its rows: about 30 in week 1, 100 in week 4,
     # back to 30 from week 9, captioned "Ratio declining". A straight line through the whole
-    # window explains only 20% of that hump, so the slope test does not fire on it; the shift test
-    # (or a window starting at the peak) is what catches the decline.
+    # window explains only 20% of that hump; its recent half (the newest 6 of 11 points) is a
+    # clear fall, and docs/decisions.md tries that half when the whole window does not fire.
     chart = (30.0, 50.0, 75.0, 100.0, 75.0, 75.0, 50.0, 50.0, 30.0, 30.0, 30.0)
-    assert trend(chart).direction == 0
-    assert trend(chart[3:]).direction == -1
+    result = trend(chart)
+    assert result.direction == -1
+    assert "writes are gaining share" in result.message
+    # The rising first half alone is reads gaining share: the recent half is what counts.
+    assert trend(chart[:5] + (100.0,) * 6).direction in (0, 1)

@@ -2,14 +2,14 @@
 
 No I/O, no clock, no kopf: the operator and the simulator call this same function with plain
 data and the time, and everything it needs to remember comes back in `Plan.memory`. The steps:
-update the trend averages, judge each side (trends.py), pick the read pool (read_pool.py), size
+update the trend averages, judge each side (trends.py) and the read:write trend
+(ratio_trend.py), pick the read pool (read_pool.py), size
 the replicas (sizing.py), sequence a scale-in behind a drain, then state the conditions and
 recommendations with the reasons that produced them (explain.py).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 from rwscaler.core.classify import classify, read_write_ratio
@@ -23,6 +23,7 @@ from rwscaler.core.plan import (
     Rule,
 )
 from rwscaler.core.pool_sizing import size_pools
+from rwscaler.core.ratio_trend import ratio_trend
 from rwscaler.core.read_pool import select_read_pool
 from rwscaler.core.settle import pool_grew, settling, starting_replicas
 from rwscaler.core.sizing import recommend_replicas, stabilize
@@ -32,7 +33,6 @@ from rwscaler.core.trends import (
     QPS_TAU,
     climb_rate,
     latency_side,
-    ratio_shift,
     update_ewma,
     write_side,
 )
@@ -40,16 +40,12 @@ from rwscaler.core.trends import (
 
 def _update_trends(memory: Memory, obs: Observation, spec: ReadWriteWorkloadSpec, now: float) -> Memory:
     dt = now - memory.ewma_time if memory.ewma_time is not None else 0.0
-    window = float(spec.behavior.trend.windowSeconds)
     read_qps, write_qps = obs.read_qps.value, obs.write_qps.value
     changes: dict[str, object] = {}
     if read_qps is not None:
         changes["read_qps"] = update_ewma(memory.read_qps, read_qps, dt, now, QPS_TAU)
     if write_qps is not None:
         changes["write_qps"] = update_ewma(memory.write_qps, write_qps, dt, now, QPS_TAU)
-    if read_qps is not None and write_qps is not None and read_qps > 0 and write_qps > 0:
-        log_ratio = math.log10(read_qps) - math.log10(write_qps)  # no under/overflow of the quotient
-        changes["log_ratio"] = update_ewma(memory.log_ratio, log_ratio, dt, now, (window / 6, window))
     if obs.read_p99.value is not None:
         changes["read_latency"] = update_ewma(memory.read_latency, obs.read_p99.value, dt, now, LATENCY_TAU)
     if obs.write_p99.value is not None:
@@ -165,9 +161,9 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
 
     ratio = read_write_ratio(obs.read_qps.value, obs.write_qps.value)
     wclass = classify(obs.read_qps.value, obs.write_qps.value)
-    ratio_moves = ratio_shift(mem.log_ratio, now, float(spec.behavior.trend.windowSeconds))
+    shares = ratio_trend(obs.history.ratios)
     conds = conditions(spec, obs, read, write, sizing, stable, pool, enforce)
-    recs, rule_reasons = recommendations(spec, obs, conds, read, sizing, ratio, ratio_moves, enforce)
+    recs, rule_reasons = recommendations(spec, obs, conds, read, sizing, ratio, shares, enforce)
 
     reasons = [*rule_reasons, *sizing.reasons, *stable.reasons, *pool.reasons, *scale_reasons]
     if not enforce and stable.desired != obs.current_replicas:
@@ -213,4 +209,6 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
             wclass, ratio, obs.current_replicas, stable.desired, scale_to, tuple(reasons), enforce
         ),
         read_capacity=sizing.capacity,
+        forecast=sizing.forecast,
+        ratio_trend=shares,
     )

@@ -20,6 +20,7 @@ from rwscaler.core.plan import (
     Rule,
     Status,
 )
+from rwscaler.core.ratio_trend import RatioTrend
 from rwscaler.core.read_pool import PoolResult
 from rwscaler.core.sizing import ReplicaAdvice, Stabilized
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
@@ -174,7 +175,7 @@ def recommendations(
     read: SideState,
     sizing: ReplicaAdvice,
     ratio: float | None,
-    ratio_moves: int,
+    shares: RatioTrend,
     enforce: bool,
 ) -> tuple[tuple[Recommendation, ...], list[Reason]]:
     by_type = {c.type: c for c in conds}
@@ -220,8 +221,26 @@ def recommendations(
                 "consistency strong: the primary serves every read; scale it up or cache reads with a short TTL",
             )
         )
-    if ratio_moves > 0:
-        reasons.append(Reason(Rule.READ_RATIO_RISING, "reads are gaining share of the traffic"))
+    forecast, capacity = sizing.forecast, sizing.capacity
+    if (
+        forecast is not None
+        and capacity is not None
+        and forecast.basis not in ("present", "trend")
+        and math.ceil(forecast.expected_qps / capacity) > math.ceil((obs.read_qps.value or 0.0) / capacity)
+    ):
+        # A season (yesterday, a week ago) says the load is coming: provision ahead of it.
+        need = min(math.ceil(forecast.expected_qps / capacity), hi)
+        recs.append(
+            Recommendation(
+                RecommendationType.PRE_PROVISION_REPLICAS,
+                f"{forecast.basis} the read load rose to {forecast.expected_qps:.0f}/s (scaled to today) "
+                f"within {forecast.horizon_s:.0f}s: {need} replica(s) ready before it"
+                + ("; Recommend mode applies nothing" if not enforce else ""),
+                need,
+            )
+        )
+    if shares.direction > 0:
+        reasons.append(Reason(Rule.READ_RATIO_RISING, shares.message))
         recs.append(
             Recommendation(
                 RecommendationType.PRE_PROVISION_REPLICAS,
@@ -230,8 +249,8 @@ def recommendations(
                 sizing.capacity_raw,
             )
         )
-    elif ratio_moves < 0:
-        reasons.append(Reason(Rule.WRITE_RATIO_RISING, "writes are gaining share of the traffic"))
+    elif shares.direction < 0:
+        reasons.append(Reason(Rule.WRITE_RATIO_RISING, shares.message))
         recs.append(
             Recommendation(
                 RecommendationType.WRITE_OPTIMIZED_STORAGE,

@@ -2,18 +2,18 @@
 
 sizing.py calls `forecast_read_qps` every tick; the metrics adapter (the operator) and the
 simulator's engine call `horizons` to know how far after "one season ago" to read the history,
-and `SEASON_SMOOTHING_S` to know how to smooth it. Pure: the history arrives in the Observation.
+and `SEASON_SMOOTHING_S` (defined with the spec) to know how to smooth it. Pure: the history arrives in the Observation.
 
 - **Trend**: the present read QPS plus its slope (trends.climb_rate) times the up horizon.
 - **Season** (each of `behavior.trend.seasonsSeconds` whose history is known): what followed
   the same moment one season ago, scaled by how today's load compares with then:
-  `peak x growth`, where `peak` is the highest (5-minute averaged) read QPS over the horizon
-  after `now - season`, and `growth = now / then` (today's smoothed read QPS over the read QPS
+  `peak x growth`, where `peak` is the highest 5-minute averaged read QPS over the horizon
+  after `now - season` (`horizons`), and `growth = now / then` (today's smoothed read QPS over the read QPS
   at `now - season`), bounded to [1/2, 2] so one odd day cannot multiply the forecast without
   limit (a day twice as busy as the last is a spike, and the present load handles it).
-- **Up** (provisioning): the highest of the trend and the seasons over the up horizon,
-  `forecastSeconds + tick` (a replica asked for now serves after the provisioning delay, and
-  the next decision comes a tick later).
+- **Up** (provisioning): the highest of the trend over `forecastSeconds` (a replica asked for
+  now serves after about the provisioning delay) and the seasons over `forecastSeconds` plus a
+  tick (the history is read once a tick, so the next tick must not find the peak already past).
 - **Hold** (scale-down): the highest of the seasons over `scaleDownLookaheadSeconds` (at least
   the up horizon): a scale-down keeps what the next hour needed one season ago, so a replica
   removed in a lull is not asked for again when the load returns.
@@ -25,12 +25,11 @@ from dataclasses import dataclass
 
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.observation import History, Season
-from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.core.spec import SEASON_SMOOTHING_S, ReadWriteWorkloadSpec
+
+__all__ = ["SEASON_SMOOTHING_S", "Forecast", "forecast_read_qps", "horizons", "trend_horizon"]
 
 GROWTH_BOUNDS = (0.5, 2.0)
-# History is averaged over 5 minutes before its peak is taken: the peak of raw 15 s samples is
-# their noise (about +2 standard deviations over an hour), not the load.
-SEASON_SMOOTHING_S = 300.0
 DAY_S, WEEK_S = 86400.0, 7 * 86400.0
 
 
@@ -46,11 +45,22 @@ class Forecast:
     hold_basis: str | None
 
 
+def trend_horizon(spec: ReadWriteWorkloadSpec) -> float:
+    """How far ahead to provision: forecastSeconds (about a provisioning delay; 0: no forecast)."""
+    return float(spec.behavior.trend.forecastSeconds)
+
+
 def horizons(spec: ReadWriteWorkloadSpec, tick_s: float) -> tuple[float, float]:
-    """(up, down) horizons in seconds: provisioning plus one tick, and the scale-down lookahead."""
-    trend = spec.behavior.trend
-    up = trend.forecastSeconds + max(tick_s, float(spec.behavior.intervalSeconds))
-    return up, max(float(trend.scaleDownLookaheadSeconds), up)
+    """(up, down): how long a stretch of history after `now - season` to take the peak of.
+
+    The up stretch is the trend horizon plus a tick, the down stretch the scale-down lookahead (at least the
+    up one); each is extended by SEASON_SMOOTHING_S, because the peak is taken of 5-minute
+    trailing averages and the average that covers a moment ends up to 5 minutes after it (a
+    jump at 08:00 shows in full in the average at 08:05)."""
+    # One tick more than the trend looks ahead: the history is read once a tick.
+    up = trend_horizon(spec) + max(tick_s, float(spec.behavior.intervalSeconds))
+    down = max(float(spec.behavior.trend.scaleDownLookaheadSeconds), up)
+    return up + SEASON_SMOOTHING_S, down + SEASON_SMOOTHING_S
 
 
 def season_name(period_s: float) -> str:

@@ -52,7 +52,6 @@ class Memory:
     drain: Drain | None = None
     read_qps: Ewma | None = None
     write_qps: Ewma | None = None
-    log_ratio: Ewma | None = None
     read_latency: Ewma | None = None
     write_latency: Ewma | None = None
     # Per-replica read QPS at which the read objective broke (learned capacity, see

@@ -81,10 +81,10 @@ class ReplicaObservation:
 class Season:
     """Read QPS one season ago, from Prometheus's history (None: not recorded or not readable).
 
-    `then` is the read QPS at `now - period_s`; `peak_up` the highest read QPS over the
-    provisioning horizon that followed it, `[now - period_s, now - period_s + horizon_up_s]`, and
-    `peak_down` the highest over the scale-down lookahead, `[now - period_s, now - period_s +
-    horizon_down_s]` (the horizons are in `History`)."""
+    `then` is the 5-minute average read QPS at `now - period_s`; `peak_up` the highest
+    5-minute trailing average read QPS over `[now - period_s, now - period_s + horizon_up_s]`,
+    and `peak_down` the highest over `[now - period_s, now - period_s + horizon_down_s]` (the
+    stretches are in `History`, from forecast.horizons)."""
 
     period_s: float
     then: float | None = None

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from rwscaler.core.forecast import Forecast
 from rwscaler.core.memory import Memory
+from rwscaler.core.ratio_trend import RatioTrend
 
 
 class ConditionType(StrEnum):
@@ -130,6 +132,10 @@ class Plan:
     # The per-replica read capacity the capacity model sized with: targetReadQPSPerReplica, or
     # the learned capacity when lower; None without a target.
     read_capacity: float | None = None
+    # The read-load forecast the capacity model sized with (None without a capacity model).
+    forecast: Forecast | None = None
+    # Whether reads or writes gain share of the traffic (ratio_trend.py); None: not judged.
+    ratio_trend: RatioTrend | None = None
 
     def condition(self, kind: ConditionType) -> Condition:
         return next(c for c in self.conditions if c.type is kind)

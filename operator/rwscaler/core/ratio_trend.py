@@ -7,7 +7,11 @@ history, with two tests:
 
   - the slope test: a least-squares line through log10(ratio) against the point's index; it
     fires when the line moves by at least CHANGE_LOG10 over the known points' span and explains
-    at least MIN_R2 of their variance (a consistent trend, not noise or one odd week);
+    at least MIN_R2 of their variance (a consistent trend, not noise or one odd week). It is
+    tried on the whole window, then on its recent half (the newest ceil(n/2) points): the seed's
+    chart as drawn rises to 100:1 by week 4 and falls to 30:1 by week 9 ("Trend: Ratio
+    declining"), which no single line through all 12 weeks fits (R² 0.2), while its recent half
+    is a clear fall; the whole window, when it fires, wins (a longer trend is stronger evidence);
   - the shift test: the ratio over the last `shift_s` against the same span one period earlier;
     it fires when they differ by at least SHIFT_LOG10, so a change within days is not left to
     wait for weeks of points.
@@ -16,9 +20,8 @@ Ratio rising is reads gaining share (+1), falling is writes gaining share (-1). 
 tests fire in opposite directions the evidence conflicts and neither side is judged to gain.
 
 Pure (no I/O, no clock): `decide.py` calls `ratio_trend` every tick and the workload report will
-call it later; both show `RatioTrend.message` as the reason. It replaces the EWMA rule
-`trends.ratio_shift`, whose time constants a tick-by-tick average could not stretch to weeks
-without remembering them across restarts.
+call it later; both show `RatioTrend.message` as the reason. It replaced an average kept tick by
+tick (a 4-hour against a 1-day one), which never saw a 12-week drift and forgot it on restart.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from dataclasses import dataclass
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.observation import RatioHistory
 
-# Fewer points than this cannot show a trend: two points always lie on a line (R² 1), so the R²
-# guard only means something from three on.
-MIN_POINTS = 3
+# Fewer points than this cannot show a trend: two points always lie on a line (R² 1), and with
+# three or four one odd end week alone explains 75% or 60% of the variance; from five on it
+# explains at most half, so the R² guard holds.
+MIN_POINTS = 5
 # The fitted line must move by a factor of 10**0.2 = 1.58 over the window: the seed's drift (100:1
 # to 30:1 over 12 weeks, -0.52) is well past it, week-to-week noise of a few percent is far under.
 CHANGE_LOG10 = 0.2
@@ -81,6 +85,12 @@ def ratio_trend(history: RatioHistory | None) -> RatioTrend:
 
     known = [(i, y) for i, r in enumerate(history.points) if (y := _log10(r)) is not None]
     fit = _fit(known) if len(known) >= MIN_POINTS else None
+    if fit is None or not _fires(fit):
+        half = len(history.points) - math.ceil(len(history.points) / 2)
+        recent_known = [(i, y) for i, y in known if i >= half]
+        recent_fit = _fit(recent_known) if len(recent_known) >= MIN_POINTS else None
+        if recent_fit is not None and _fires(recent_fit):
+            fit = recent_fit
     recent, before = _log10(history.recent), _log10(history.recent_before)
     shift = None if recent is None or before is None else recent - before
 
@@ -91,9 +101,7 @@ def ratio_trend(history: RatioHistory | None) -> RatioTrend:
             f"points known ({MIN_POINTS} needed) and no recent shift measured",
         )
 
-    slope_dir = 0
-    if fit is not None and abs(fit.change_log10) >= CHANGE_LOG10 and fit.r2 >= MIN_R2:
-        slope_dir = _sign(fit.change_log10)
+    slope_dir = _sign(fit.change_log10) if fit is not None and _fires(fit) else 0
     shift_dir = 0
     if shift is not None and abs(shift) >= SHIFT_LOG10:
         shift_dir = _sign(shift)
@@ -129,6 +137,10 @@ def ratio_trend(history: RatioHistory | None) -> RatioTrend:
         points=len(known),
         message=f"{text}: {verdict}",
     )
+
+
+def _fires(fit: _Fit) -> bool:
+    return abs(fit.change_log10) >= CHANGE_LOG10 and fit.r2 >= MIN_R2
 
 
 def _unknown(points: int, message: str) -> RatioTrend:

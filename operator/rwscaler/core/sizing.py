@@ -32,17 +32,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rwscaler.core.forecast import Forecast, forecast_read_qps, trend_horizon
 from rwscaler.core.learned_capacity import Learned, effective_target, update_learned
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation
 from rwscaler.core.plan import Reason, Rule
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
-from rwscaler.core.trends import QPS_TAU, SideState, Trend, slope
+from rwscaler.core.trends import APPROACH, QPS_TAU, SideState, Trend, slope
 
 HEADROOM_LEVEL = 0.5  # read p99 under half its objective is room to remove a replica
-# The lowest usage a scale-down aims the remaining replicas at, whatever the tolerance: with a
-# tolerance near 1 the hysteresis would otherwise divide by ~0 (hold for ever).
-MIN_DOWN_USAGE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +53,7 @@ class ReplicaAdvice:
     reasons: tuple[Reason, ...]
     breach_time: float | None = None  # when the learned capacity was last learned or confirmed
     capacity: float | None = None  # per-replica capacity sized with (target or learned, lower)
+    forecast: Forecast | None = None  # the read-load forecast (capacity model only)
 
 
 def recommend_replicas(
@@ -123,32 +122,55 @@ def recommend_replicas(
 
     capacity_raw: int | None = None
     forecast: float | None = None
+    outlook: Forecast | None = None
     if target is not None:
         if climb is None:
             climb = max(0.0, slope(memory.read_qps, QPS_TAU))
-        ahead = read_qps + climb * spec.behavior.trend.forecastSeconds
+        horizon = trend_horizon(spec)
+        smoothed = memory.read_qps.fast if memory.read_qps is not None else read_qps
+        outlook = forecast_read_qps(read_qps, smoothed, climb, horizon, obs.history)
+        ahead = outlook.expected_qps
+        # A scale-down keeps what the seasons say the next lookahead needs (forecast.py).
+        keep = max(ahead, outlook.hold_qps or 0.0)
         serving_capacity = (current - lagging_replicas) * target
         present_usage = read_qps / serving_capacity if serving_capacity > 0 else math.inf
         ahead_usage = ahead / serving_capacity if serving_capacity > 0 else math.inf
+        keep_usage = keep / serving_capacity if serving_capacity > 0 else math.inf
         # The forecast covers one provisioning delay; replicas still starting were asked for to
         # cover it, so a forecast (whose slope, after a jump, is still the jump's) does not stack
         # on them: while they start, only the present load adds replicas.
         awaiting = pending
         forecast = ahead if awaiting <= 0 else read_qps
-        # The present load past the capacity scales up at once (the tolerance does not license
-        # running past it); a forecast, less certain, must pass it by more than the tolerance.
-        up = present_usage > 1.0 or (awaiting <= 0 and ahead_usage > 1.0 + tol)
-        # The tolerance is the hysteresis, below the capacity: a scale-down leaves the replicas
-        # that stay at most 1 - tolerance of their capacity, so the noise that crosses 1 does
-        # not bring the replica just removed straight back.
-        down_to = math.ceil(ahead / (target * max(1.0 - tol, MIN_DOWN_USAGE))) + lagging_replicas
-        down = not up and down_to < current
+        # Aim at the objective: the present load past the capacity scales up at once (the
+        # tolerance does not license running past it). A forecast, less certain, must pass it
+        # by more than the tolerance, or pass it while read p99 already nears its objective;
+        # the band never reaches past a learned breaking point.
+        band = 1.0 + tol
+        if learned is not None:
+            band = min(band, max(1.0, learned / target))
+        # (a p99 measured before a replica joined the pool says nothing of the pool now: settle.py)
+        near = settled and read.level is not None and read.level >= APPROACH
+        # The present load is judged on its 60 s average (smoothed, the fast one of trends.py)
+        # when lower than the sample: one noisy sample at 101% of the capacity is no reason to
+        # add a replica, a sample past the band is (a jump is not noise).
+        settled_usage = min(present_usage, smoothed / serving_capacity if serving_capacity > 0 else math.inf)
+        up = (
+            present_usage > band
+            or settled_usage > 1.0
+            or (awaiting <= 0 and (ahead_usage > band or (ahead_usage > 1.0 and near)))
+        )
+        # The tolerance is the hysteresis below the capacity, as the HPA's: a scale-down waits
+        # until what the replicas must keep carrying is under 1 - tolerance of their capacity,
+        # then sizes for it; noise crossing the capacity cannot flap the count back.
+        down_to = math.ceil(keep / target) + lagging_replicas
+        down = not up and keep_usage < 1.0 - tol and down_to < current
         if not up and not down:
             capacity_raw = current
             reasons.append(
                 Reason(
                     Rule.WITHIN_TOLERANCE,
-                    f"read load {read_qps:.0f}/s (forecast {ahead:.0f}/s) fits {current} x {target:g}/s"
+                    f"read load {read_qps:.0f}/s (forecast {ahead:.0f}/s, keep {keep:.0f}/s) fits "
+                    f"{current} x {target:g}/s"
                     + (
                         "; waiting for the replicas asked for to serve before provisioning for the forecast"
                         if awaiting > 0 and ahead_usage > 1.0 + tol
@@ -158,46 +180,51 @@ def recommend_replicas(
                 )
             )
         else:
-            forecast = forecast if up else ahead
+            sized_for = forecast if up else keep
             # Replicas out of the pool for lag carry no reads: the capacity they would give is
             # replaced, so the pool keeps enough serving replicas (refused under `bounded`).
-            capacity_raw = math.ceil(forecast / target) + lagging_replicas if up else down_to
+            capacity_raw = math.ceil(sized_for / target) + lagging_replicas if up else down_to
+            basis = outlook.basis if (up or keep == ahead) else (outlook.hold_basis or outlook.basis)
             reasons.append(
                 Reason(
                     Rule.CAPACITY_MODEL,
                     f"{read_qps:.0f} reads/s at {target:g}/s per replica needs {math.ceil(read_qps / target)} "
                     f"replicas"
                     + (
-                        f"; forecast {forecast:.0f}/s needs {math.ceil(forecast / target)}"
-                        if climb > 0
+                        f"; forecast ({_basis_words(basis)}) {sized_for:.0f}/s needs "
+                        f"{math.ceil(sized_for / target)}"
+                        if sized_for > read_qps
                         else ""
                     )
                     + (
                         f"; +{lagging_replicas} for replicas out of the pool for lag"
                         if lagging_replicas
                         else ""
-                    )
-                    + (
-                        ""
-                        if up or down_to == math.ceil(ahead / target) + lagging_replicas
-                        else f"; scaling down to {down_to}, which carry it at no more than "
-                        f"{1.0 - tol:.0%} of their capacity"
                     ),
                     (
                         ("readQPS", read_qps),
-                        ("forecastQPS", forecast),
+                        ("forecastQPS", sized_for),
+                        ("basis", basis),
                         ("target", target),
                         ("lagging", lagging_replicas),
                     ),
                 )
             )
-            if climb > 0 and math.ceil(forecast / target) > math.ceil(read_qps / target):
+            if up and math.ceil(sized_for / target) > math.ceil(read_qps / target):
                 reasons.append(
                     Reason(
                         Rule.READ_FORECAST,
-                        f"reads climbing {climb * 60:.0f}/s per minute: provisioning for "
-                        f"{forecast:.0f}/s {spec.behavior.trend.forecastSeconds}s ahead",
-                        (("slopePerSecond", climb), ("forecastSeconds", spec.behavior.trend.forecastSeconds)),
+                        (
+                            f"reads climbing {climb * 60:.0f}/s per minute"
+                            if outlook.basis == "trend"
+                            else f"{outlook.basis} the read load rose to {sized_for:.0f}/s (scaled to today)"
+                        )
+                        + f": provisioning for {sized_for:.0f}/s {outlook.horizon_s:.0f}s ahead",
+                        (
+                            ("slopePerSecond", climb),
+                            ("forecastSeconds", outlook.horizon_s),
+                            ("basis", outlook.basis),
+                        ),
                     )
                 )
 
@@ -283,7 +310,13 @@ def recommend_replicas(
             raw = current
         elif write.trend is Trend.RISING and capacity_raw is not None:
             raw = min(raw, max(capacity_raw, current))  # both rising: read capacity alone may justify
-    return ReplicaAdvice(raw, False, blocked, capacity_raw, learned, tuple(reasons), learned_at, target)
+    return ReplicaAdvice(
+        raw, False, blocked, capacity_raw, learned, tuple(reasons), learned_at, target, outlook
+    )
+
+
+def _basis_words(basis: str) -> str:
+    return {"trend": "the recent climb", "present": "the present load"}.get(basis, f"as {basis}")
 
 
 def _learned_reasons(update: Learned, target: float | None) -> list[Reason]:

@@ -323,6 +323,9 @@ class ReadPoolBehavior(_Model):
 
 
 WEEK_S = 7 * 86400
+# History is averaged over 5 minutes before the forecast takes its peak (forecast.py): the peak
+# of raw 15 s samples over an hour is their noise (about +2 standard deviations), not the load.
+SEASON_SMOOTHING_S = 300
 
 
 class TrendBehavior(_Model):
@@ -388,10 +391,11 @@ class TrendBehavior(_Model):
                 "the shift is compared with the same span one period earlier"
             )
         for season in self.seasonsSeconds:
-            if season <= self.scaleDownLookaheadSeconds:
+            if season <= self.scaleDownLookaheadSeconds + SEASON_SMOOTHING_S:
                 raise ValueError(
-                    f"seasonsSeconds {season} must be longer than scaleDownLookaheadSeconds "
-                    f"({self.scaleDownLookaheadSeconds}): what followed one season ago must be history"
+                    f"seasonsSeconds {season} must be longer than scaleDownLookaheadSeconds + "
+                    f"{SEASON_SMOOTHING_S} ({self.scaleDownLookaheadSeconds + SEASON_SMOOTHING_S}): what "
+                    "followed one season ago must be history"
                 )
         return self
 
@@ -412,12 +416,13 @@ class BehaviorSpec(_Model):
 
     @model_validator(mode="after")
     def _seasons_past_the_horizon(self) -> BehaviorSpec:
-        horizon = self.trend.forecastSeconds + self.intervalSeconds
+        horizon = self.trend.forecastSeconds + self.intervalSeconds + SEASON_SMOOTHING_S
         for season in self.trend.seasonsSeconds:
             if season <= horizon:
                 raise ValueError(
                     f"trend.seasonsSeconds {season} must be longer than trend.forecastSeconds + "
-                    f"intervalSeconds ({horizon}): what followed one season ago must be history"
+                    f"intervalSeconds + {SEASON_SMOOTHING_S} ({horizon}): what followed one season ago "
+                    "must be history"
                 )
         return self
 

@@ -20,10 +20,9 @@ linear ramp x(t) = a + b t, an EWMA with time constant tau lags the signal by b 
   - read QPS: tau 60 s and 300 s; the slope feeds the forecast for pre-provisioning, as the
     lower of that estimate and the fast average's own rate over the last tick (`climb_rate`: a
     ramp, not a jump);
-  - latency: tau 60 s and 300 s; the climb above;
-  - log10(read:write ratio): tau window/6 and window (behavior.trend.windowSeconds); reads gain
-    share when fast - slow > RATIO_TREND_LOG10 and writes gain share when fast - slow <
-    -RATIO_TREND_LOG10, once the slow average has seen a whole window.
+  - latency: tau 60 s and 300 s; the climb above.
+Whether reads or writes gain share over weeks is not judged here but from Prometheus's history
+(ratio_trend.py): no average kept tick by tick stretches to weeks across restarts.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ APPROACH = 0.8  # "approaching" an objective: at least 80% of it
 QPS_TAU = (60.0, 300.0)
 SURGE = 0.25  # write traffic 25% above its slow average, outgrowing reads, is a surge
 LATENCY_TAU = (60.0, 300.0)
-RATIO_TREND_LOG10 = 0.1  # a 26% shift of the ratio against its long-term average
 
 
 class Trend(StrEnum):
@@ -113,10 +111,3 @@ def write_side(latency: SideState, writes: Ewma | None, reads: Ewma | None, tole
     if write_growth > 1.0 + SURGE and write_growth > read_growth * (1.0 + tolerance):
         return SideState(Trend.RISING, breached=latency.breached, level=latency.level)
     return latency
-
-
-def ratio_shift(e: Ewma | None, now: float, window: float) -> int:
-    """+1 when reads gain share, -1 when writes do, 0 when neither (or before a whole window)."""
-    if e is None or now - e.since < window or abs(e.fast - e.slow) <= RATIO_TREND_LOG10:
-        return 0
-    return 1 if e.fast > e.slow else -1

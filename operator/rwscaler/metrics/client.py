@@ -1,6 +1,6 @@
-"""HTTP to one Prometheus: an instant query in, series or a classified failure out.
+"""HTTP to one Prometheus: an instant (or range) query in, series or a classified failure out.
 
-Used by `prometheus.py`. Every way a query can fail becomes a `QueryFailure` with a distinct
+Used by `prometheus.py` (and `history.py`'s range query for the ratio points). Every way a query can fail becomes a `QueryFailure` with a distinct
 `UnknownReason` (unreachable, timeout, HTTP error, query error, a result that is not an instant
 vector), so the caller never sees an exception and never mistakes a failure for 0. Queries are
 sent as POST forms so the long regex matchers of grouped queries never hit a URL length limit.
@@ -54,6 +54,17 @@ class QueryFailure:
 QueryResult = list[Series] | QueryFailure
 
 
+@dataclass(frozen=True, slots=True)
+class RangeSeries:
+    """One series of a range-query (matrix) answer: (timestamp, value) pairs, oldest first."""
+
+    labels: dict[str, str]
+    values: tuple[tuple[float, float], ...]
+
+
+RangeResult = list[RangeSeries] | QueryFailure
+
+
 def _error_reason(status: int, error_type: str) -> UnknownReason:
     # Prometheus' API errorType values (web/api/v1): bad_data and execution are the query's
     # fault; timeout and canceled are the evaluation running out of time.
@@ -69,8 +80,8 @@ def _sample_value(raw: Any) -> float:
     return float(raw)
 
 
-def parse_response(status: int, body: bytes) -> QueryResult:
-    """Turn one /api/v1/query HTTP answer into series or a classified failure."""
+def _success_data(status: int, body: bytes) -> Any | QueryFailure:
+    """The `data` of a successful API answer, or the classified failure."""
     try:
         doc = json.loads(body)
     except ValueError:
@@ -85,7 +96,33 @@ def parse_response(status: int, body: bytes) -> QueryResult:
         error = str(doc.get("error", ""))[:500]
         return QueryFailure(_error_reason(status, error_type), f"HTTP {status} {error_type}: {error}".strip())
     try:
-        data = doc["data"]
+        return doc["data"]
+    except KeyError as err:
+        return QueryFailure(UnknownReason.HTTP_ERROR, f"malformed Prometheus answer: {err!r}")
+
+
+def parse_range_response(status: int, body: bytes) -> RangeResult:
+    """Turn one /api/v1/query_range HTTP answer into series or a classified failure."""
+    data = _success_data(status, body)
+    if isinstance(data, QueryFailure):
+        return data
+    try:
+        if data["resultType"] != "matrix":
+            return QueryFailure(UnknownReason.QUERY_ERROR, f"a range query returned a {data['resultType']}")
+        return [
+            RangeSeries(item["metric"], tuple((float(ts), _sample_value(raw)) for ts, raw in item["values"]))
+            for item in data["result"]
+        ]
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        return QueryFailure(UnknownReason.HTTP_ERROR, f"malformed Prometheus answer: {err!r}")
+
+
+def parse_response(status: int, body: bytes) -> QueryResult:
+    """Turn one /api/v1/query HTTP answer into series or a classified failure."""
+    data = _success_data(status, body)
+    if isinstance(data, QueryFailure):
+        return data
+    try:
         kind = data["resultType"]
         if kind == "vector":
             # JSON object keys and label values are already str: no per-label conversion.
@@ -121,6 +158,7 @@ class PrometheusClient:
         if endpoint.bearer_token:
             headers["Authorization"] = f"Bearer {endpoint.bearer_token}"
         self._query_url = endpoint.url.rstrip("/") + "/api/v1/query"
+        self._range_url = self._query_url + "_range"
         self._setup_error: QueryFailure | None = None
         try:
             verify = _ssl_context(endpoint)
@@ -136,6 +174,18 @@ class PrometheusClient:
 
     async def query(self, expr: str, timeout: float) -> QueryResult:
         """Evaluate `expr` now; never raises for anything Prometheus or the network does."""
+        answer = await self._post(self._query_url, {"query": expr}, timeout)
+        return answer if isinstance(answer, QueryFailure) else parse_response(*answer)
+
+    async def query_range(
+        self, expr: str, start: float, end: float, step: float, timeout: float
+    ) -> RangeResult:
+        """Evaluate `expr` at start, start + step, ... up to end; never raises either."""
+        form = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        answer = await self._post(self._range_url, form, timeout)
+        return answer if isinstance(answer, QueryFailure) else parse_range_response(*answer)
+
+    async def _post(self, url: str, form: dict[str, str], timeout: float) -> tuple[int, bytes] | QueryFailure:
         if self._setup_error is not None:
             return self._setup_error
         async with self._semaphore:
@@ -146,8 +196,8 @@ class PrometheusClient:
                 # stop evaluating at the same moment instead of working on for nobody.
                 async with asyncio.timeout(timeout):
                     response = await self._http.post(
-                        self._query_url,
-                        data={"query": expr, "timeout": f"{max(1, int(timeout * 1000))}ms"},
+                        url,
+                        data={**form, "timeout": f"{max(1, int(timeout * 1000))}ms"},
                         timeout=httpx.Timeout(timeout),
                     )
                     body = await response.aread()
@@ -158,7 +208,7 @@ class PrometheusClient:
             except httpx.TransportError as err:
                 detail = str(err) or type(err).__name__
                 return QueryFailure(UnknownReason.UNREACHABLE, f"{self.endpoint.url}: {detail}")
-        return parse_response(response.status_code, body)
+        return response.status_code, body
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -14,6 +14,9 @@ One `read()` per interval for every workload the operator watches:
    only its own workloads' readings and never the operator's event loop.
 4. Each answer is split back per workload (`group.py`); anything missing is an unknown signal
    with a reason, never 0.
+5. Along with the signals, the history of the read load and of the read:write ratio
+   (`history.py`), from the same read and write templates and with the same grouping: one
+   seasons query per group every read, two ratio queries per group every 15 minutes.
 
 The operator asks per workload, on each workload's own tick; `share.py` turns those calls into
 grouped reads of every workload it has seen, so the cost stays per group, not per workload.
@@ -24,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rwscaler.core.durations import parse_duration
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
-from rwscaler.metrics.client import Endpoint, PrometheusClient, QueryFailure, QueryResult
+from rwscaler.metrics.client import Endpoint, PrometheusClient, QueryFailure, QueryResult, RangeResult
 from rwscaler.metrics.group import Indexed, Judge, index, owner_keys
+from rwscaler.metrics.history import HistoryReader, Job, Side, Wanted
 from rwscaler.metrics.presets import template_for
 from rwscaler.metrics.promql import (
     TemplateError,
@@ -89,13 +93,21 @@ class _Pending:
 
 @dataclass(frozen=True, slots=True)
 class ReadStats:
-    """What the last `read()` cost: for the benchmark and for the operator's logs."""
+    """What the last `read()` cost: for the benchmark and for the operator's logs.
+
+    `queries` counts the signal queries (grouped + custom); `history_queries` the history
+    queries sent along (history.py); `total_queries` both."""
 
     workloads: int
     queries: int
     grouped_queries: int
     custom_queries: int
     seconds: float
+    history_queries: int = 0
+
+    @property
+    def total_queries(self) -> int:
+        return self.queries + self.history_queries
 
 
 class PrometheusMetricsSource:
@@ -115,7 +127,9 @@ class PrometheusMetricsSource:
         self._clients: dict[Endpoint, PrometheusClient] = {}
         self._last_used: dict[Endpoint, float] = {}
         self.last_stats: ReadStats | None = None
-        self.queries_sent = 0
+        self.queries_sent = 0  # signal queries
+        self.history_queries_sent = 0
+        self._history = HistoryReader()
         self._shared = SharedReads(
             self._read_all,
             self.target_of,
@@ -233,20 +247,61 @@ class PrometheusMetricsSource:
         grouped = self._render_groups(pendings, groups)
         # Identical queries (a group's, or two workloads' identical custom queries) are asked once.
         ordered = list(dict.fromkeys(ask.query for p in pendings for ask in p.asks.values()))
-        results = await asyncio.gather(
-            *(self._client(q.endpoint, now).query(q.expr, q.timeout_s) for q in ordered)
+        jobs = list(dict.fromkeys(self._history.plan([self._wanted(p) for p in pendings], now)))
+        results, job_results = await asyncio.gather(
+            asyncio.gather(*(self._client(q.endpoint, now).query(q.expr, q.timeout_s) for q in ordered)),
+            asyncio.gather(*(self._run(job, now) for job in jobs)),
         )
         answers = dict(zip(ordered, results, strict=True))
+        histories = self._history.finish(dict(zip(jobs, job_results, strict=True)), now)
         self.queries_sent += len(ordered)
+        self.history_queries_sent += len(jobs)
         # Index each answer once for all the workloads that share it (not once per workload:
         # that would make splitting quadratic in the number of workloads).
         indexes: dict[tuple[_Query, tuple[str, ...]], Indexed] = {}
-        readings = {p.query.key: _reading(p, answers, indexes, now) for p in pendings}
+        readings = {
+            p.query.key: replace(_reading(p, answers, indexes, now), history=histories[p.query.key])
+            for p in pendings
+        }
         self.last_stats = ReadStats(
-            len(queries), len(ordered), grouped, len(ordered) - grouped, time.monotonic() - started
+            len(queries),
+            len(ordered),
+            grouped,
+            len(ordered) - grouped,
+            time.monotonic() - started,
+            len(jobs),
         )
         await self._close_idle(now)
         return readings
+
+    def _wanted(self, p: _Pending) -> Wanted:
+        """What the history needs of a workload: its read and write QPS templates."""
+        target = self.target_of(p.query)
+
+        def side(signal: SignalName) -> Side | None:
+            grouped = p.grouped.get(signal)
+            if grouped is not None:
+                template = grouped[1]
+                return Side(template.expr, template.by, template.owner)
+            overrides = p.query.spec.metrics.queries
+            custom = getattr(overrides, signal.value) if overrides is not None else None
+            return Side(custom) if custom is not None else None
+
+        return Wanted(
+            p.query,
+            target.endpoint,
+            target.timeout_s,
+            parse_duration(target.window),
+            side(SignalName.READ_QPS),
+            side(SignalName.WRITE_QPS),
+        )
+
+    async def _run(self, job: Job, now: float) -> QueryResult | RangeResult:
+        client = self._client(job.endpoint, now)
+        if job.span is None:
+            return await client.query(job.expr, job.timeout_s)
+        start, end, step = job.span
+        return await client.query_range(job.expr, start, end, step, job.timeout_s)
 
     async def _close_idle(self, now: float) -> None:
         for endpoint, used in list(self._last_used.items()):

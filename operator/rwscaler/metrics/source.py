@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rwscaler.core.observation import Signal
+from rwscaler.core.observation import History, Signal
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 
 
@@ -35,6 +35,8 @@ class MetricsReading:
     read_p99: Signal  # seconds
     write_p99: Signal  # seconds
     replica_lag: Mapping[str, Signal] = field(default_factory=dict)  # replica pod name -> lag seconds
+    # The read load's and the ratio's history (metrics/history.py); empty when not read.
+    history: History = field(default_factory=History)
 
     @classmethod
     def all_unknown(cls, signal: Signal, replica_pods: Sequence[str]) -> MetricsReading:

@@ -9,8 +9,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
+from rwscaler.core.observation import History, Observation, ReplicaObservation, Signal, UnknownReason
 from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.sim.history import TraceHistory
 from rwscaler.sim.model import Cluster, ModelParams, StepResult
 from rwscaler.sim.policies import Decision, make_policy
 from rwscaler.sim.trace import Row, Scenario
@@ -47,7 +48,12 @@ class Result:
 
 
 def _observe(
-    row: Row, last: tuple[Row, StepResult], cluster: Cluster, current: int, pool: list[int]
+    row: Row,
+    last: tuple[Row, StepResult],
+    cluster: Cluster,
+    current: int,
+    pool: list[int],
+    history: History,
 ) -> Observation:
     seen_row, seen = last
     if not row.metrics_available:
@@ -70,7 +76,9 @@ def _observe(
         replicas.append(
             ReplicaObservation(r.name, r.ordinal, ready, lag, connections=1 if r.ordinal in pool else 0)
         )
-    return Observation(*signals, current_replicas=current, primary=PRIMARY, replicas=tuple(replicas))
+    return Observation(
+        *signals, current_replicas=current, primary=PRIMARY, replicas=tuple(replicas), history=history
+    )
 
 
 def simulate(
@@ -80,6 +88,8 @@ def simulate(
     cluster = Cluster.start(params)
     rows = scenario.rows
     policy = make_policy(policy_name, spec, cluster, rows)
+    # Only a policy that reads Prometheus's history pays for building it.
+    past = TraceHistory(rows, spec, scenario.step) if getattr(policy, "reads_history", False) else None
     objective_r, objective_w = spec.objectives.read_latency_s, spec.objectives.write_latency_s
     max_lag = spec.objectives.max_lag_s
     target = params.initialReplicas
@@ -94,7 +104,7 @@ def simulate(
     total_reads = stale_reads = 0.0
     for i, row in enumerate(rows):
         dt = (rows[i + 1].t - row.t) if i + 1 < len(rows) else scenario.step
-        obs = _observe(row, last, cluster, target, pool)
+        obs = _observe(row, last, cluster, target, pool, past.at(i) if past is not None else History())
         decision: Decision = policy.decide(i, row.t, obs)
         if decision.target != target:
             if decision.target > target:

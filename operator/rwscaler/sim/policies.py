@@ -47,6 +47,7 @@ def _ordinal(name: str) -> int | None:
 
 class RwscalerPolicy:
     name = "rwscaler"
+    reads_history = True  # the engine gives it Prometheus's history from the trace (history.py)
 
     def __init__(self, spec: ReadWriteWorkloadSpec) -> None:
         self.spec = spec

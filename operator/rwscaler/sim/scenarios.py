@@ -170,6 +170,22 @@ def daily_cycle_3d() -> Scenario:
     )
 
 
+RUSH_AT, RUSH_END = 8 * H, 18 * H
+
+
+def morning_rush_3d() -> Scenario:
+    def reads(t: float) -> float:
+        return _pulse(t % DAY, RUSH_AT, 120, RUSH_END - RUSH_AT - 120, 2 * H, 1200, 5400)
+
+    return Scenario(
+        "morning-rush-3d",
+        "3 days of the same day: reads 1,200/s overnight jump to 5,400/s within 2 min at 08:00 (a"
+        " shop opening), back down from 18:00 to 20:00, ~50:1 (30 s steps)",
+        _rows(3 * DAY, 30, reads, lambda t: reads(t) / 50, seed=13, noise=_step_noise(30)),
+        kind="predictable",
+    )
+
+
 def steady_climb_week() -> Scenario:
     return Scenario(
         "steady-climb-week",
@@ -256,6 +272,7 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "write-dominated-ingest": write_dominated_ingest,
     "prometheus-outage": prometheus_outage,
     "daily-cycle-3d": daily_cycle_3d,
+    "morning-rush-3d": morning_rush_3d,
     "steady-climb-week": steady_climb_week,
     "weekly-pattern-2w": weekly_pattern_2w,
     "ratio-drift-12w": ratio_drift_12w,

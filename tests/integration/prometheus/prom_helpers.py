@@ -5,13 +5,22 @@
 - ``workload(...)``: a WorkloadQuery for ``shop/orders`` (primary ``orders-pg-0``, replicas
   ``orders-pg-replica-0/1``) with the given metrics spec and Prometheus URL.
 - ``custom_metrics(...)``: a `custom` metrics spec over the exporter's ``app_*`` series.
+- ``backfilled_prometheus(text)``: a Prometheus over weeks of history written as OpenMetrics
+  and turned into TSDB blocks with promtool (``openmetrics(...)`` writes the text).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,3 +156,59 @@ def serve_healthy(env: PromEnv) -> None:
     # A pod of another namespace with the same name must not be mistaken for ours.
     exp.set("app_lag_seconds", {"namespace": "other", "pod": REPLICAS[0]}, 99.0)
     env.settle()
+
+
+# ---- backfilled history (test_history.py) ---------------------------------------------------------
+HISTORY_RETENTION = "120d"
+_RETENTION_WRAPPER = """#!/bin/sh
+# PrometheusServer passes --storage.tsdb.retention.time=1d, which would delete the backfilled
+# blocks at start (the flag cannot be given twice): replace it.
+for arg in "$@"; do
+  shift
+  case "$arg" in
+    --storage.tsdb.retention.time=*) arg="--storage.tsdb.retention.time={retention}" ;;
+  esac
+  set -- "$@" "$arg"
+done
+exec {binary} "$@"
+"""
+
+
+def openmetrics(series: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]]) -> str:
+    """OpenMetrics text of these series ((name, labels) -> [(unix seconds, value)], oldest first)."""
+    lines: list[str] = []
+    for (name, labels), samples in sorted(series.items()):
+        selector = "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+        lines.extend(f"{name}{selector} {value:.6f} {ts:.3f}" for ts, value in samples)
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def backfilled_prometheus(text: str, retention: str = HISTORY_RETENTION) -> Iterator[PrometheusServer]:
+    """A Prometheus (no scrape target) over TSDB blocks made from OpenMetrics `text` with
+    `promtool tsdb create-blocks-from openmetrics`, with a retention long enough to keep them."""
+    binary = prometheus_binary()
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    need(binary is not None and os.access(promtool, os.X_OK), "no prometheus/promtool: run `make pgenv-deps`")
+    assert binary is not None
+    with tempfile.TemporaryDirectory(prefix="rwscaler-history-") as tmp:
+        work = Path(tmp)
+        source = work / "history.om"
+        source.write_text(text)
+        data = work / "data"
+        data.mkdir()
+        done = subprocess.run(
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(source), str(data)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"promtool failed: {done.stdout}\n{done.stderr}")
+        wrapper = work / "prometheus-long-retention"
+        wrapper.write_text(_RETENTION_WRAPPER.format(retention=retention, binary=shlex.quote(binary)))
+        wrapper.chmod(0o755)
+        with PrometheusServer([], workdir=work, binary=str(wrapper)) as prom:
+            yield prom

@@ -1,0 +1,511 @@
+"""The history of the read load and of the read:write ratio, read from Prometheus.
+
+Fills `Observation.history` (core/observation.py: `History`, `Season`, `RatioHistory`) so that a
+new or restarted operator has the seasons and the trend points from its first tick. Called by
+`prometheus.py`, which hands each workload's read-QPS and write-QPS template (the preset's, or
+the workload's custom query) and runs the queries this module renders. docs/history.md is the
+user's reference.
+
+Per group of workloads (the same grouping as the signals: same Prometheus, timeout, rate window,
+templates and trend settings), whatever the number of workloads in it:
+
+- **seasons**, one instant query every tick: for each season P, `then` (the 5-minute average
+  read QPS at now - P), `peak_up` and `peak_down` (the highest 5-minute average over the up and
+  down horizons that followed now - P), each part told apart by the `rwscaler_part` label;
+- **ratio points**, one range query (step = the trend period) and **recent / recent_before**,
+  one instant query, both kept `RATIO_REFRESH_S` (a point is an average over a week: 15
+  minutes move it by about 0.15 %, and the query reads the whole trend window's samples).
+
+The placeholders naming pods are widened for history: where the primary and the replicas are
+two StatefulSets, `${replica_pods}`/`${primary_pods}`/`${pods}` match every pod the sets may
+have had (`<set>-[0-9]+`), so the reads of replicas scaled in since still count. Where both
+roles share one set (CloudNativePG), roles move between pods and the current pods are kept
+(only `${pods}`, all the set's pods, is widened).
+
+Nothing here raises: a failed or unusable answer is None in the History (unknown, never 0),
+and a failure is logged once at warning until the same query answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from rwscaler.core.forecast import SEASON_SMOOTHING_S, horizons
+from rwscaler.core.observation import History, RatioHistory, Season
+from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.metrics.client import Endpoint, QueryFailure, QueryResult, RangeResult
+from rwscaler.metrics.group import Key, owner_keys
+from rwscaler.metrics.promql import (
+    PART_LABEL,
+    TemplateError,
+    expansions,
+    format_window,
+    promql_string_escape,
+    re2_escape,
+    render,
+)
+from rwscaler.metrics.signals import Owner
+from rwscaler.metrics.source import WorkloadQuery
+
+log = logging.getLogger(__name__)
+
+# The resolution of the 5-minute averages: five points of the read QPS (whose rate window is at
+# least 60 s, so the points' windows tile the 5 minutes).
+RESOLUTION_S = 60
+SMOOTHING_S = int(SEASON_SMOOTHING_S)
+# A peak is the highest of at most this many 5-minute averages (one a minute up to 2 h of
+# horizon; coarser beyond): each costs 5 evaluations of the read expression.
+PEAK_STEPS = 120
+# The ratio's averages are sampled every period / 24, at most hourly, at least every minute; the
+# read expression's rate window is the same, so the samples' windows tile the period exactly.
+RATIO_STEP_MAX_S = 3600
+# A period is "wholly recorded" when its expression had a value at all but one of these evenly
+# spaced instants (every 6 h of a week): a Prometheus restart does not void a week, a series that
+# began mid-period does.
+COVERAGE_CHECKS = 28
+RATIO_REFRESH_S = 900.0
+RATIO_RETRY_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """How one side's QPS is asked: a template and how its series are split per workload."""
+
+    template: str
+    by: tuple[str, ...] = ()
+    owner: Owner | None = None  # None: a custom query, the one workload's only series
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The history a workload's spec asks for."""
+
+    seasons: tuple[int, ...]
+    horizon_up_s: float
+    horizon_down_s: float
+    period_s: int
+    points: int
+    shift_s: int
+
+    @classmethod
+    def of(cls, spec: ReadWriteWorkloadSpec) -> Params:
+        up, down = horizons(spec, float(spec.behavior.intervalSeconds))
+        trend = spec.behavior.trend
+        return cls(
+            tuple(trend.seasonsSeconds),
+            up,
+            down,
+            trend.periodSeconds,
+            trend.windowSeconds // trend.periodSeconds,
+            trend.shiftSeconds,
+        )
+
+    def unknown(self) -> History:
+        """The history with every value unknown (not readable, or not recorded)."""
+        return History(
+            self.horizon_up_s,
+            self.horizon_down_s,
+            tuple(Season(float(p)) for p in self.seasons),
+            RatioHistory(float(self.period_s), (None,) * self.points, float(self.shift_s)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """One workload's history request: where to ask, and its read and write sides."""
+
+    query: WorkloadQuery
+    endpoint: Endpoint
+    timeout_s: float
+    window_s: float  # the signals' rate window, `${window}` of the season queries
+    read: Side | None
+    write: Side | None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One history query to send: instant when `span` is None, else a range query."""
+
+    endpoint: Endpoint
+    expr: str
+    timeout_s: float
+    span: tuple[float, float, float] | None = None  # start, end, step
+
+
+# ---- PromQL ---------------------------------------------------------------------------------------
+def _s(seconds: float) -> str:
+    return f"{max(1, math.ceil(seconds))}s"
+
+
+def tag(expr: str, part: str) -> str:
+    return f'label_replace({expr}, "{PART_LABEL}", "{part}", "", "")'
+
+
+def _smoothed(expr: str) -> str:
+    return f"avg_over_time(({expr})[{SMOOTHING_S}s:{RESOLUTION_S}s]"
+
+
+def then_expr(expr: str, season_s: int) -> str:
+    """The 5-minute average of `expr` ending one season ago."""
+    return f"{_smoothed(expr)} offset {season_s}s)"
+
+
+def peak_step(horizon_s: int) -> int:
+    return max(RESOLUTION_S, math.ceil(horizon_s / PEAK_STEPS / 60) * 60)
+
+
+def peak_expr(expr: str, season_s: int, horizon_s: float) -> str:
+    """The highest 5-minute average of `expr` over [now - season, now - season + horizon].
+
+    The subquery's window ends at now - season + horizon, so its offset is season - horizon
+    (a horizon longer than the season stops at now: negative offsets need a feature flag)."""
+    h = min(math.ceil(horizon_s), season_s)
+    if h <= 0:  # no horizon: the peak of one instant is the average then
+        return then_expr(expr, season_s)
+    offset = season_s - h
+    at = f" offset {offset}s" if offset > 0 else ""
+    return f"max_over_time({_smoothed(expr)})[{h}s:{peak_step(h)}s]{at})"
+
+
+def seasons_expr(read_expr: str, seasons: Iterable[int], up_s: float, down_s: float) -> str:
+    parts: list[str] = []
+    for season in seasons:
+        parts.append(tag(then_expr(read_expr, season), f"then:{season}"))
+        parts.append(tag(peak_expr(read_expr, season, up_s), f"up:{season}"))
+        parts.append(tag(peak_expr(read_expr, season, down_s), f"down:{season}"))
+    return " or ".join(parts)
+
+
+def avg_step(span_s: int) -> int:
+    return max(RESOLUTION_S, min(RATIO_STEP_MAX_S, span_s // 24 // 60 * 60))
+
+
+def coverage_step(span_s: int) -> int:
+    return max(RESOLUTION_S, span_s // COVERAGE_CHECKS // 60 * 60)
+
+
+def covered(count: float | None, span_s: int) -> bool:
+    """True when the count of coverage instants says the span is (all but one) recorded."""
+    return count is not None and count >= span_s // coverage_step(span_s) - 1
+
+
+def _averages(side: str, expr: str, span_s: int, offset_s: int = 0, suffix: str = "") -> list[str]:
+    at = f" offset {offset_s}s" if offset_s > 0 else ""
+    return [
+        tag(f"avg_over_time(({expr})[{span_s}s:{avg_step(span_s)}s]{at})", f"{side}{suffix}"),
+        tag(f"count_over_time(({expr})[{span_s}s:{coverage_step(span_s)}s]{at})", f"{side}{suffix}_n"),
+    ]
+
+
+def points_expr(read_expr: str, write_expr: str, period_s: int) -> str:
+    """Per period: each side's average QPS and its coverage count (a range query, step = period)."""
+    return " or ".join([*_averages("read", read_expr, period_s), *_averages("write", write_expr, period_s)])
+
+
+def recent_expr(read_expr: str, write_expr: str, shift_s: int, period_s: int) -> str:
+    parts: list[str] = []
+    for suffix, offset in ((":recent", 0), (":before", period_s)):
+        parts += _averages("read", read_expr, shift_s, offset, suffix)
+        parts += _averages("write", write_expr, shift_s, offset, suffix)
+    return " or ".join(parts)
+
+
+def _set_pattern(statefulset: str) -> str:
+    return re2_escape(statefulset) + "-[0-9]+"
+
+
+def history_expansions(members: Sequence[WorkloadQuery], window: str) -> dict[str, str]:
+    """`expansions`, with the pod placeholders widened to every pod the sets may have had."""
+    values = expansions(members, window)
+    pieces: dict[str, set[str]] = {"primary_pods": set(), "replica_pods": set(), "pods": set()}
+    for q in members:
+        primary, replica = q.spec.primary.statefulSet, q.spec.replicas.statefulSet
+        if primary == replica:  # roles move between the pods of one set: keep the current ones
+            pieces["primary_pods"].update(re2_escape(p) for p in q.primary_pods)
+            pieces["replica_pods"].update(re2_escape(p) for p in q.replica_pods)
+            pieces["pods"].add(_set_pattern(primary))
+        else:
+            pieces["primary_pods"].add(_set_pattern(primary))
+            pieces["replica_pods"].add(_set_pattern(replica))
+            pieces["pods"].update((_set_pattern(primary), _set_pattern(replica)))
+    for name, found in pieces.items():
+        if found:
+            values[name] = promql_string_escape("|".join(sorted(found)))
+    return values
+
+
+def render_side(side: Side, members: Sequence[WorkloadQuery], window_s: float) -> str:
+    window = format_window(window_s)
+    return render(side.template, members, window, history_expansions(members, window))
+
+
+# ---- splitting --------------------------------------------------------------------------------------
+Index = dict[Key, list[float]]
+
+
+def history_keys(side: Side, q: WorkloadQuery) -> list[Key]:
+    """The keys of a workload's series; both StatefulSets for ALL_SETS, whatever the pods now."""
+    if side.owner is None:
+        return [()]
+    if side.owner is Owner.ALL_SETS:
+        sets = dict.fromkeys((q.spec.primary.statefulSet, q.spec.replicas.statefulSet))
+        return [(q.namespace, s) for s in sets]
+    return owner_keys(side.owner, q)
+
+
+def total(
+    index: Mapping[Key, list[float]], keys: Sequence[Key], combine: Callable[[list[float]], float] = sum
+) -> float | None:
+    """The keys' values combined (a key without series adds nothing: a set with no pods then);
+    None when no key has a value, a key has several series, or the result is not finite."""
+    found: list[float] = []
+    for key in keys:
+        values = index.get(key)
+        if not values:
+            continue
+        if len(values) > 1:
+            return None
+        found.append(values[0])
+    if not found:
+        return None
+    value = combine(found)
+    return value if math.isfinite(value) else None
+
+
+class _Parts:
+    """An answer's series by part, indexed by (part, by) once for all the group's members."""
+
+    def __init__(self) -> None:
+        self._series: dict[str, list[tuple[dict[str, str], float]]] = {}
+        self._indexes: dict[tuple[str, tuple[str, ...]], Index] = {}
+
+    def add(self, labels: dict[str, str], value: float) -> None:
+        self._series.setdefault(labels.get(PART_LABEL, ""), []).append((labels, value))
+
+    def value(
+        self, part: str, side: Side, q: WorkloadQuery, combine: Callable[[list[float]], float] = sum
+    ) -> float | None:
+        index = self._indexes.get((part, side.by))
+        if index is None:
+            index = self._indexes[(part, side.by)] = {}
+            for labels, v in self._series.get(part, []):
+                index.setdefault(tuple(labels.get(b, "") for b in side.by), []).append(v)
+        return total(index, history_keys(side, q), combine)
+
+
+def instant_parts(result: QueryResult) -> _Parts | None:
+    if isinstance(result, QueryFailure):
+        return None
+    parts = _Parts()
+    for s in result:
+        parts.add(s.labels, s.value)
+    return parts
+
+
+def range_parts(result: RangeResult, start: float, step: float, points: int) -> list[_Parts] | None:
+    """One `_Parts` per evaluation instant start + k * step, k = 0 .. points - 1."""
+    if isinstance(result, QueryFailure):
+        return None
+    out = [_Parts() for _ in range(points)]
+    for s in result:
+        for ts, v in s.values:
+            k = round((ts - start) / step)
+            if 0 <= k < points:
+                out[k].add(s.labels, v)
+    return out
+
+
+def ratio(
+    parts: _Parts | None, read: Side, write: Side, q: WorkloadQuery, span_s: int, suffix: str = ""
+) -> float | None:
+    """Average read QPS over average write QPS; None unless both are known, wholly recorded and
+    the writes are above 0."""
+    if parts is None:
+        return None
+    reads = parts.value(f"read{suffix}", read, q)
+    writes = parts.value(f"write{suffix}", write, q)
+    if reads is None or writes is None or writes <= 0 or reads < 0:
+        return None
+    for side_name, side in (("read", read), ("write", write)):
+        if not covered(parts.value(f"{side_name}{suffix}_n", side, q, max), span_s):
+            return None
+    return reads / writes
+
+
+# ---- the reader -------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Group:
+    members: list[Wanted]
+    params: Params
+    seasons: Job | None = None
+    points: Job | None = None
+    recent: Job | None = None
+    ratio_key: tuple[object, ...] | None = None
+
+
+@dataclass(slots=True)
+class _Kept:
+    at: float
+    start: float
+    points: RangeResult
+    recent: QueryResult
+    good: bool
+
+
+@dataclass(slots=True)
+class HistoryReader:
+    """Plans a read's history queries (`plan`), then turns their answers into Histories
+    (`finish`); keeps the ratio answers between reads and remembers which queries fail."""
+
+    refresh_s: float = RATIO_REFRESH_S
+    retry_s: float = RATIO_RETRY_S
+    _kept: dict[tuple[object, ...], _Kept] = field(default_factory=dict)
+    _failing: set[tuple[str, str]] = field(default_factory=set)
+    _groups: list[_Group] = field(default_factory=list)
+    _none: dict[str, History] = field(default_factory=dict)
+
+    def plan(self, wanted: Sequence[Wanted], now: float) -> list[Job]:
+        """The queries this read must send (the ratio ones only when their copy is too old)."""
+        self._groups, self._none = [], {}
+        by_key: dict[tuple[object, ...], _Group] = {}
+        for w in wanted:
+            params = Params.of(w.query.spec)
+            if w.read is None:
+                self._none[w.query.key] = params.unknown()
+                continue
+            custom = w.read.owner is None or (w.write is not None and w.write.owner is None)
+            key = (
+                w.endpoint,
+                w.timeout_s,
+                w.window_s,
+                w.read,
+                w.write,
+                params,
+                w.query.key if custom else "",
+            )
+            group = by_key.get(key)
+            if group is None:
+                group = by_key[key] = _Group([], params)
+            group.members.append(w)
+        jobs: list[Job] = []
+        for group in by_key.values():
+            self._render(group, now)
+            jobs += [j for j in (group.seasons, group.points, group.recent) if j is not None]
+            self._groups.append(group)
+        self._forget(now)
+        return jobs
+
+    def _render(self, group: _Group, now: float) -> None:
+        first, params = group.members[0], group.params
+        qs = [w.query for w in group.members]
+        assert first.read is not None
+        try:
+            if params.seasons:
+                read = render_side(first.read, qs, first.window_s)
+                expr = seasons_expr(read, params.seasons, params.horizon_up_s, params.horizon_down_s)
+                group.seasons = Job(first.endpoint, expr, first.timeout_s)
+            if first.write is None or params.points < 1:
+                return
+            period, shift = params.period_s, params.shift_s
+            pw = max(float(avg_step(period)), first.window_s)
+            sw = max(float(avg_step(shift)), first.window_s)
+            points = points_expr(render_side(first.read, qs, pw), render_side(first.write, qs, pw), period)
+            recent = recent_expr(
+                render_side(first.read, qs, sw), render_side(first.write, qs, sw), shift, period
+            )
+        except TemplateError as err:
+            self._warn(first.endpoint, "render", f"cannot render the history queries: {err}")
+            return
+        group.ratio_key = (first.endpoint, first.timeout_s, points, recent, params)
+        kept = self._kept.get(group.ratio_key)
+        if kept is not None and 0 <= now - kept.at < (self.refresh_s if kept.good else self.retry_s):
+            return
+        start = now - (params.points - 1) * period
+        group.points = Job(first.endpoint, points, first.timeout_s, (start, now, float(period)))
+        group.recent = Job(first.endpoint, recent, first.timeout_s)
+
+    def _forget(self, now: float) -> None:
+        for key, kept in list(self._kept.items()):
+            if now - kept.at > 4 * self.refresh_s:
+                del self._kept[key]
+
+    def finish(self, answers: Mapping[Job, QueryResult | RangeResult], now: float) -> dict[str, History]:
+        """Each planned workload's History from the answers to `plan`'s jobs."""
+        out = dict(self._none)
+        for group in self._groups:
+            seasons = None
+            if group.seasons is not None:
+                answer = answers[group.seasons]
+                self._note(group.seasons, answer, "seasons")
+                seasons = instant_parts(answer)  # type: ignore[arg-type]
+            kept = self._ratio_answers(group, answers, now)
+            for w in group.members:
+                out[w.query.key] = self._history(w, group.params, seasons, kept)
+        self._groups = []
+        return out
+
+    def _ratio_answers(
+        self, group: _Group, answers: Mapping[Job, QueryResult | RangeResult], now: float
+    ) -> _Kept | None:
+        if group.ratio_key is None:
+            return None
+        if group.points is not None and group.recent is not None and group.points.span is not None:
+            points: RangeResult = answers[group.points]  # type: ignore[assignment]
+            recent: QueryResult = answers[group.recent]  # type: ignore[assignment]
+            self._note(group.points, points, "ratio points")
+            self._note(group.recent, recent, "recent ratio")
+            good = not isinstance(points, QueryFailure) and not isinstance(recent, QueryFailure)
+            self._kept[group.ratio_key] = _Kept(now, group.points.span[0], points, recent, good)
+        return self._kept.get(group.ratio_key)
+
+    @staticmethod
+    def _history(w: Wanted, params: Params, seasons: _Parts | None, kept: _Kept | None) -> History:
+        assert w.read is not None
+        q = w.query
+        out = params.unknown()
+        season_list = tuple(
+            Season(
+                float(p),
+                then=seasons.value(f"then:{p}", w.read, q),
+                peak_up=seasons.value(f"up:{p}", w.read, q),
+                peak_down=seasons.value(f"down:{p}", w.read, q),
+            )
+            if seasons is not None
+            else Season(float(p))
+            for p in params.seasons
+        )
+        ratios = out.ratios
+        if kept is not None and w.write is not None and ratios is not None:
+            per_point = range_parts(kept.points, kept.start, float(params.period_s), params.points)
+            recent = instant_parts(kept.recent)
+            ratios = RatioHistory(
+                float(params.period_s),
+                tuple(ratio(p, w.read, w.write, q, params.period_s) for p in per_point)
+                if per_point is not None
+                else ratios.points,
+                float(params.shift_s),
+                ratio(recent, w.read, w.write, q, params.shift_s, ":recent"),
+                ratio(recent, w.read, w.write, q, params.shift_s, ":before"),
+            )
+        return History(out.horizon_up_s, out.horizon_down_s, season_list, ratios)
+
+    def _note(self, job: Job, answer: QueryResult | RangeResult, what: str) -> None:
+        if isinstance(answer, QueryFailure):
+            self._warn(job.endpoint, what, f"{answer.reason}: {answer.message}")
+        elif (job.endpoint.url, what) in self._failing:
+            self._failing.discard((job.endpoint.url, what))
+            log.info("history query (%s) to %s answers again", what, job.endpoint.url)
+
+    def _warn(self, endpoint: Endpoint, what: str, message: str) -> None:
+        key = (endpoint.url, what)
+        if key not in self._failing:
+            self._failing.add(key)
+            log.warning(
+                "history query (%s) to %s failed, the history is unknown until it answers: %s",
+                what,
+                endpoint.url,
+                message,
+            )
