@@ -360,7 +360,7 @@ class TrendBehavior(_Model):
         description="How far ahead read QPS is forecast to provision replicas before the objective is breached.",
     )
     seasonsSeconds: list[Annotated[int, Field(ge=60, le=4 * WEEK_S)]] = Field(
-        default_factory=lambda: [86400, WEEK_S],
+        default=[86400, WEEK_S],  # pydantic copies a mutable default per instance
         max_length=4,
         description=(
             "Seasons the forecast looks back on, read from Prometheus's history: the read load at "

@@ -10,7 +10,11 @@ prints the lines; nothing here decides the exit status (the goals are for planni
   scale-up while write-bound;
 - every scenario: replica-hours at most 1.15x the oracle's;
 - kept from the first bench: no scale-up in the write surge's window, and (new, for the outage)
-  no scale-down while Prometheus is down.
+  no scale-down while Prometheus is down;
+- the trend rules (ratio_trend.py): "writes gaining share" fires on ratio-drift-12w (the seed's
+  12-week chart); neither fires on a stationary daily or weekly cycle (daily-cycle-3d,
+  morning-rush-3d, weekly-pattern-2w). drift-read-heavy (6 days) is too short for the default
+  trend (5 weekly points, or 3 days against the same 3 days a week earlier: 10 days).
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ from rwscaler.sim.trace import Scenario
 PREDICTABLE_VIOLATION_SHARE = 0.3
 ORACLE_COST_RATIO = 1.15
 WRITE_SURGE = "write-surge"
+# Which trend rule each scenario should fire (None: neither, ever).
+TREND_EXPECTED: dict[str, str | None] = {
+    "ratio-drift-12w": "WriteRatioRising",
+    "daily-cycle-3d": None,
+    "morning-rush-3d": None,
+    "weekly-pattern-2w": None,
+}
+TREND_RULES = ("ReadRatioRising", "WriteRatioRising")
 OURS, KEDA, ORACLE = "rwscaler", "keda-qps", "oracle"
 
 
@@ -97,6 +109,15 @@ def scenario_goals(scn: Scenario, results: Mapping[str, Result]) -> list[Goal]:
     if any(not row.metrics_available for row in scn.rows):
         downs = scale_downs_while_blind(ours)
         add("no scale-down while Prometheus is down", f"{downs} scale-down(s)", downs == 0)
+    if scn.name in TREND_EXPECTED:
+        expected = TREND_EXPECTED[scn.name]
+        fired = {rule: sum(1 for _, r in ours.fired if r == rule) for rule in TREND_RULES}
+        seen = ", ".join(f"{rule} at {n} step(s)" for rule, n in fired.items() if n) or "none fired"
+        if expected is None:
+            add("no trend rule on a stationary cycle", seen, not any(fired.values()))
+        else:
+            wrong = [r for r in TREND_RULES if r != expected and fired[r]]
+            add(f"{expected} fires (and not the other)", seen, fired[expected] > 0 and not wrong)
     a, b = ours.summary.replica_hours, oracle.summary.replica_hours
     add(
         "replica-h <= 1.15 x oracle", f"{a:.1f} vs {b:.1f} h ({ratio_text(a, b)})", a <= ORACLE_COST_RATIO * b
