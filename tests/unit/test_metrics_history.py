@@ -14,7 +14,7 @@ from rwscaler.core.forecast import horizons
 from rwscaler.core.observation import UnknownReason
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 from rwscaler.metrics.client import Endpoint, QueryFailure, RangeSeries, Series
-from rwscaler.metrics.history import HistoryReader, Job, Side, Wanted, history_expansions, peak_expr
+from rwscaler.metrics.history import HistoryReader, Job, Planned, Side, Wanted, history_expansions, peak_expr
 from rwscaler.metrics.presets import template_for
 from rwscaler.metrics.prometheus import PrometheusMetricsSource
 from rwscaler.metrics.promql import PART_LABEL
@@ -72,7 +72,7 @@ def wanted(q: WorkloadQuery) -> Wanted:
 
 def plan(
     *qs: WorkloadQuery, reader: HistoryReader | None = None, now: float = NOW
-) -> tuple[HistoryReader, list[Job]]:
+) -> tuple[HistoryReader, Planned]:
     reader = reader or HistoryReader()
     return reader, reader.plan([wanted(q) for q in qs], now)
 
@@ -80,7 +80,7 @@ def plan(
 # ---- rendering ----------------------------------------------------------------------------------
 def test_one_group_asks_three_history_queries_whatever_its_size() -> None:
     for n in (1, 7):
-        _reader, jobs = plan(*(wq(f"db{i}") for i in range(n)))
+        jobs = plan(*(wq(f"db{i}") for i in range(n)))[1].jobs
         assert len(jobs) == 3
         assert sum(1 for j in jobs if j.span is not None) == 1
 
@@ -88,7 +88,7 @@ def test_one_group_asks_three_history_queries_whatever_its_size() -> None:
 def test_season_query_offsets_windows_and_resolutions() -> None:
     q = wq("orders")
     up, down = horizons(q.spec, 15.0)
-    _reader, jobs = plan(q, wq("carts", "bank"))
+    jobs = plan(q, wq("carts", "bank"))[1].jobs
     seasons = next(j for j in jobs if j.span is None and "then:" in j.expr)
     expr = seasons.expr
     # The preset's own read expression, for the group (both namespaces and read databases).
@@ -109,14 +109,14 @@ def test_a_long_horizon_is_sampled_coarser_and_a_horizon_longer_than_the_season_
     assert peak_expr("x", 7200, 90000) == "max_over_time(avg_over_time((x)[300s:60s])[7200s:60s])"
     assert peak_expr("x", 7200, 0) == "avg_over_time((x)[300s:60s] offset 7200s)"
     q2 = wq("orders", seasonsSeconds=[DAY], scaleDownLookaheadSeconds=43200)
-    expr2 = next(j for j in plan(q2)[1] if "then:" in j.expr).expr
+    expr2 = next(j for j in plan(q2)[1].jobs if "then:" in j.expr).expr
     _up, down = horizons(q2.spec, 15.0)
     step = math.ceil(math.ceil(down) / 120 / 60) * 60
     assert step >= 420 and f"[{math.ceil(down)}s:{step}s] offset" in expr2  # 12 h / 120: >= 6 min
 
 
 def test_ratio_queries_average_per_period_and_check_coverage() -> None:
-    _reader, jobs = plan(wq("orders"))
+    jobs = plan(wq("orders"))[1].jobs
     points = next(j for j in jobs if j.span is not None)
     start, end, step = points.span or (0, 0, 0)
     assert (end, step) == (NOW, float(WEEK)) and start == NOW - 11 * WEEK  # 12 weekly points
@@ -135,7 +135,7 @@ def test_history_widens_pod_placeholders_to_the_statefulsets() -> None:
     values = history_expansions([direct], "60s")
     assert values["replica_pods"] == "orders-pg-replica-[0-9]+"
     assert values["pods"] == "orders-pg-[0-9]+|orders-pg-replica-[0-9]+"
-    _reader, jobs = plan(direct)
+    jobs = plan(direct)[1].jobs
     assert 'pod=~"orders-pg-[0-9]+|orders-pg-replica-[0-9]+"' in jobs[0].expr
     # One set for both roles (CloudNativePG): roles move, the current pods are kept.
     same = WorkloadQuery(
@@ -191,7 +191,8 @@ def recent_series(db: str, side: str, which: str, value: float, count: float = 2
 
 def test_answers_split_per_workload_and_unknowns_are_none() -> None:
     orders, carts = wq("orders"), wq("carts")
-    reader, jobs = plan(orders, carts)
+    reader, planned = plan(orders, carts)
+    jobs = planned.jobs
     seasons = [
         s(f"then:{DAY}", "orders_ro", 150.0),
         s(f"up:{DAY}", "orders_ro", 160.0),
@@ -217,7 +218,7 @@ def test_answers_split_per_workload_and_unknowns_are_none() -> None:
         *recent_series("orders_ro", "read", "before", 200.0),
         # no writes before: unknown
     ]
-    histories = reader.finish(answers_for(jobs, seasons, points, recent), NOW)
+    histories = reader.finish(planned, answers_for(jobs, seasons, points, recent), NOW)
 
     h = histories["shop/orders"]
     day, week = h.seasons
@@ -237,8 +238,8 @@ def test_a_failed_history_query_is_none_and_logged_once(caplog: pytest.LogCaptur
     failure = QueryFailure(UnknownReason.TIMEOUT, "no answer")
     caplog.set_level(logging.WARNING, logger="rwscaler.metrics.history")
     for tick in range(3):
-        _r, jobs = plan(wq("orders"), reader=reader, now=NOW + 15 * tick)
-        h = reader.finish({j: failure for j in jobs}, NOW + 15 * tick)["shop/orders"]
+        _r, planned = plan(wq("orders"), reader=reader, now=NOW + 15 * tick)
+        h = reader.finish(planned, {j: failure for j in planned.jobs}, NOW + 15 * tick)["shop/orders"]
         assert all(x.then is None and x.peak_up is None and x.peak_down is None for x in h.seasons)
         assert h.ratios is not None and h.ratios.points == (None,) * 12 and h.ratios.recent is None
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -247,32 +248,29 @@ def test_a_failed_history_query_is_none_and_logged_once(caplog: pytest.LogCaptur
 
 def test_ratio_answers_are_kept_for_15_minutes_and_failures_retried_sooner() -> None:
     reader = HistoryReader()
-    _r, jobs = plan(wq("orders"), reader=reader)
-    reader.finish(answers_for(jobs, [], [], []), NOW)
-    assert len(plan(wq("orders"), reader=reader, now=NOW + 899)[1]) == 1
+    _r, planned = plan(wq("orders"), reader=reader)
+    reader.finish(planned, answers_for(planned.jobs, [], [], []), NOW)
+    assert len(plan(wq("orders"), reader=reader, now=NOW + 899)[1].jobs) == 1
     reader2 = HistoryReader()
-    _r, jobs = plan(wq("orders"), reader=reader2)
-    reader2.finish({j: QueryFailure(UnknownReason.UNREACHABLE, "x") for j in jobs}, NOW)
-    assert len(plan(wq("orders"), reader=reader2, now=NOW + 60)[1]) == 1
-    assert len(plan(wq("orders"), reader=reader2, now=NOW + 121)[1]) == 3
+    _r, planned = plan(wq("orders"), reader=reader2)
+    reader2.finish(planned, {j: QueryFailure(UnknownReason.UNREACHABLE, "x") for j in planned.jobs}, NOW)
+    assert len(plan(wq("orders"), reader=reader2, now=NOW + 60)[1].jobs) == 1
+    assert len(plan(wq("orders"), reader=reader2, now=NOW + 121)[1].jobs) == 3
 
 
 # ---- through the source ----------------------------------------------------------------------------
-async def test_the_source_counts_history_queries_and_returns_signals_when_history_fails() -> None:
+async def test_history_is_not_asked_of_a_prometheus_that_did_not_answer_the_signals() -> None:
     url = dead_url()
     source = PrometheusMetricsSource(reuse_s=0)
     qs = [wq(f"db{i}", url=url) for i in range(5)]
     try:
         readings = await source.read(qs, time.time())
-        first = source.last_stats
-        await source.read(qs, time.time())
-        second = source.last_stats
     finally:
         await source.close()
-    assert first is not None and (first.queries, first.history_queries, first.total_queries) == (5, 3, 8)
-    assert second is not None and second.history_queries == 1  # ratio failures retried after 2 min
-    assert source.history_queries_sent == 4
+    stats = source.last_stats
+    assert stats is not None and (stats.queries, stats.history_queries, stats.total_queries) == (5, 0, 5)
     for reading in readings.values():
-        assert reading.read_qps.reason is UnknownReason.UNREACHABLE
+        assert reading.read_qps.reason is UnknownReason.UNREACHABLE  # the signals came back
         assert [x.period_s for x in reading.history.seasons] == [DAY, WEEK]
         assert all(x.then is None for x in reading.history.seasons)
+        assert reading.history.ratios is not None and reading.history.ratios.points == (None,) * 12

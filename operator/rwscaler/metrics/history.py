@@ -347,6 +347,16 @@ class _Group:
 
 
 @dataclass(slots=True)
+class Planned:
+    """One read's history: its groups, the workloads without any, and the queries to send.
+    (One per read: reads of different groups run concurrently.)"""
+
+    groups: list[_Group]
+    none: dict[str, History]
+    jobs: list[Job]
+
+
+@dataclass(slots=True)
 class _Kept:
     at: float
     start: float
@@ -364,17 +374,15 @@ class HistoryReader:
     retry_s: float = RATIO_RETRY_S
     _kept: dict[tuple[object, ...], _Kept] = field(default_factory=dict)
     _failing: set[tuple[str, str]] = field(default_factory=set)
-    _groups: list[_Group] = field(default_factory=list)
-    _none: dict[str, History] = field(default_factory=dict)
 
-    def plan(self, wanted: Sequence[Wanted], now: float) -> list[Job]:
+    def plan(self, wanted: Sequence[Wanted], now: float) -> Planned:
         """The queries this read must send (the ratio ones only when their copy is too old)."""
-        self._groups, self._none = [], {}
+        planned = Planned([], {}, [])
         by_key: dict[tuple[object, ...], _Group] = {}
         for w in wanted:
             params = Params.of(w.query.spec)
             if w.read is None:
-                self._none[w.query.key] = params.unknown()
+                planned.none[w.query.key] = params.unknown()
                 continue
             custom = w.read.owner is None or (w.write is not None and w.write.owner is None)
             key = (
@@ -390,13 +398,13 @@ class HistoryReader:
             if group is None:
                 group = by_key[key] = _Group([], params)
             group.members.append(w)
-        jobs: list[Job] = []
         for group in by_key.values():
             self._render(group, now)
-            jobs += [j for j in (group.seasons, group.points, group.recent) if j is not None]
-            self._groups.append(group)
+            planned.jobs += [j for j in (group.seasons, group.points, group.recent) if j is not None]
+            planned.groups.append(group)
+        planned.jobs = list(dict.fromkeys(planned.jobs))
         self._forget(now)
-        return jobs
+        return planned
 
     def _render(self, group: _Group, now: float) -> None:
         first, params = group.members[0], group.params
@@ -432,10 +440,12 @@ class HistoryReader:
             if now - kept.at > 4 * self.refresh_s:
                 del self._kept[key]
 
-    def finish(self, answers: Mapping[Job, QueryResult | RangeResult], now: float) -> dict[str, History]:
-        """Each planned workload's History from the answers to `plan`'s jobs."""
-        out = dict(self._none)
-        for group in self._groups:
+    def finish(
+        self, planned: Planned, answers: Mapping[Job, QueryResult | RangeResult], now: float
+    ) -> dict[str, History]:
+        """Each planned workload's History from the answers to `planned.jobs`."""
+        out = dict(planned.none)
+        for group in planned.groups:
             seasons = None
             if group.seasons is not None:
                 answer = answers[group.seasons]
@@ -444,7 +454,6 @@ class HistoryReader:
             kept = self._ratio_answers(group, answers, now)
             for w in group.members:
                 out[w.query.key] = self._history(w, group.params, seasons, kept)
-        self._groups = []
         return out
 
     def _ratio_answers(

@@ -14,9 +14,10 @@ One `read()` per interval for every workload the operator watches:
    only its own workloads' readings and never the operator's event loop.
 4. Each answer is split back per workload (`group.py`); anything missing is an unknown signal
    with a reason, never 0.
-5. Along with the signals, the history of the read load and of the read:write ratio
-   (`history.py`), from the same read and write templates and with the same grouping: one
-   seasons query per group every read, two ratio queries per group every 15 minutes.
+5. Then the history of the read load and of the read:write ratio (`history.py`, docs/history.md),
+   from the same read and write templates and with the same grouping: one seasons query per
+   group every read, two ratio queries per group every 15 minutes; asked only of a Prometheus
+   that answered the signal queries.
 
 The operator asks per workload, on each workload's own tick; `share.py` turns those calls into
 grouped reads of every workload it has seen, so the cost stays per group, not per workload.
@@ -247,13 +248,21 @@ class PrometheusMetricsSource:
         grouped = self._render_groups(pendings, groups)
         # Identical queries (a group's, or two workloads' identical custom queries) are asked once.
         ordered = list(dict.fromkeys(ask.query for p in pendings for ask in p.asks.values()))
-        jobs = list(dict.fromkeys(self._history.plan([self._wanted(p) for p in pendings], now)))
-        results, job_results = await asyncio.gather(
-            asyncio.gather(*(self._client(q.endpoint, now).query(q.expr, q.timeout_s) for q in ordered)),
-            asyncio.gather(*(self._run(job, now) for job in jobs)),
+        results = await asyncio.gather(
+            *(self._client(q.endpoint, now).query(q.expr, q.timeout_s) for q in ordered)
         )
         answers = dict(zip(ordered, results, strict=True))
-        histories = self._history.finish(dict(zip(jobs, job_results, strict=True)), now)
+        # The history is asked after the signals, and only of a Prometheus that answered them:
+        # one that is down or hung would only make the tick wait for its timeout twice.
+        planned = self._history.plan([self._wanted(p) for p in pendings], now)
+        down = _silent_endpoints(answers)
+        jobs = [job for job in planned.jobs if job.endpoint not in down]
+        job_results = await asyncio.gather(*(self._run(job, now) for job in jobs))
+        job_answers: dict[Job, QueryResult | RangeResult] = dict(zip(jobs, job_results, strict=True))
+        for job in planned.jobs:
+            if job.endpoint in down:
+                job_answers[job] = down[job.endpoint]
+        histories = self._history.finish(planned, job_answers, now)
         self.queries_sent += len(ordered)
         self.history_queries_sent += len(jobs)
         # Index each answer once for all the workloads that share it (not once per workload:
@@ -315,6 +324,24 @@ class PrometheusMetricsSource:
         self._last_used.clear()
         for client in clients:
             await client.aclose()
+
+
+def _silent_endpoints(answers: dict[_Query, QueryResult]) -> dict[Endpoint, QueryFailure]:
+    """The Prometheus servers none of whose signal queries got an answer (unreachable, timeout)."""
+    silent: dict[Endpoint, QueryFailure] = {}
+    answered: set[Endpoint] = set()
+    for query, answer in answers.items():
+        if isinstance(answer, QueryFailure) and answer.reason in (
+            UnknownReason.UNREACHABLE,
+            UnknownReason.TIMEOUT,
+        ):
+            silent.setdefault(
+                query.endpoint,
+                QueryFailure(answer.reason, f"not asked, the signal queries failed: {answer.message}"),
+            )
+        else:
+            answered.add(query.endpoint)
+    return {endpoint: failure for endpoint, failure in silent.items() if endpoint not in answered}
 
 
 def _reading(
