@@ -824,6 +824,21 @@ def test_the_capacity_model_and_the_forecast_in_words() -> None:
     assert plan.scale_to == 12
 
 
+@pytest.mark.parametrize(
+    ("lags", "expected"),
+    [
+        # 4 replicas, 1,000 reads/s at 200/s per replica needs 5 (docs/decisions.md, capacity model)
+        ([9.0, 0.1, 0.1, 0.1], 6),  # one lags: its capacity is replaced
+        ([9.0, 9.0, 0.1, 0.1], 7),  # half lag: both replaced
+        ([9.0, 9.0, 9.0, 0.1], 5),  # more than half: lag is the bottleneck, a new one would lag too
+    ],
+)
+def test_lagging_replicas_are_replaced_unless_lag_is_the_bottleneck(lags: list[float], expected: int) -> None:
+    spec = no_stabilization(replicas={"targetReadQPSPerReplica": 200.0, "maxReplicas": 20})
+    plan = decide(spec, make_obs(current=4, read_qps=1000.0, lags=lags), Memory(), 0.0)
+    assert plan.desired_replicas == expected
+
+
 def test_replicas_out_of_the_pool_for_lag_in_words() -> None:
     spec = no_stabilization(replicas={"targetReadQPSPerReplica": 200.0, "maxReplicas": 20})
     plan = decide(spec, make_obs(current=3, read_qps=1000.0, lags=[9.0, 0.1, 0.1]), Memory(), 0.0)

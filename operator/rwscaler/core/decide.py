@@ -142,7 +142,10 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
         write,
         lag_bound,
         len(pool.replicas_in_pool),
-        len(pool.out_for_lag),
+        # Replicas out of the pool for lag are replaced, unless lag is the bottleneck (more than
+        # half the replicas lag): then the write stream every replica replays is the cause, and
+        # a new replica would lag too.
+        0 if lag_bound else len(pool.out_for_lag),
         starting=starting_replicas(obs, pool.memory),
         settled=not settling(grew_at, now, float(spec.behavior.intervalSeconds)),
         now=now,

@@ -1,5 +1,11 @@
 """`rwscaler bench` (`make bench`): every policy on every scenario, one table, and the goals.
 
+Without `--model` it runs two model sets, one after the other: the default model
+(rwscaler.sim.model) and the model fitted to a real PostgreSQL 15 by `make calibrate`
+(sim/models/pg15-local.yaml), with its capacities scaled to the default's 1,000 reads/s per
+replica (`ModelParams.normalized`: the same database meeting a proportionally smaller load, so the
+scenarios and the workload's target apply as written). `--model FILE` runs that model alone.
+
 The CLI (cli.py) dispatches here. The goal lines (goals.py) are information for planning: the
 command exits 0 whatever they say, since CI runs it.
 """
@@ -10,13 +16,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from rwscaler.core.spec import ReadWriteWorkloadSpec
 from rwscaler.sim.engine import Result
 from rwscaler.sim.goals import Goal, ratio_text, scenario_goals
+from rwscaler.sim.model import ModelParams
 from rwscaler.sim.policies import available_policies
 from rwscaler.sim.report import scale_ups_in_window, table
 from rwscaler.sim.runner import UsageError, load_model, load_workload, run_policies
 from rwscaler.sim.scenarios import SCENARIOS
 
+CALIBRATED_MODEL = Path(__file__).with_name("models") / "pg15-local.yaml"
 HEADERS = (
     "scenario",
     "policy",
@@ -41,10 +50,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         spec = load_workload(args.workload)
-        params = load_model(args.model)
+        if args.model is not None:
+            sets = [(str(args.model), load_model(args.model))]
+        else:
+            default = ModelParams()
+            calibrated = load_model(CALIBRATED_MODEL).normalized(default.replicaReadCapacity)
+            sets = [
+                ("default (rwscaler.sim.model)", default),
+                (
+                    f"calibrated ({CALIBRATED_MODEL.name}, capacities scaled to "
+                    f"{default.replicaReadCapacity:,.0f} reads/s per replica)",
+                    calibrated,
+                ),
+            ]
     except UsageError as err:
         print(f"rwscaler bench: {err}", file=sys.stderr)
         return 2
+    for i, (name, params) in enumerate(sets):
+        if i:
+            print()
+        print(f"=== model set: {name} ===")
+        _bench(spec, params)
+    return 0
+
+
+def _bench(spec: ReadWriteWorkloadSpec, params: ModelParams) -> None:
     policies = available_policies(spec)
     rows: list[list[object]] = []
     totals: dict[str, list[float]] = {p: [0.0, 0.0, 0.0] for p in policies}
@@ -102,4 +132,3 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     print(f"\ngoals met: {sum(g.met for g in goals)} of {len(goals)} (information for planning; exit 0)")
-    return 0
