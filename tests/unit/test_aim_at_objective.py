@@ -3,8 +3,7 @@
 The capacity model's tolerance is a hysteresis below the capacity: the present read load past
 `serving replicas x capacity` (on its 60 s average when lower than the sample; a sample past
 1 + tolerance on its own) scales up at once to ceil(load / capacity); a forecast (over
-forecastSeconds) must pass the capacity by more than the tolerance, or pass
-it while read p99 is at 80% of its objective or more; a scale-down waits until the load is under
+forecastSeconds) must pass the capacity by more than the tolerance; a scale-down waits until the load is under
 1 - tolerance of the serving capacity, then goes to ceil(load / capacity), as the HPA does.
 """
 
@@ -54,8 +53,7 @@ def test_the_present_load_past_the_capacity_scales_up_at_once(read_qps: float, e
         (3000.0, 3.0, 0.6, 4),  # forecast 3,360/s: 1.05 of the capacity, within the tolerance above it
         (3000.0, 4.0, 0.6, 4),  # 3,480/s: 1.0875, still within it
         (3000.0, 5.0, 0.6, 5),  # 3,600/s: 1.125, past it: ceil(3600 / 800)
-        (3000.0, 3.0, 0.85, 5),  # 1.05 with read p99 at 85% of its objective: act now
-        (3000.0, 3.0, 0.79, 4),  # ... at 79%: not yet near it
+        (3000.0, 3.0, 0.95, 4),  # read p99 near its objective changes nothing: the band is for the load
         (3300.0, 0.0, 0.6, 5),  # no forecast, but the present load is past the capacity
     ],
 )
@@ -88,3 +86,18 @@ def test_one_noisy_sample_past_the_capacity_is_not_a_reason(
     memory = Memory(read_qps=Ewma(fast=average, slow=average, since=-1e6), ewma_time=0.0)
     obs = make_obs(current=4, read_qps=sample, read_p99=0.6 * READ_OBJECTIVE)
     assert decide(spec(), obs, memory, 0.0).desired_replicas == expected
+
+
+@pytest.mark.parametrize(
+    ("learned", "expected"),
+    [
+        (None, 4),  # forecast 3,400/s on 4 x 800: 1.0625, within the 10% band
+        (840.0, 5),  # the objective broke at 840/s per replica: the band stops at 1.05
+        (900.0, 4),  # broke at 900/s: the band (1.1) is already under it
+    ],
+)
+def test_the_band_never_reaches_past_a_learned_breaking_point(learned: float | None, expected: int) -> None:
+    reads = Ewma(fast=3000.0, slow=3000.0 - 240.0 * (400.0 / 120.0), since=-1e6)  # slope 400/120 s
+    memory = Memory(read_qps=reads, ewma_time=0.0, breach_qps_per_replica=learned, breach_time=0.0)
+    obs = make_obs(current=4, read_qps=3000.0, read_p99=0.6 * READ_OBJECTIVE)
+    assert decide(spec(120), obs, memory, 0.0).desired_replicas == expected

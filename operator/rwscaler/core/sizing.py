@@ -38,7 +38,7 @@ from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation
 from rwscaler.core.plan import Reason, Rule
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
-from rwscaler.core.trends import APPROACH, QPS_TAU, SideState, Trend, slope
+from rwscaler.core.trends import QPS_TAU, SideState, Trend, slope
 
 HEADROOM_LEVEL = 0.5  # read p99 under half its objective is room to remove a replica
 
@@ -143,22 +143,15 @@ def recommend_replicas(
         forecast = ahead if awaiting <= 0 else read_qps
         # Aim at the objective: the present load past the capacity scales up at once (the
         # tolerance does not license running past it). A forecast, less certain, must pass it
-        # by more than the tolerance, or pass it while read p99 already nears its objective;
-        # the band never reaches past a learned breaking point.
+        # by more than the tolerance; the band never reaches past a learned breaking point.
         band = 1.0 + tol
         if learned is not None:
             band = min(band, max(1.0, learned / target))
-        # (a p99 measured before a replica joined the pool says nothing of the pool now: settle.py)
-        near = settled and read.level is not None and read.level >= APPROACH
         # The present load is judged on its 60 s average (smoothed, the fast one of trends.py)
         # when lower than the sample: one noisy sample at 101% of the capacity is no reason to
         # add a replica, a sample past the band is (a jump is not noise).
         settled_usage = min(present_usage, smoothed / serving_capacity if serving_capacity > 0 else math.inf)
-        up = (
-            present_usage > band
-            or settled_usage > 1.0
-            or (awaiting <= 0 and (ahead_usage > band or (ahead_usage > 1.0 and near)))
-        )
+        up = present_usage > band or settled_usage > 1.0 or (awaiting <= 0 and ahead_usage > band)
         # The tolerance is the hysteresis below the capacity, as the HPA's: a scale-down waits
         # until what the replicas must keep carrying is under 1 - tolerance of their capacity,
         # then sizes for it; noise crossing the capacity cannot flap the count back.
