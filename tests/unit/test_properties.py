@@ -33,7 +33,7 @@ from tests.unit.builders import PRIMARY, assert_readable, make_obs, make_spec, r
 
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
-from rwscaler.core.observation import Observation
+from rwscaler.core.observation import History, Observation, RatioHistory, Season
 from rwscaler.core.plan import ConditionType, Plan, Rule
 from rwscaler.core.spec import Consistency, Mode, ReadWriteWorkloadSpec
 
@@ -106,6 +106,7 @@ class TickInput:
     not_ready: int  # the ordinal of a replica that is not ready (-1: all ready)
     synchronous: bool  # replica 0 is synchronous (strong consistency's pool)
     connections: int | None
+    history: History = dataclasses.field(default_factory=History)  # seasons and ratio points, or none
 
 
 ticks_strategy = st.builds(
@@ -118,6 +119,29 @@ ticks_strategy = st.builds(
     not_ready=st.integers(-1, 3),
     synchronous=st.booleans(),
     connections=st.sampled_from([None, 0, 2]),
+    history=st.one_of(
+        st.just(History()),
+        st.builds(
+            History,
+            horizon_up_s=st.just(435.0),
+            horizon_down_s=st.just(3900.0),
+            seasons=st.lists(
+                st.builds(Season, st.sampled_from([86400.0, 604800.0]), maybe(QPS), maybe(QPS), maybe(QPS)),
+                max_size=2,
+            ).map(tuple),
+            ratios=st.one_of(
+                st.none(),
+                st.builds(
+                    RatioHistory,
+                    period_s=st.just(604800.0),
+                    points=st.lists(maybe(QPS), max_size=12).map(tuple),
+                    shift_s=st.just(259200.0),
+                    recent=maybe(QPS),
+                    recent_before=maybe(QPS),
+                ),
+            ),
+        ),
+    ),
 )
 
 
@@ -134,7 +158,7 @@ def observe(spec: ReadWriteWorkloadSpec, tick: TickInput, current: int) -> Obser
         )
         for i in range(current)
     ]
-    return make_obs(
+    obs = make_obs(
         current=current,
         read_qps=tick.read_qps,
         write_qps=tick.write_qps,
@@ -142,6 +166,7 @@ def observe(spec: ReadWriteWorkloadSpec, tick: TickInput, current: int) -> Obser
         write_p99=None if tick.write_level is None else tick.write_level * o.write_latency_s,
         replicas=reps,
     )
+    return dataclasses.replace(obs, history=tick.history)
 
 
 @dataclass
