@@ -2,14 +2,17 @@
 
 `recommend_replicas` turns one tick's signals into a raw replica count and says why:
   - capacity model (targetReadQPSPerReplica set): ceil(forecast read QPS / capacity) plus the
-    replicas out of the pool for lag (their capacity is replaced), where the capacity is the
-    target, or the learned capacity when lower (learned_capacity.py), and the forecast adds the
-    read-QPS slope x behavior.trend.forecastSeconds when reads are climbing (pre-provisioning
-    before the objective is breached; its slope is trends.climb_rate, and no forecast stacks on
-    replicas still starting). The tolerance is a hysteresis below the capacity (it avoids
-    flapping, it does not license running past the capacity): the present load past
-    serving x capacity scales up at once, a forecast must pass it by more than the tolerance,
-    and a scale-down leaves the remaining replicas at no more than 1 - tolerance of it;
+    replicas out of the pool for lag (their capacity is replaced, unless lag is the bottleneck:
+    decide passes 0 then), where the capacity is the target, or the learned capacity when lower
+    (learned_capacity.py), and the forecast (forecast.py) is the highest of the recent climb
+    over behavior.trend.forecastSeconds (its slope is trends.climb_rate) and what followed this
+    moment one season ago (yesterday, a week ago); no forecast stacks on replicas still
+    starting. The tolerance is a hysteresis below the capacity, as the HPA's is around its
+    target (it avoids flapping, it does not license running past the capacity): the present
+    load past serving x capacity (on its 60 s average, or a sample past the band) scales up at
+    once, a forecast must pass it by more than the tolerance, and a scale-down waits until what
+    the replicas must keep carrying (the forecast, and the seasons over the scale-down
+    lookahead) is under 1 - tolerance of their capacity, then sizes for it;
   - latency step (read objective breached and the write side stable): one more than the
     capacity model asks for when there is one, else current + max(1, ceil(current x
     (p99/objective - 1))); no new step while replicas asked for are still starting, nor while
@@ -150,8 +153,10 @@ def recommend_replicas(
         # The present load is judged on its 60 s average (smoothed, the fast one of trends.py)
         # when lower than the sample: one noisy sample at 101% of the capacity is no reason to
         # add a replica, a sample past the band is (a jump is not noise).
-        settled_usage = min(present_usage, smoothed / serving_capacity if serving_capacity > 0 else math.inf)
-        up = present_usage > band or settled_usage > 1.0 or (awaiting <= 0 and ahead_usage > band)
+        sustained_usage = min(
+            present_usage, smoothed / serving_capacity if serving_capacity > 0 else math.inf
+        )
+        up = present_usage > band or sustained_usage > 1.0 or (awaiting <= 0 and ahead_usage > band)
         # The tolerance is the hysteresis below the capacity, as the HPA's: a scale-down waits
         # until what the replicas must keep carrying is under 1 - tolerance of their capacity,
         # then sizes for it; noise crossing the capacity cannot flap the count back.
@@ -166,7 +171,7 @@ def recommend_replicas(
                     f"{current} x {target:g}/s"
                     + (
                         "; waiting for the replicas asked for to serve before provisioning for the forecast"
-                        if awaiting > 0 and ahead_usage > 1.0 + tol
+                        if awaiting > 0 and ahead_usage > band
                         else f" within its {tol:.0%} tolerance"
                     ),
                     (("readQPS", read_qps), ("forecastQPS", ahead), ("target", target)),
