@@ -124,3 +124,42 @@ def test_write_latency_breach_adds_no_replica_and_recommends(
     assert "ScaledUp" not in kube.event_reasons(ns, NAME)
     flips = [e.message for e in kube.events(ns, NAME) if e.reason == "ConditionChanged"]
     assert any("WriteBottleneck" in m for m in flips), flips
+
+
+def test_status_shows_the_forecast_and_a_trend_without_enough_history(
+    kube: Kube,
+    ns: str,
+    db: None,
+    signals: Signals,
+    prometheus: Metrics,
+    operator: Callable[[], OperatorProcess],
+) -> None:
+    """The history path end to end: the operator asks the real Prometheus for last season's load
+    and the weekly ratios (docs/history.md); this Prometheus has minutes of data, so the forecast
+    rests on the present load and the trend says it lacks history (docs/decisions.md)."""
+    signals.set(read_qps=1000.0)
+    signals.lag(range(2), 0.1)
+    spec = workload_spec(
+        prometheus.prometheus.url,
+        replicas={
+            "statefulSet": REPLICA_SET,
+            "minReplicas": 1,
+            "maxReplicas": 4,
+            "targetReadQPSPerReplica": 800.0,
+        },
+    )
+    kube.create_workload(ns, NAME, spec)
+    operator()
+    status = wait_for(
+        "status.forecast and status.readWriteTrend",
+        lambda: s if (s := kube.status(ns, NAME)).get("forecast") and s.get("readWriteTrend") else None,
+        last=lambda: kube.status(ns, NAME),
+    )
+    forecast = status["forecast"]
+    assert forecast["basis"] in ("present", "trend"), forecast
+    assert forecast["horizon"] == "2m"  # forecastSeconds' default, 120 s
+    assert "keepReadQPS" not in forecast, "no season is recorded yet: nothing to keep, and not 0"
+    trend = status["readWriteTrend"]
+    assert trend["verdict"] == "Unknown"
+    assert "not enough history" in trend["message"]
+    assert trend["points"] == 0
