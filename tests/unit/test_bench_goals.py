@@ -100,3 +100,33 @@ def test_without_keda_qps_the_comparison_says_why() -> None:
     goal = by_goal(scenario_goals(scn, results))["compared with keda-qps"]
     assert not goal.met
     assert "targetReadQPSPerReplica" in goal.measured
+
+
+def _trend_results(fired: list[tuple[float, str]]) -> dict[str, Result]:
+    ours = make_result("rwscaler", 0.0, 1.0)
+    ours.fired.extend(fired)
+    return {
+        "rwscaler": ours,
+        "keda-qps": make_result("keda-qps", 0.0, 1.0),
+        "oracle": make_result("oracle", 0.0, 1.0),
+    }
+
+
+def test_the_trend_goal_wants_the_expected_rule_only_and_not_before_the_shift() -> None:
+    rows = tuple(Row(86400.0 * i, 1000.0, 10.0) for i in range(15))
+    shift = Scenario("write-shift-2w", "test", rows, window=(11 * 86400.0, 14 * 86400.0), kind="predictable")
+    line = "WriteRatioRising fires (and not the other)"
+    assert by_goal(scenario_goals(shift, _trend_results([(12.5 * 86400, "WriteRatioRising")])))[line].met
+    assert not by_goal(scenario_goals(shift, _trend_results([])))[line].met, "it must fire"
+    early = [(5 * 86400.0, "WriteRatioRising"), (12.5 * 86400, "WriteRatioRising")]
+    assert not by_goal(scenario_goals(shift, _trend_results(early)))[line].met, "not before the shift"
+    both = [(12.5 * 86400, "WriteRatioRising"), (13 * 86400, "ReadRatioRising")]
+    assert not by_goal(scenario_goals(shift, _trend_results(both)))[line].met, "not the other rule"
+
+
+def test_a_stationary_cycle_fires_no_trend_rule() -> None:
+    rows = tuple(Row(86400.0 * i, 1000.0, 10.0) for i in range(3))
+    cycle = Scenario("daily-cycle-3d", "test", rows, kind="predictable")
+    line = "no trend rule on a stationary cycle"
+    assert by_goal(scenario_goals(cycle, _trend_results([])))[line].met
+    assert not by_goal(scenario_goals(cycle, _trend_results([(86400.0, "ReadRatioRising")])))[line].met

@@ -12,7 +12,8 @@ prints the lines; nothing here decides the exit status (the goals are for planni
 - kept from the first bench: no scale-up in the write surge's window, and (new, for the outage)
   no scale-down while Prometheus is down;
 - the trend rules (ratio_trend.py): "writes gaining share" fires on ratio-drift-12w (the seed's
-  12-week chart); neither fires on a stationary daily or weekly cycle (daily-cycle-3d,
+  12-week chart) and on write-shift-2w (writes doubling within a day), there not before the
+  shift; neither fires on a stationary daily or weekly cycle (daily-cycle-3d,
   morning-rush-3d, weekly-pattern-2w). drift-read-heavy (6 days) is too short for the default
   trend (5 weekly points, or 3 days against the same 3 days a week earlier: 10 days).
 """
@@ -32,6 +33,7 @@ WRITE_SURGE = "write-surge"
 # Which trend rule each scenario should fire (None: neither, ever).
 TREND_EXPECTED: dict[str, str | None] = {
     "ratio-drift-12w": "WriteRatioRising",
+    "write-shift-2w": "WriteRatioRising",
     "daily-cycle-3d": None,
     "morning-rush-3d": None,
     "weekly-pattern-2w": None,
@@ -117,7 +119,14 @@ def scenario_goals(scn: Scenario, results: Mapping[str, Result]) -> list[Goal]:
             add("no trend rule on a stationary cycle", seen, not any(fired.values()))
         else:
             wrong = [r for r in TREND_RULES if r != expected and fired[r]]
-            add(f"{expected} fires (and not the other)", seen, fired[expected] > 0 and not wrong)
+            # With a window (the shift), the rule must not fire before the shift happened.
+            early = [t for t, r in ours.fired if r in TREND_RULES and scn.window and t < scn.window[0]]
+            first = min((t for t, r in ours.fired if r == expected), default=None)
+            if first is not None:
+                seen += f", first at day {first / 86400:.1f}"
+            add(
+                f"{expected} fires (and not the other)", seen, fired[expected] > 0 and not wrong and not early
+            )
     a, b = ours.summary.replica_hours, oracle.summary.replica_hours
     add(
         "replica-h <= 1.15 x oracle", f"{a:.1f} vs {b:.1f} h ({ratio_text(a, b)})", a <= ORACLE_COST_RATIO * b

@@ -243,6 +243,27 @@ def ratio_drift_12w() -> Scenario:
     )
 
 
+SHIFT_AT = 11 * DAY
+
+
+def write_shift_2w() -> Scenario:
+    def reads(t: float) -> float:
+        return 1500 + 3000 * _day_shape(t)
+
+    def writes(t: float) -> float:
+        # 60:1 for 11 days, then a new write-heavy feature doubles writes within a day: 30:1.
+        return reads(t) / 60 * _ramp(t, SHIFT_AT, SHIFT_AT + DAY, 1.0, 2.0)
+
+    return Scenario(
+        "write-shift-2w",
+        "two weeks of the same day (reads 1,500-4,500/s); on day 11 writes double within a day"
+        " (60:1 -> 30:1): the trend rule's shift test (300 s steps)",
+        _rows(2 * WEEK, 300, reads, writes, seed=14, noise=_step_noise(300)),
+        window=(SHIFT_AT, 2 * WEEK),
+        kind="predictable",
+    )
+
+
 FLASH_AT, FLASH_HOLD = 1.5 * H, 1800.0
 
 
@@ -276,6 +297,7 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "steady-climb-week": steady_climb_week,
     "weekly-pattern-2w": weekly_pattern_2w,
     "ratio-drift-12w": ratio_drift_12w,
+    "write-shift-2w": write_shift_2w,
     "flash-spike-no-warning": flash_spike_no_warning,
 }
 DEFAULT_SCENARIO = "read-flash-spike"
