@@ -71,9 +71,32 @@ def test_a_season_with_unknown_history_is_skipped() -> None:
     assert (f.expected_qps, f.basis, f.hold_qps) == (1000.0, "present", None)
 
 
-def test_a_season_lower_than_the_trend_leaves_the_trend() -> None:
-    f = forecast_read_qps(1000.0, 1000.0, 5.0, 120.0, history(Season(DAY, 1000.0, 1100.0, 1100.0)))
-    assert (f.expected_qps, f.basis) == (1600.0, "trend")
+@pytest.mark.parametrize(
+    ("present", "expected", "basis"),
+    [
+        # Yesterday rose from 1,000/s to 5,000/s; today the same rush is under way (growth 1 from
+        # the 5-minute averages) and its slope, 20/s, would carry it to present + 2,400/s.
+        (4000.0, 5000.0, "yesterday"),  # within what yesterday expected: its peak bounds the trend
+        (5500.0, 5500.0, "yesterday"),  # 10% over the peak is still within it: the peak, not less
+        (5501.0, 7901.0, "trend"),  # past 110% of it: today is not yesterday, the trend rules
+    ],
+)
+def test_a_season_bounds_the_trend_while_the_load_is_within_it(
+    present: float, expected: float, basis: str
+) -> None:
+    h = dataclasses.replace(history(Season(DAY, 1000.0, 5000.0, 5000.0)), now_qps=1000.0)
+    f = forecast_read_qps(present, present, 20.0, 120.0, h)
+    assert f.expected_qps == pytest.approx(max(expected, present))
+    assert f.basis == basis
+
+
+def test_growth_compares_the_5_minute_averages_when_known() -> None:
+    # Mid-jump, the 60 s average (3,000/s) has moved further than the 5-minute one (2,000/s);
+    # yesterday's 5-minute average at this moment was 2,000/s too: growth 1, not 1.5.
+    h = dataclasses.replace(history(Season(DAY, 2000.0, 5000.0, 5000.0)), now_qps=2000.0)
+    assert forecast_read_qps(3000.0, 3000.0, 0.0, 120.0, h).expected_qps == pytest.approx(5000.0)
+    unknown_now = history(Season(DAY, 2000.0, 5000.0, 5000.0))
+    assert forecast_read_qps(3000.0, 3000.0, 0.0, 120.0, unknown_now).expected_qps == pytest.approx(7500.0)
 
 
 def test_horizons_cover_the_trend_a_tick_and_the_smoothing() -> None:

@@ -42,6 +42,8 @@ def test_a_season_ago_and_what_followed() -> None:
     (season,) = at.seasons
     assert season.then == pytest.approx(1000.0)
     assert season.peak_up == pytest.approx(4000.0)  # the 5-minute average at row 66 is all 4,000
+    assert at.now_qps == pytest.approx(4000.0)  # the same average now (rows 116..120)
+    assert h.at(64).now_qps == pytest.approx((3 * 1000.0 + 2 * 4000.0) / 5)  # rows 59..63: mid-jump
 
 
 def test_no_season_before_the_trace_has_one_behind_it() -> None:

@@ -8,12 +8,18 @@ and `SEASON_SMOOTHING_S` (defined with the spec) to know how to smooth it. Pure:
 - **Season** (each of `behavior.trend.seasonsSeconds` whose history is known): what followed
   the same moment one season ago, scaled by how today's load compares with then:
   `peak x growth`, where `peak` is the highest 5-minute averaged read QPS over the horizon
-  after `now - season` (`horizons`), and `growth = now / then` (today's smoothed read QPS over the read QPS
-  at `now - season`), bounded to [1/2, 2] so one odd day cannot multiply the forecast without
+  after `now - season` (`horizons`), and `growth = now / then`: today's 5-minute average read
+  QPS (`History.now_qps`; the present 60 s average when unknown) over the same average at
+  `now - season` (like with like: a jump half inside one average and half inside the other
+  would multiply the forecast), bounded to [1/2, 2] so one odd day cannot multiply the forecast without
   limit (a day twice as busy as the last is a spike, and the present load handles it).
 - **Up** (provisioning): the highest of the trend over `forecastSeconds` (a replica asked for
   now serves after about the provisioning delay) and the seasons over `forecastSeconds` plus a
   tick (the history is read once a tick, so the next tick must not find the peak already past).
+  While the present load is within what the seasons expected (up to `SEASON_MARGIN`, 10%, over
+  their peak), their peak bounds the trend: a
+  morning rush that comes as it came yesterday is provisioned for yesterday's peak, not for its
+  own slope carried past it (before: one replica over, all day, in `morning-rush-3d`).
 - **Hold** (scale-down): the highest of the seasons over `scaleDownLookaheadSeconds` (at least
   the up horizon): a scale-down keeps what the next hour needed one season ago, so a replica
   removed in a lull is not asked for again when the load returns.
@@ -30,6 +36,9 @@ from rwscaler.core.spec import SEASON_SMOOTHING_S, ReadWriteWorkloadSpec
 __all__ = ["SEASON_SMOOTHING_S", "Forecast", "forecast_read_qps", "horizons", "trend_horizon"]
 
 GROWTH_BOUNDS = (0.5, 2.0)
+# The present load is "within what a season expected" up to 10% over its peak: a sample's noise
+# (3% a 15 s sample) and a day's drift; further over, today is not yesterday and the trend rules.
+SEASON_MARGIN = 0.1
 DAY_S, WEEK_S = 86400.0, 7 * 86400.0
 
 
@@ -100,10 +109,14 @@ def forecast_read_qps(
     climb per second, the up horizon (the seasons' history carries its own) and the history."""
     trend = read_qps + climb * horizon_s
     expected, basis = (trend, "trend") if climb > 0 else (read_qps, "present")
-    season = _seasonal(history.seasons, smoothed_qps, up=True)
-    if season is not None and season[0] > expected:
-        expected, basis = season
-    hold = _seasonal(history.seasons, smoothed_qps, up=False)
+    now = history.now_qps if history.now_qps is not None else smoothed_qps
+    season = _seasonal(history.seasons, now, up=True)
+    if season is not None and (season[0] > expected or read_qps <= season[0] * (1.0 + SEASON_MARGIN)):
+        # While the load stays within what a season expected, the season's peak bounds the
+        # trend: yesterday's ramp ended there, and a jump's slope would carry on past it. Never
+        # under the present load, though: a forecast is what is coming on top of it.
+        expected, basis = max(season[0], read_qps), season[1]
+    hold = _seasonal(history.seasons, now, up=False)
     return Forecast(
         expected_qps=expected,
         horizon_s=horizon_s,

@@ -116,6 +116,9 @@ class History:
     horizon_down_s: float = 0.0
     seasons: tuple[Season, ...] = ()
     ratios: RatioHistory | None = None
+    # The 5-minute average read QPS now: the same average as `Season.then`, so that today's
+    # load and the load one season ago are compared like with like (the seasons' growth).
+    now_qps: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ user's reference.
 Per group of workloads (the same grouping as the signals: same Prometheus, timeout, rate window,
 templates and trend settings), whatever the number of workloads in it:
 
-- **seasons**, one instant query every tick: for each season P, `then` (the 5-minute average
-  read QPS at now - P), `peak_up` and `peak_down` (the highest 5-minute average over the up and
+- **seasons**, one instant query every tick: `now` (the 5-minute average read QPS now) and for
+  each season P, `then` (the same average at now - P), `peak_up` and `peak_down` (the highest 5-minute average over the up and
   down horizons that followed now - P), each part told apart by the `rwscaler_part` label;
 - **ratio points**, one range query (step = the trend period) and **recent / recent_before**,
   one instant query, both kept `RATIO_REFRESH_S` (a point is an average over a week: 15
@@ -171,7 +171,8 @@ def peak_expr(expr: str, season_s: int, horizon_s: float) -> str:
 
 
 def seasons_expr(read_expr: str, seasons: Iterable[int], up_s: float, down_s: float) -> str:
-    parts: list[str] = []
+    # "now": the same 5-minute average as "then", so the seasons' growth compares like with like.
+    parts: list[str] = [tag(f"{_smoothed(read_expr)})", "now")]
     for season in seasons:
         parts.append(tag(then_expr(read_expr, season), f"then:{season}"))
         parts.append(tag(peak_expr(read_expr, season, up_s), f"up:{season}"))
@@ -499,7 +500,8 @@ class HistoryReader:
                 ratio(recent, w.read, w.write, q, params.shift_s, ":recent"),
                 ratio(recent, w.read, w.write, q, params.shift_s, ":before"),
             )
-        return History(out.horizon_up_s, out.horizon_down_s, season_list, ratios)
+        now_qps = seasons.value("now", w.read, q) if seasons is not None else None
+        return History(out.horizon_up_s, out.horizon_down_s, season_list, ratios, now_qps)
 
     def _note(self, job: Job, answer: QueryResult | RangeResult, what: str) -> None:
         if isinstance(answer, QueryFailure):

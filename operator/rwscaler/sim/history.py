@@ -5,8 +5,8 @@ it for step i's `History`. It answers from the trace's own past exactly what the
 reads from Prometheus (docs/history.md): at step i the newest recorded sample is row i - 1 (a
 policy sees the end of the previous step); a row whose metrics were unavailable was not recorded.
 
-- seasons: the 5-minute averaged read QPS one season ago (`then`), and its highest value over
-  the up and down horizons after that moment (forecast.horizons with the trace's step as the
+- seasons: the 5-minute averaged read QPS one season ago (`then`) and now (`now_qps`), and its
+  highest value over the up and down horizons after that moment (forecast.horizons with the trace's step as the
   tick); unknown before the trace has a whole season behind it;
 - ratios: total reads / total writes over each period of the trend window, oldest first, the
   last ending at the newest sample; a period not wholly inside the trace is unknown, as is one
@@ -102,4 +102,5 @@ class TraceHistory:
             recent=self._ratio(end - self.shift_n, end),
             recent_before=self._ratio(end - self.shift_n - self.period_n, end - self.period_n),
         )
-        return History(self.up_s, self.down_s, tuple(seasons), ratios)
+        now_qps = self.smooth[newest] if newest >= 0 else None
+        return History(self.up_s, self.down_s, tuple(seasons), ratios, now_qps)

@@ -134,6 +134,9 @@ async def test_history_matches_what_was_written(history_prom: tuple[PrometheusSe
     assert h.horizon_up_s < 10 * MIN and 40 * MIN < h.horizon_down_s < 2 * 3600
     day, week = h.seasons
     assert day.period_s == DAY and week.period_s == WEEK
+    # The same 5-minute average now: the base rate, 200 q/s (data ends at the test's start).
+    assert now - t0 < 240, "the 5-minute average now needs the data's last minutes inside it"
+    assert close(h.now_qps, 200.0), h.now_qps
     assert close(day.then, 150.0), day
     assert close(day.peak_up, 150.0), day
     assert close(day.peak_down, 300.0), day
@@ -157,5 +160,6 @@ async def test_history_matches_what_was_written(history_prom: tuple[PrometheusSe
 
     empty = readings["shop/carts"].history
     assert all(s.then is None and s.peak_up is None and s.peak_down is None for s in empty.seasons)
+    assert empty.now_qps is None
     assert empty.ratios is not None and empty.ratios.points == (None,) * 12
     assert empty.ratios.recent is None and empty.ratios.recent_before is None
