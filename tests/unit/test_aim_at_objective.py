@@ -3,9 +3,8 @@
 The capacity model's tolerance is a hysteresis below the capacity: the present read load past
 `serving replicas x capacity` (on its 60 s average when lower than the sample; a sample past
 1 + tolerance on its own) scales up at once to ceil(load / capacity); a forecast (over
-forecastSeconds) must pass the capacity by more than the tolerance; a scale-down waits until the
-load is under 1 - tolerance of the serving capacity, then goes to the fewest replicas that carry
-it at no more than 1 - tolerance / 2.
+forecastSeconds) must pass the capacity by more than the tolerance; a scale-down waits until the load is under
+1 - tolerance of the serving capacity, then goes to ceil(load / capacity), as the HPA does.
 """
 
 from __future__ import annotations
@@ -36,9 +35,8 @@ def spec(forecast: int = 0) -> ReadWriteWorkloadSpec:
         (2900.0, 4),  # 0.91: within the band below
         (2880.0, 4),  # 0.90: the band's edge, not under it
         (2870.0, 4),  # 0.897: under the band, but ceil(2870 / 800) = 4 all the same
-        (2300.0, 4),  # 0.72, but 3 would carry it at 0.96, past the band's middle (0.95)
-        (2280.0, 3),  # 3 carry it at exactly 0.95: ceil(2280 / 760)
-        (1500.0, 2),  # ceil(1500 / 760)
+        (2300.0, 3),  # 0.72: ceil(2300 / 800)
+        (1500.0, 2),  # ceil(1500 / 800)
     ],
 )
 def test_the_present_load_past_the_capacity_scales_up_at_once(read_qps: float, expected: int) -> None:

@@ -58,15 +58,14 @@ def capacity_spec(target: float = 100.0, tolerance: float = 0.25, **overrides: A
     [
         # 4 replicas x 100/s, tolerance 0.25 (binary-exact): no change for 300..400 reads/s;
         # the band is below the target only (docs/decisions.md: the tolerance does not license
-        # running past the capacity); under it, the fewest replicas at no more than its middle
+        # running past the capacity); under it, ceil(load / capacity)
         (500.0, 5),  # usage exactly 1.25: over the target, ceil(5.0)
         (401.0, 5),  # usage just over 1: scale up at once
         (300.0, 4),  # usage exactly 0.75: inside the band
         (400.0, 4),
         (501.0, 6),  # ceil(5.01)
-        (299.0, 4),  # under the band (0.7475 < 0.75), but 3 carry it at 0.997, past its middle 0.875
-        (262.0, 3),  # 3 carry it at 0.873: ceil(262 / 87.5)
-        (225.0, 3),  # ceil(225 / 87.5)
+        (299.0, 3),  # under the band (0.7475 < 0.75): ceil(299 / 100), as the HPA does
+        (225.0, 3),  # ceil(2.25)
         (1000.0, 10),
         (50.0, 1),  # ceil(0.5), and the minimum is 1
     ],

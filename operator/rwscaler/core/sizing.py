@@ -12,8 +12,7 @@
     load past serving x capacity (on its 60 s average, or a sample past the band) scales up at
     once, a forecast must pass it by more than the tolerance, and a scale-down waits until what
     the replicas must keep carrying (the forecast, and the seasons over the scale-down
-    lookahead) is under 1 - tolerance of their capacity, then sizes for it at no more than
-    1 - tolerance / 2;
+    lookahead) is under 1 - tolerance of their capacity, then sizes for it;
   - latency step (read objective breached and the write side stable): one more than the
     capacity model asks for when there is one, else current + max(1, ceil(current x
     (p99/objective - 1))); no new step while replicas asked for are still starting, nor while
@@ -158,12 +157,10 @@ def recommend_replicas(
             present_usage, smoothed / serving_capacity if serving_capacity > 0 else math.inf
         )
         up = present_usage > band or sustained_usage > 1.0 or (awaiting <= 0 and ahead_usage > band)
-        # The tolerance is the hysteresis below the capacity: a scale-down waits until what the
-        # replicas must keep carrying is under 1 - tolerance of their capacity, then goes to the
-        # fewest that carry it at no more than the band's middle, 1 - tolerance / 2. Sized to
-        # the capacity itself, a load near a multiple of it flapped on noise (steady-climb-week:
-        # 14 ups and 7 downs on a climb); half the band leaves noise a gap to cross.
-        down_to = math.ceil(keep / (target * (1.0 - tol / 2))) + lagging_replicas
+        # The tolerance is the hysteresis below the capacity, as the HPA's: a scale-down waits
+        # until what the replicas must keep carrying is under 1 - tolerance of their capacity,
+        # then sizes for it; noise crossing the capacity cannot flap the count back.
+        down_to = math.ceil(keep / target) + lagging_replicas
         down = not up and keep_usage < 1.0 - tol and down_to < current
         if not up and not down:
             capacity_raw = current
