@@ -31,7 +31,7 @@ from tests.unit.builders import (
 )
 
 from rwscaler.core.decide import decide
-from rwscaler.core.memory import Memory
+from rwscaler.core.memory import Ewma, Memory
 from rwscaler.core.observation import Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
 from rwscaler.core.plan import RecommendationType as RT
@@ -425,3 +425,70 @@ def test_no_scale_down_on_the_first_sample_after_an_outage_longer_than_the_windo
     seen = [blind] * 30 + [calm] * 2  # 450 s blind at 15 s ticks, then low load
     ticks = run_ticks(spec, [calm, *seen], step=15.0)
     assert all(t.plan.scale_to is None for t in ticks), [t.plan.summary for t in ticks if t.plan.scale_to]
+
+
+# --- boundaries a mutation run found untested (docs/testing-core.md) ----------------------------
+
+
+def _memory(fast: float, slope_per_s: float = 0.0) -> Memory:
+    """Read-QPS averages with this 60 s average and slope, and no time since they were updated (this
+    tick leaves them as they are: the slope is the averages' gap over 300 s - 60 s)."""
+    return Memory(read_qps=Ewma(fast=fast, slow=fast - 240.0 * slope_per_s, since=-1e6), ewma_time=0.0)
+
+
+@pytest.mark.parametrize(("sample", "expected"), [(500.0, 4), (501.0, 6)])
+def test_a_sample_past_the_band_scales_up_on_its_own_but_not_at_its_edge(
+    sample: float, expected: int
+) -> None:
+    # 4 x 100/s, tolerance 0.25: the band's top is 500/s; the 60 s average (390/s) is under 400/s.
+    plan = decide(capacity_spec(), make_obs(current=4, read_qps=sample, read_p99=CALM), _memory(390.0), 0.0)
+    assert plan.desired_replicas == expected  # ceil(501 / 100) = 6
+
+
+@pytest.mark.parametrize(("slope", "expected"), [(2.0, 4), (2.01, 6)])
+def test_a_forecast_at_the_bands_edge_does_not_scale_up(slope: float, expected: int) -> None:
+    # 300/s now, forecast 300 + slope x 100 s: 500/s is exactly 1.25 x 4 x 100/s.
+    spec = capacity_spec(behavior={"trend": {"forecastSeconds": 100}})
+    plan = decide(spec, make_obs(current=4, read_qps=300.0, read_p99=CALM), _memory(300.0, slope), 0.0)
+    assert plan.desired_replicas == expected  # ceil(502 / 100) = 6
+
+
+def test_no_forecast_stacks_on_even_one_starting_replica() -> None:
+    # 4 replicas, one not ready yet (asked for, starting): the forecast 300 + 3 x 100 = 600/s would
+    # ask for 6, but only the present load (300/s, under 400/s) may add replicas meanwhile.
+    spec = capacity_spec(behavior={"trend": {"forecastSeconds": 100}})
+    reps = [replica(0), replica(1), replica(2), replica(3, ready=False)]
+    plan = decide(
+        spec, make_obs(current=4, read_qps=300.0, read_p99=CALM, replicas=reps), _memory(300.0, 3.0), 0.0
+    )
+    assert plan.desired_replicas == 4
+
+
+def test_a_scale_down_keeps_the_replacements_for_lagging_replicas() -> None:
+    # 5 replicas, one out of the pool for lag: 150/s needs ceil(150 / 100) = 2 serving, plus the
+    # lagging one's replacement: 3 (usage 150 / 400 is under the band's bottom 0.75).
+    plan = decide(
+        capacity_spec(),
+        make_obs(current=5, read_qps=150.0, read_p99=CALM, lags=[9.0, 0.1, 0.1, 0.1, 0.1]),
+        Memory(),
+        0.0,
+    )
+    assert plan.desired_replicas == 3
+
+
+@pytest.mark.parametrize(("read_qps", "expected"), [(750.0, 2), (749.0, 1)])
+def test_headroom_removes_a_replica_only_under_the_learned_capacity_less_the_tolerance(
+    read_qps: float, expected: int
+) -> None:
+    # Learned 1,000/s per replica, tolerance 0.25: one replica fewer only if the one left would
+    # carry less than 750/s (docs/decisions.md: latency headroom).
+    spec = no_stabilization(behavior={"tolerance": 0.25}, replicas={"minReplicas": 0})
+    memory = Memory(breach_qps_per_replica=1000.0, breach_time=0.0)
+    plan = decide(spec, make_obs(current=2, read_qps=read_qps, read_p99=LOW), memory, 0.0)
+    assert plan.desired_replicas == expected
+
+
+def test_headroom_can_remove_the_last_replica_down_to_min_replicas_zero() -> None:
+    spec = no_stabilization(replicas={"minReplicas": 0})
+    plan = decide(spec, make_obs(current=1, read_qps=10.0, read_p99=LOW), Memory(), 0.0)
+    assert plan.desired_replicas == 0
