@@ -381,7 +381,8 @@ def test_both_rising_when_capacity_model_is_satisfied_adds_nothing() -> None:
     lagging=st.integers(0, 2),
     lag_bound=st.booleans(),
     consistency=st.sampled_from(["eventual", "bounded"]),
-    climb=st.sampled_from([None, 0.0, 50.0]),
+    climb=st.sampled_from([0.0, 50.0]),
+    settled=st.booleans(),
 )
 def test_both_rising_adds_only_what_the_capacity_model_asks_for(
     read_level: float,
@@ -393,30 +394,39 @@ def test_both_rising_adds_only_what_the_capacity_model_asks_for(
     lagging: int,
     lag_bound: bool,
     consistency: str,
-    climb: float | None,
+    climb: float,
+    settled: bool,
 ) -> None:
     """Row 3 at the level of sizing.py: with both sides rising, the raw count goes above the current
     one only when the capacity model alone asks for more.
 
-    It follows that the `CapacityLimit` refusal in recommend_replicas (raw above current while both
-    rise and the capacity model asks for no more than current) can never fire: the latency step,
-    the only other source of a scale-up, needs the write side stable. Both rising is held by that
-    guard, not by the refusal (issue 10, item 9)."""
+    A `CapacityLimit` refusal in recommend_replicas (raw above current while both rise and the
+    capacity model asks for no more than current) could never fire: the latency step, the only
+    other source of a scale-up, needs the write side stable. It was removed (issue 10, item 9);
+    this property is what holds both rising."""
     spec = no_stabilization(consistency=consistency, replicas={"targetReadQPSPerReplica": target})
     obs = make_obs(
         current=current,
         read_qps=read_qps,
         replicas=[replica(i, ready=i >= not_ready) for i in range(current)],
     )
-    memory = (
-        Memory()
-        if climb is None
-        else Memory(read_qps=Ewma(fast=read_qps + climb * 240, slow=read_qps, since=0))
-    )
+    memory = Memory(read_qps=Ewma(fast=read_qps + climb * 240, slow=read_qps, since=0))
     read = SideState(Trend.RISING, breached=read_level > 1.1, level=read_level)
     write = SideState(Trend.RISING, breached=write_level > 1.1, level=write_level)
-    advice = recommend_replicas(spec, obs, memory, read, write, lag_bound, current, min(lagging, current))
-    assert advice.blocked_up != "CapacityLimit", "the CapacityLimit refusal fired: it is reachable after all"
+    advice = recommend_replicas(
+        spec,
+        obs,
+        memory,
+        read,
+        write,
+        lag_bound,
+        current,
+        min(lagging, current),
+        starting=min(not_ready, current),
+        settled=settled,
+        now=0.0,
+        climb=climb,
+    )
     if advice.raw > current:
         assert advice.capacity_raw is not None and advice.capacity_raw > current
         assert advice.raw <= advice.capacity_raw

@@ -22,9 +22,10 @@
   - latency headroom (no capacity model, read p99 under half its objective): one replica fewer,
     unless the learned capacity says the others could not carry the reads;
   - no scale-down while the read side is rising, whatever the capacity model says;
-  - refusals: no scale-up while write-bound, while both sides rise unless read capacity alone
-    (the capacity model) justifies it, while lag is the bottleneck under `bounded`, and never for
-    reads under `strong`; unknown metrics hold the current count.
+  - refusals: no scale-up while write-bound, while lag is the bottleneck under `bounded`, and
+    never for reads under `strong`; unknown metrics hold the current count. While both sides rise
+    only the capacity model can ask for more (the latency step needs the write side stable), so
+    read capacity alone justifies a scale-up then, with no refusal of its own.
 `stabilize` then applies the per-direction stabilization windows (scale up to the lowest, down to
 the highest recommendation of the window, as the HPA does), the max steps, a guard against a
 reversal inside a window, and the min/max bounds.
@@ -41,7 +42,7 @@ from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation
 from rwscaler.core.plan import Reason, Rule
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
-from rwscaler.core.trends import QPS_TAU, SideState, Trend, slope
+from rwscaler.core.trends import SideState, Trend
 
 HEADROOM_LEVEL = 0.5  # read p99 under half its objective is room to remove a replica
 
@@ -67,18 +68,18 @@ def recommend_replicas(
     write: SideState,
     lag_bound: bool,
     serving_replicas: int,
-    lagging_replicas: int = 0,
+    lagging_replicas: int,
     *,
-    starting: int | None = None,
-    settled: bool = True,
-    now: float | None = None,
-    climb: float | None = None,
+    starting: int,
+    settled: bool,
+    now: float,
+    climb: float,
 ) -> ReplicaAdvice:
-    """The raw replica count for this tick. `starting`: replicas asked for that do not serve yet
-    (default: the ones not ready); `settled`: the read p99 describes the current pool (settle.py);
-    `now`: the time, for the learned capacity's clock (default: the memory's last tick);
-    `climb`: the read QPS slope per second for the forecast (default: the averages' gap,
-    trends.slope; decide passes trends.climb_rate)."""
+    """The raw replica count for this tick. `lagging_replicas`: replicas out of the pool for lag
+    whose capacity is replaced (0 while lag is the bottleneck); `starting`: replicas asked for
+    that do not serve yet (settle.py); `settled`: the read p99 describes the current pool
+    (settle.py); `now`: the time, for the learned capacity's clock; `climb`: the read QPS slope per
+    second for the forecast (trends.climb_rate)."""
     current = obs.current_replicas
     tol = spec.behavior.tolerance
     learned = memory.breach_qps_per_replica
@@ -102,8 +103,7 @@ def recommend_replicas(
 
     read_qps = obs.read_qps.value or 0.0
     reasons: list[Reason] = []
-    pending = current - sum(1 for r in obs.replicas if r.ready) if starting is None else starting
-    tick = now if now is not None else (memory.last_tick or 0.0)
+    pending = starting
     update = update_learned(
         learned,
         learned_at,
@@ -114,7 +114,7 @@ def recommend_replicas(
         serving=serving_replicas,
         settled=settled and pending <= 0,
         tolerance=tol,
-        now=tick,
+        now=now,
     )
     learned, learned_at = update.qps_per_replica, update.since
     user_target = spec.replicas.targetReadQPSPerReplica
@@ -127,8 +127,6 @@ def recommend_replicas(
     forecast: float | None = None
     outlook: Forecast | None = None
     if target is not None:
-        if climb is None:
-            climb = max(0.0, slope(memory.read_qps, QPS_TAU))
         horizon = trend_horizon(spec)
         smoothed = memory.read_qps.fast if memory.read_qps is not None else read_qps
         outlook = forecast_read_qps(read_qps, smoothed, climb, horizon, obs.history)
@@ -289,12 +287,12 @@ def recommend_replicas(
         )
     blocked: str | None = None
     if raw > current:
+        # Both sides rising needs no refusal of its own: the latency step, the only scale-up
+        # besides the capacity model, waits for the write side to be stable, so a count above
+        # the current one then is the capacity model's alone (read capacity justifies it; the
+        # Hypothesis property test_both_rising_adds_only_what_the_capacity_model_asks_for holds it).
         if write.trend is Trend.RISING and not read_rising:
             blocked = "WriteBottleneck"
-        elif (
-            write.trend is Trend.RISING and read_rising and (capacity_raw is None or capacity_raw <= current)
-        ):
-            blocked = "CapacityLimit"
         elif lag_bound and spec.consistency is Consistency.BOUNDED:
             blocked = "LagBound"
             reasons.append(
@@ -306,8 +304,6 @@ def recommend_replicas(
             )
         if blocked is not None:
             raw = current
-        elif write.trend is Trend.RISING and capacity_raw is not None:
-            raw = min(raw, max(capacity_raw, current))  # both rising: read capacity alone may justify
     return ReplicaAdvice(
         raw, False, blocked, capacity_raw, learned, tuple(reasons), learned_at, target, outlook
     )
