@@ -9,6 +9,7 @@ counts while it is younger than the window.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import replace
 from typing import Any
@@ -22,6 +23,7 @@ from tests.unit.builders import (
     make_obs,
     make_spec,
     no_stabilization,
+    reason_for,
     rec_types,
     replica,
     rules,
@@ -32,7 +34,7 @@ from tests.unit.builders import (
 
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Ewma, Memory
-from rwscaler.core.observation import Signal, UnknownReason
+from rwscaler.core.observation import History, Season, Signal, UnknownReason
 from rwscaler.core.plan import ConditionType as CT
 from rwscaler.core.plan import RecommendationType as RT
 from rwscaler.core.plan import Rule, Status
@@ -492,3 +494,71 @@ def test_headroom_can_remove_the_last_replica_down_to_min_replicas_zero() -> Non
     spec = no_stabilization(replicas={"minReplicas": 0})
     plan = decide(spec, make_obs(current=1, read_qps=10.0, read_p99=LOW), Memory(), 0.0)
     assert plan.desired_replicas == 0
+
+
+# --- what the reasons say (docs/decisions.md; `rwscaler explain` prints them) -------------------
+
+
+def test_within_tolerance_says_it_waits_for_starting_replicas_before_the_forecast() -> None:
+    spec = capacity_spec(behavior={"trend": {"forecastSeconds": 100}})
+    reps = [replica(0), replica(1), replica(2), replica(3, ready=False)]
+    waiting = decide(
+        spec, make_obs(current=4, read_qps=300.0, read_p99=CALM, replicas=reps), _memory(300.0, 3.0), 0.0
+    )
+    assert "waiting for the replicas asked for to serve before provisioning for the forecast" in (
+        reason_for(waiting, Rule.WITHIN_TOLERANCE).message
+    )
+    calm = decide(spec, make_obs(current=4, read_qps=300.0, read_p99=CALM), _memory(300.0), 0.0)
+    assert reason_for(calm, Rule.WITHIN_TOLERANCE).message.endswith("within its 25% tolerance")
+
+
+def test_a_scale_down_held_by_a_season_names_the_season_as_its_basis() -> None:
+    # 5 replicas x 100/s, 150/s now; yesterday the next hour needed 260/s: keep 3, basis yesterday.
+    spec = capacity_spec()
+    held = History(horizon_up_s=300.0, horizon_down_s=3900.0, seasons=(Season(86400.0, 150.0, 150.0, 260.0),))
+    obs = dataclasses.replace(make_obs(current=5, read_qps=150.0, read_p99=CALM), history=held)
+    plan = decide(spec, obs, Memory(), 0.0)
+    assert plan.desired_replicas == 3
+    model = reason_for(plan, Rule.CAPACITY_MODEL)
+    assert dict(model.inputs)["basis"] == "yesterday"
+    assert dict(model.inputs)["forecastQPS"] == pytest.approx(260.0)
+    assert "forecast (as yesterday) 260/s needs 3" in model.message
+    plain = decide(spec, make_obs(current=5, read_qps=150.0, read_p99=CALM), Memory(), 0.0)
+    assert dict(reason_for(plain, Rule.CAPACITY_MODEL).inputs)["basis"] == "present"
+    # A season that needed less than the present load keeps nothing: the present is the basis.
+    lull = History(horizon_up_s=300.0, horizon_down_s=3900.0, seasons=(Season(86400.0, 150.0, 100.0, 100.0),))
+    obs = dataclasses.replace(make_obs(current=5, read_qps=150.0, read_p99=CALM), history=lull)
+    assert (
+        dict(reason_for(decide(spec, obs, Memory(), 0.0), Rule.CAPACITY_MODEL).inputs)["basis"] == "present"
+    )
+
+
+def test_the_forecast_reason_says_which_basis_provisioned() -> None:
+    spec = capacity_spec(behavior={"trend": {"forecastSeconds": 100}})
+    climbing = decide(spec, make_obs(current=4, read_qps=300.0, read_p99=CALM), _memory(300.0, 3.0), 0.0)
+    assert reason_for(climbing, Rule.READ_FORECAST).message.startswith("reads climbing 180/s per minute")
+    rush = History(horizon_up_s=500.0, horizon_down_s=3900.0, seasons=(Season(86400.0, 300.0, 900.0, 900.0),))
+    obs = dataclasses.replace(make_obs(current=4, read_qps=300.0, read_p99=CALM), history=rush)
+    seasonal = decide(spec, obs, _memory(300.0), 0.0)
+    assert reason_for(seasonal, Rule.READ_FORECAST).message.startswith(
+        "yesterday the read load rose to 900/s (scaled to today)"
+    )
+
+
+def test_the_latency_rules_name_their_inputs() -> None:
+    step = decide(no_stabilization(), make_obs(current=2, read_p99=HIGH), Memory(), 0.0)
+    assert dict(reason_for(step, Rule.LATENCY_STEP).inputs)["readLatencyRatio"] == pytest.approx(2.0)
+    memory = Memory(breach_qps_per_replica=5000.0, breach_time=0.0)
+    headroom = decide(no_stabilization(), make_obs(current=4, read_p99=LOW), memory, 0.0)
+    inputs = dict(reason_for(headroom, Rule.LATENCY_HEADROOM).inputs)
+    assert inputs == {"readLatencyRatio": pytest.approx(0.1), "learnedQPSPerReplica": 5000.0}
+
+
+def test_a_learned_capacity_under_the_target_says_it_replaces_the_target() -> None:
+    # 4 replicas at 200/s each break the objective, under the 800/s target: learned, sized with.
+    spec = capacity_spec(target=800.0, tolerance=0.1)
+    plan = decide(spec, make_obs(current=4, read_qps=800.0, read_p99=HIGH), Memory(), 0.0)
+    assert reason_for(plan, Rule.LEARNED_CAPACITY).message == (
+        "read p99 broke its objective at 200 reads/s per replica: capacity learned, sizing with it "
+        "instead of targetReadQPSPerReplica 800"
+    )
