@@ -625,3 +625,29 @@ def test_a_missing_lag_series_still_takes_that_replica_out() -> None:
     empty = Signal.unknown(UnknownReason.EMPTY, "no series")
     after = decide(spec, make_obs(current=2, lags=[0.1, empty]), plan.memory, 15.0)
     assert after.read_pool == ("db-replica-0",)
+
+
+def _two_step_spec() -> ReadWriteWorkloadSpec:
+    return make_spec(
+        pooler={"kind": "EndpointSlice", "readService": "db-read", "drainTimeoutSeconds": 60},
+        behavior={"scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 2}},
+        replicas={"targetReadQPSPerReplica": 1000.0},
+    )
+
+
+def test_a_smaller_scale_in_mid_drain_keeps_the_drains_clock() -> None:
+    """docs/decisions.md: the replicas still leaving have been out of the pool since the drain
+    began, so the 60 s timeout counts from then (t = 0), not from the change (t = 15 s)."""
+    d = Driver(_two_step_spec())
+    assert d.replicas(*fleet(4), read_qps=1500.0).draining == (R2, R3)  # t = 0: 4 -> 2
+    plans = [d.replicas(*fleet(4), read_qps=2500.0) for _ in range(4)]  # t = 15 .. 60: 4 -> 3
+    assert plans[0].draining == (R3,)  # only R3 still leaves
+    assert [p.scale_to for p in plans] == [None, None, None, 3]  # 60 s from t = 0
+
+
+def test_a_larger_scale_in_mid_drain_starts_a_new_clock() -> None:
+    d = Driver(_two_step_spec())
+    assert d.replicas(*fleet(4), read_qps=2500.0).draining == (R3,)  # t = 0: 4 -> 3
+    plans = [d.replicas(*fleet(4), read_qps=1500.0) for _ in range(6)]  # t = 15 ..: 4 -> 2
+    assert plans[0].draining == (R2, R3)
+    assert [p.scale_to for p in plans[:5]] == [None, None, None, None, 2]  # 60 s from t = 15

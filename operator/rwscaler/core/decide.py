@@ -73,9 +73,11 @@ def _drain_and_scale(
     if spec.pooler.kind is PoolerKind.NONE:
         return desired, None, leaving, [Reason(Rule.SCALE, f"scaling down {current} -> {desired}")]
     drain = memory.drain
-    if drain is None or drain.target_replicas != desired or not set(leaving) <= set(drain.replicas):
+    if drain is None or not set(leaving) <= set(drain.replicas):
         drain = Drain(target_replicas=desired, started=now, replicas=leaving)
     else:
+        # Fewer replicas to remove than the drain began with (the target rose mid-drain): those
+        # still leaving have been out of the pool since it started, so its clock runs on.
         drain = Drain(target_replicas=desired, started=drain.started, replicas=leaving)
     connections = [r.connections for r in obs.replicas if r.name in leaving]
     closed = all(c == 0 for c in connections)
