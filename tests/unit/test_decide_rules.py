@@ -849,6 +849,24 @@ def test_lagging_replicas_are_replaced_unless_lag_is_the_bottleneck(lags: list[f
     assert plan.desired_replicas == expected
 
 
+def test_lag_is_the_bottleneck_judged_among_the_replicas_whose_lag_is_known() -> None:
+    """docs/decisions.md: more than half the replicas whose lag is known. Two ready replicas both
+    lag while two asked for are still starting: lag is the bottleneck, so the lagging two are not
+    replaced (their replacements would replay the same writes) and `bounded` adds nothing."""
+    reps = [replica(0, 9.0), replica(1, 9.0), replica(2, None, ready=False), replica(3, None, ready=False)]
+    spec = no_stabilization(replicas={"targetReadQPSPerReplica": 200.0, "maxReplicas": 20})
+    # Two ticks: a replica leaves the pool for lag on the first, is "out for lag" on the second.
+    first = decide(spec, make_obs(current=4, read_qps=1000.0, replicas=reps), Memory(), 0.0)
+    plan = decide(spec, make_obs(current=4, read_qps=1000.0, replicas=reps), first.memory, 15.0)
+    assert plan.desired_replicas == 5  # ceil(1000 / 200), nothing added for the lagging two
+    bounded = no_stabilization(
+        consistency="bounded", replicas={"targetReadQPSPerReplica": 200.0, "maxReplicas": 20}
+    )
+    held = decide(bounded, make_obs(current=4, read_qps=1000.0, replicas=reps), first.memory, 15.0)
+    assert held.desired_replicas == 4
+    assert Rule.LAG_BOUND in rules(held)
+
+
 def test_replicas_out_of_the_pool_for_lag_in_words() -> None:
     spec = no_stabilization(replicas={"targetReadQPSPerReplica": 200.0, "maxReplicas": 20})
     plan = decide(spec, make_obs(current=3, read_qps=1000.0, lags=[9.0, 0.1, 0.1]), Memory(), 0.0)

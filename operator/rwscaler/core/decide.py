@@ -133,7 +133,10 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
 
     draining = memory.drain.replicas if (memory.drain is not None and enforce) else ()
     pool = select_read_pool(spec, obs, memory.pool, draining, first_tick, now)
-    lag_bound = bool(obs.replicas) and len(pool.lagging) * 2 > len(obs.replicas)
+    # Lag is the bottleneck when more than half the replicas whose lag is known lag: replicas
+    # still starting say nothing about it (docs/decisions.md).
+    known_lag = sum(1 for r in obs.replicas if r.ready and r.lag.value is not None)
+    lag_bound = known_lag > 0 and len(pool.lagging) * 2 > known_lag
     grew = pool_grew(memory.read_pool, memory.pool, pool.replicas_in_pool, first_tick)
     grew_at = now if grew else memory.pool_grew_at
     sizing = recommend_replicas(
