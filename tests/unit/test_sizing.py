@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from tests.unit.builders import (
     READ_OBJECTIVE,
+    WRITE_OBJECTIVE,
     assert_readable,
     cond,
     deep_merge,
@@ -562,3 +563,25 @@ def test_a_learned_capacity_under_the_target_says_it_replaces_the_target() -> No
         "read p99 broke its objective at 200 reads/s per replica: capacity learned, sizing with it "
         "instead of targetReadQPSPerReplica 800"
     )
+
+
+@pytest.mark.parametrize(("per_replica", "learned"), [(200.0, 200.0), (199.0, None)])
+def test_a_breach_under_a_quarter_of_the_target_teaches_nothing(
+    per_replica: float, learned: float | None
+) -> None:
+    # docs/decisions.md: a breach while each replica carries under 25% of the 800/s target is
+    # not about read capacity.
+    spec = capacity_spec(target=800.0, tolerance=0.1)
+    plan = decide(spec, make_obs(current=4, read_qps=4 * per_replica, read_p99=HIGH), Memory(), 0.0)
+    assert plan.memory.breach_qps_per_replica == learned
+
+
+def test_a_scale_down_is_not_held_for_slow_reads_no_replica_serves() -> None:
+    """A write flood: every replica lags, reads fell back to the primary, which is slow: removing a
+    replica slows no read, so the capacity model's scale-down is not held (docs/decisions.md)."""
+    spec = no_stabilization(replicas={"targetReadQPSPerReplica": 800.0, "maxReplicas": 10})
+    flood = {"read_p99": HIGH, "write_p99": 2 * WRITE_OBJECTIVE, "write_qps": 1800.0}
+    lagging = make_obs(current=3, read_qps=60.0, lags=[9.0, 9.0, 9.0], **flood)
+    assert decide(spec, lagging, Memory(), 0.0).desired_replicas == 1
+    serving = make_obs(current=3, read_qps=60.0, lags=[0.1, 9.0, 9.0], **flood)
+    assert decide(spec, serving, Memory(), 0.0).desired_replicas == 3, "a replica serves: slow reads hold it"

@@ -8,7 +8,8 @@ with it (`effective_target`). The value and its clock live in Memory (`breach_qp
   band), writes stable (a write surge slows reads through replay, not through read load), no
   replica starting and no replica joined the pool within the last latency window (settle.py: the
   p99 must describe the pool the load is divided by), and reads to divide (a breach with no
-  reads says nothing about read capacity). The evidence is read QPS / replicas in the pool. It replaces the learned value when lower, or when there is none (or it expired).
+  reads says nothing about read capacity): with a target, at least MIN_LEARNED_SHARE (a quarter)
+  of it per replica. The evidence is read QPS / replicas in the pool. It replaces the learned value when lower, or when there is none (or it expired).
 - **Confirm.** A new breach at no more than the learned value x (1 + tolerance) restarts its
   clock: the same breaking point, seen again.
 - **Contradict.** Read p99 at or under HEALTHY_LEVEL of its objective, writes stable, pool
@@ -36,6 +37,10 @@ from rwscaler.core.trends import SideState, Trend
 # again), and stops binding a workload a week after the last breach that showed it, by when a
 # release or a node change may have moved it. An expiry that comes too early costs one breach.
 LEARNED_CAPACITY_TTL_S = 7 * 24 * 3600.0
+# A breach while each replica carries under a quarter of targetReadQPSPerReplica is not about read
+# capacity (a lock, a bad plan, replay work: something else slows reads); learned from, it would
+# size the workload for a load it never had trouble with (at ~0 reads/s: unbounded replicas).
+MIN_LEARNED_SHARE = 0.25
 # Read p99 at or under 60% of its objective is clearly healthy: far enough under the objective
 # that the load carried is no near-breach (the trends' "approaching" starts at 80%).
 HEALTHY_LEVEL = 0.6
@@ -52,6 +57,7 @@ def update_learned(
     value: float | None,
     since: float | None,
     *,
+    floor: float,
     read: SideState,
     write: SideState,
     read_qps: float,
@@ -69,7 +75,13 @@ def update_learned(
     else:
         expired = False
     usable = settled and serving > 0 and write.trend is Trend.STABLE and read.level is not None
-    if usable and read.level is not None and read.level > 1.0 and read_qps > 0:
+    if (
+        usable
+        and read.level is not None
+        and read.level > 1.0
+        and read_qps > 0
+        and read_qps / serving >= floor
+    ):
         observed = read_qps / serving
         if value is None or observed < value:
             return Learned(observed, now, "learned")

@@ -21,7 +21,8 @@
     (learned_capacity.py);
   - latency headroom (no capacity model, read p99 under half its objective): one replica fewer,
     unless the learned capacity says the others could not carry the reads;
-  - no scale-down while the read side is rising, whatever the capacity model says;
+  - no scale-down while the read side is rising, whatever the capacity model says, unless no
+    replica serves reads (the pool fell back to the primary);
   - refusals: no scale-up while write-bound, while lag is the bottleneck under `bounded`, and
     never for reads under `strong`; unknown metrics hold the current count. While both sides rise
     only the capacity model can ask for more (the latency step needs the write side stable), so
@@ -37,7 +38,7 @@ import math
 from dataclasses import dataclass
 
 from rwscaler.core.forecast import Forecast, forecast_read_qps, trend_horizon
-from rwscaler.core.learned_capacity import Learned, effective_target, update_learned
+from rwscaler.core.learned_capacity import MIN_LEARNED_SHARE, Learned, effective_target, update_learned
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation
 from rwscaler.core.plan import Reason, Rule
@@ -104,9 +105,11 @@ def recommend_replicas(
     read_qps = obs.read_qps.value or 0.0
     reasons: list[Reason] = []
     pending = starting
+    user_target = spec.replicas.targetReadQPSPerReplica
     update = update_learned(
         learned,
         learned_at,
+        floor=MIN_LEARNED_SHARE * user_target if user_target is not None else 0.0,
         read=read,
         write=write,
         read_qps=read_qps,
@@ -117,7 +120,6 @@ def recommend_replicas(
         now=now,
     )
     learned, learned_at = update.qps_per_replica, update.since
-    user_target = spec.replicas.targetReadQPSPerReplica
     target = effective_target(user_target, learned)
     reasons.extend(_learned_reasons(update, user_target))
     write_stable = write.trend is Trend.STABLE
@@ -274,9 +276,10 @@ def recommend_replicas(
                 )
             )
 
-    if raw < current and read_rising:
+    if raw < current and read_rising and serving_replicas > 0:
         # Whatever the capacity model says, removing a replica while reads are already slow
-        # (e.g. replay work from a write surge) only makes them slower.
+        # (e.g. replay work from a write surge) only makes them slower. With no replica in the
+        # read pool (every one lagging: reads fell back to the primary) removing one slows no read.
         raw = current
         reasons.append(
             Reason(
