@@ -642,6 +642,7 @@ def test_a_smaller_scale_in_mid_drain_keeps_the_drains_clock() -> None:
     assert d.replicas(*fleet(4), read_qps=1500.0).draining == (R2, R3)  # t = 0: 4 -> 2
     plans = [d.replicas(*fleet(4), read_qps=2500.0) for _ in range(4)]  # t = 15 .. 60: 4 -> 3
     assert plans[0].draining == (R3,)  # only R3 still leaves
+    assert plans[0].memory.drain is not None and plans[0].memory.drain.target_replicas == 3
     assert [p.scale_to for p in plans] == [None, None, None, 3]  # 60 s from t = 0
 
 
@@ -650,4 +651,5 @@ def test_a_larger_scale_in_mid_drain_starts_a_new_clock() -> None:
     assert d.replicas(*fleet(4), read_qps=2500.0).draining == (R3,)  # t = 0: 4 -> 3
     plans = [d.replicas(*fleet(4), read_qps=1500.0) for _ in range(6)]  # t = 15 ..: 4 -> 2
     assert plans[0].draining == (R2, R3)
+    assert plans[0].memory.drain is not None and plans[0].memory.drain.target_replicas == 2
     assert [p.scale_to for p in plans[:5]] == [None, None, None, None, 2]  # 60 s from t = 15

@@ -506,9 +506,15 @@ def test_within_tolerance_says_it_waits_for_starting_replicas_before_the_forecas
     waiting = decide(
         spec, make_obs(current=4, read_qps=300.0, read_p99=CALM, replicas=reps), _memory(300.0, 3.0), 0.0
     )
-    assert "waiting for the replicas asked for to serve before provisioning for the forecast" in (
-        reason_for(waiting, Rule.WITHIN_TOLERANCE).message
+    assert reason_for(waiting, Rule.WITHIN_TOLERANCE).message.endswith(
+        "; waiting for the replicas asked for to serve before provisioning for the forecast"
     )
+    # Starting replicas but a forecast within the band (300 + 2 x 100 = 500/s, exactly 1.25 x
+    # 400/s): nothing to wait for, the tolerance is what holds.
+    within = decide(
+        spec, make_obs(current=4, read_qps=300.0, read_p99=CALM, replicas=reps), _memory(300.0, 2.0), 0.0
+    )
+    assert reason_for(within, Rule.WITHIN_TOLERANCE).message.endswith("within its 25% tolerance")
     calm = decide(spec, make_obs(current=4, read_qps=300.0, read_p99=CALM), _memory(300.0), 0.0)
     assert reason_for(calm, Rule.WITHIN_TOLERANCE).message.endswith("within its 25% tolerance")
 
@@ -516,7 +522,7 @@ def test_within_tolerance_says_it_waits_for_starting_replicas_before_the_forecas
 def test_a_scale_down_held_by_a_season_names_the_season_as_its_basis() -> None:
     # 5 replicas x 100/s, 150/s now; yesterday the next hour needed 260/s: keep 3, basis yesterday.
     spec = capacity_spec()
-    held = History(horizon_up_s=300.0, horizon_down_s=3900.0, seasons=(Season(86400.0, 150.0, 150.0, 260.0),))
+    held = History(horizon_up_s=300.0, horizon_down_s=3900.0, seasons=(Season(86400.0, 150.0, None, 260.0),))
     obs = dataclasses.replace(make_obs(current=5, read_qps=150.0, read_p99=CALM), history=held)
     plan = decide(spec, obs, Memory(), 0.0)
     assert plan.desired_replicas == 3
@@ -585,3 +591,32 @@ def test_a_scale_down_is_not_held_for_slow_reads_no_replica_serves() -> None:
     assert decide(spec, lagging, Memory(), 0.0).desired_replicas == 1
     serving = make_obs(current=3, read_qps=60.0, lags=[0.1, 9.0, 9.0], **flood)
     assert decide(spec, serving, Memory(), 0.0).desired_replicas == 3, "a replica serves: slow reads hold it"
+
+
+def test_no_scale_down_while_reads_rise_says_so() -> None:
+    # Reads climbing toward the objective (p99 at 0.9 of it, its fast average well above its slow
+    # one) while the capacity model would remove replicas: held, and the reason says why.
+    spec = capacity_spec()
+    memory = Memory(read_latency=Ewma(fast=0.04, slow=0.02, since=-1e6), ewma_time=0.0)
+    plan = decide(spec, make_obs(current=4, read_qps=100.0, read_p99=0.9 * READ_OBJECTIVE), memory, 0.0)
+    assert plan.desired_replicas == 4
+    held = [r for r in plan.reasons if r.rule is Rule.LATENCY_STEP]
+    assert [r.message for r in held] == ["no scale-down while read p99 is rising (0.90x its objective)"]
+    assert held[0].inputs == (("readLatencyRatio", pytest.approx(0.9)),)
+
+
+def test_a_write_bound_tick_that_would_not_scale_up_is_no_refusal() -> None:
+    # Writes breach, reads calm and within the capacity model: nothing was refused, so
+    # ScalingLimited does not name WriteBottleneck (docs/decisions.md: a refusal is of a scale-up).
+    spec = capacity_spec(tolerance=0.1)
+    plan = decide(
+        spec, make_obs(current=4, read_qps=350.0, read_p99=CALM, write_p99=3 * WRITE_OBJECTIVE), Memory(), 0.0
+    )
+    assert plan.desired_replicas == 4
+    assert "WriteBottleneck" not in cond(plan, CT.SCALING_LIMITED).message
+
+
+def test_without_a_target_any_read_load_can_teach_a_capacity() -> None:
+    # No target, no floor: a breach at half a read per second per replica is learned.
+    plan = decide(no_stabilization(), make_obs(current=2, read_qps=1.0, read_p99=HIGH), Memory(), 0.0)
+    assert plan.memory.breach_qps_per_replica == pytest.approx(0.5)
