@@ -1126,3 +1126,13 @@ def test_a_vanishing_write_rate_keeps_memory_json() -> None:
     plan = decide(make_spec(), make_obs(read_qps=1000.0, write_qps=1e-307), Memory(), 0.0)
     assert plan.workload_class == "ReadDominated"
     json.dumps(plan.memory.to_status(), allow_nan=False)
+
+
+def test_pre_provisioning_within_the_tolerance_names_the_current_count() -> None:
+    # 1,500/s on 2 x 1,000/s: within the tolerance, so the capacity model keeps 2 and the
+    # recommendation for a rising read share says so.
+    spec = make_spec(replicas={"targetReadQPSPerReplica": 1000.0})
+    plan = decide(spec, with_ratios(SEED_DRIFT[::-1], current=2, read_qps=1500.0), Memory(), 1000.0)
+    pre = next(r for r in plan.recommendations if r.type is RT.PRE_PROVISION_REPLICAS)
+    assert pre.replicas == 2
+    assert pre.message.endswith("(2 for the forecast load)")
