@@ -321,16 +321,11 @@ def _read_write_trend(plan: Plan) -> dict[str, Any] | None:
     t = plan.ratio_trend
     if t is None:
         return None
-    verdict = (
-        "Unknown"
-        if not t.known
-        else "ReadsGainingShare"
-        if t.direction > 0
-        else "WritesGainingShare"
-        if t.direction < 0
-        else "Steady"
-    )
+    verdict = _TREND_VERDICTS[t.direction] if t.known else "Unknown"
     return {"verdict": verdict, "points": t.points, "message": t.message}
+
+
+_TREND_VERDICTS = {1: "ReadsGainingShare", -1: "WritesGainingShare", 0: "Steady"}
 
 
 def _learned_capacity(plan: Plan) -> dict[str, Any] | None:

@@ -543,13 +543,16 @@ def test_nothing_to_drain_is_said_as_nothing() -> None:
     assert complete.inputs == (("waitedSeconds", 0.0),)
 
 
-def test_two_step_scale_in_drains_both_highest_ordinals() -> None:
-    spec = make_spec(
-        pooler={"kind": "EndpointSlice", "readService": "db-read"},
+def _two_step_spec() -> ReadWriteWorkloadSpec:
+    return make_spec(
+        pooler={"kind": "EndpointSlice", "readService": "db-read", "drainTimeoutSeconds": 60},
         behavior={"scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 2}},
         replicas={"targetReadQPSPerReplica": 1000.0},
     )
-    d = Driver(spec)
+
+
+def test_two_step_scale_in_drains_both_highest_ordinals() -> None:
+    d = Driver(_two_step_spec())
     plan = d.replicas(*fleet(4), read_qps=1500.0)  # needs 2 of 4
     assert plan.draining == (R2, R3)
     assert plan.read_pool == (R0, R1)
@@ -625,14 +628,6 @@ def test_a_missing_lag_series_still_takes_that_replica_out() -> None:
     empty = Signal.unknown(UnknownReason.EMPTY, "no series")
     after = decide(spec, make_obs(current=2, lags=[0.1, empty]), plan.memory, 15.0)
     assert after.read_pool == ("db-replica-0",)
-
-
-def _two_step_spec() -> ReadWriteWorkloadSpec:
-    return make_spec(
-        pooler={"kind": "EndpointSlice", "readService": "db-read", "drainTimeoutSeconds": 60},
-        behavior={"scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 2}},
-        replicas={"targetReadQPSPerReplica": 1000.0},
-    )
 
 
 def test_a_smaller_scale_in_mid_drain_keeps_the_drains_clock() -> None:

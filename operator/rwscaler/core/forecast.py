@@ -33,8 +33,6 @@ from rwscaler.core.durations import format_seconds
 from rwscaler.core.observation import History, Season
 from rwscaler.core.spec import SEASON_SMOOTHING_S, ReadWriteWorkloadSpec
 
-__all__ = ["SEASON_SMOOTHING_S", "Forecast", "forecast_read_qps", "horizons", "trend_horizon"]
-
 GROWTH_BOUNDS = (0.5, 2.0)
 # The present load is "within what a season expected" up to 10% over its peak: a sample's noise
 # (3% a 15 s sample) and a day's drift; further over, today is not yesterday and the trend rules.

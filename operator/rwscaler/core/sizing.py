@@ -126,7 +126,6 @@ def recommend_replicas(
     read_rising = read.trend is Trend.RISING
 
     capacity_raw: int | None = None
-    forecast: float | None = None
     outlook: Forecast | None = None
     if target is not None:
         horizon = trend_horizon(spec)

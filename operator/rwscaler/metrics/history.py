@@ -33,9 +33,9 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rwscaler.core.forecast import SEASON_SMOOTHING_S, horizons
+from rwscaler.core.forecast import horizons
 from rwscaler.core.observation import History, RatioHistory, Season
-from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.core.spec import SEASON_SMOOTHING_S, ReadWriteWorkloadSpec
 from rwscaler.metrics.client import Endpoint, QueryFailure, QueryResult, RangeResult
 from rwscaler.metrics.group import Key, owner_keys
 from rwscaler.metrics.promql import (
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 # The resolution of the 5-minute averages: five points of the read QPS (whose rate window is at
 # least 60 s, so the points' windows tile the 5 minutes).
 RESOLUTION_S = 60
-SMOOTHING_S = int(SEASON_SMOOTHING_S)
 # A peak is the highest of at most this many 5-minute averages (one a minute up to 2 h of
 # horizon; coarser beyond): each costs 5 evaluations of the read expression.
 PEAK_STEPS = 120
@@ -145,7 +144,7 @@ def tag(expr: str, part: str) -> str:
 
 
 def _smoothed(expr: str) -> str:
-    return f"avg_over_time(({expr})[{SMOOTHING_S}s:{RESOLUTION_S}s]"
+    return f"avg_over_time(({expr})[{SEASON_SMOOTHING_S}s:{RESOLUTION_S}s]"
 
 
 def then_expr(expr: str, season_s: int) -> str:

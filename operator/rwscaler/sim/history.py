@@ -20,9 +20,9 @@ from collections import deque
 from collections.abc import Sequence
 from itertools import accumulate
 
-from rwscaler.core.forecast import SEASON_SMOOTHING_S, horizons
+from rwscaler.core.forecast import horizons
 from rwscaler.core.observation import History, RatioHistory, Season
-from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.core.spec import SEASON_SMOOTHING_S, ReadWriteWorkloadSpec
 from rwscaler.sim.trace import Row
 
 

@@ -112,6 +112,19 @@ CUSTOM_QUERIES = {
 }
 
 
+def pgbouncer(database: str) -> dict[str, Any]:
+    """A PgBouncer pooler block for `database`, whose postgres-preset series the tests write."""
+    return {
+        "kind": "PgBouncer",
+        "pgbouncer": {
+            "deployment": f"{database}-pgbouncer",
+            "configMap": f"{database}-pgbouncer",
+            "database": database,
+            "adminSecret": {"name": "admin", "key": "auth"},
+        },
+    }
+
+
 def custom_metrics(**overrides: str) -> dict[str, Any]:
     return {"preset": "custom", "queries": {**CUSTOM_QUERIES, **overrides}}
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from prom_helpers import backfilled_prometheus, openmetrics, require_prometheus, workload
+from prom_helpers import backfilled_prometheus, openmetrics, pgbouncer, require_prometheus, workload
 from tests.support.prometheus import PrometheusServer
 
 from rwscaler.core.forecast import horizons
@@ -79,18 +79,6 @@ def history_text(t0: float) -> str:
             ("pgbouncer_stats_queries_total", (("database", "orders"), ns)): writes,
         }
     )
-
-
-def pgbouncer(database: str) -> dict[str, object]:
-    return {
-        "kind": "PgBouncer",
-        "pgbouncer": {
-            "deployment": f"{database}-pgbouncer",
-            "configMap": f"{database}-pgbouncer",
-            "database": database,
-            "adminSecret": {"name": "admin", "key": "auth"},
-        },
-    }
 
 
 @pytest.fixture(scope="module")

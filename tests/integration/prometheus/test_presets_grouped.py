@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
-from prom_helpers import PromEnv, SteadyCounters, workload
+from prom_helpers import PromEnv, SteadyCounters, pgbouncer, workload
 
 from rwscaler.core.observation import Aggregation, UnknownReason
 from rwscaler.metrics.presets import all_templates
@@ -21,18 +20,6 @@ from rwscaler.metrics.prometheus import PrometheusMetricsSource
 from rwscaler.metrics.promql import render, with_freshness
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def pgbouncer(database: str) -> dict[str, Any]:
-    return {
-        "kind": "PgBouncer",
-        "pgbouncer": {
-            "deployment": f"{database}-pgbouncer",
-            "configMap": f"{database}-pgbouncer",
-            "database": database,
-            "adminSecret": {"name": "admin", "key": "auth"},
-        },
-    }
 
 
 # namespace, workload, read q/s, write q/s, read ms/query, write ms/query, lag of replica 0 and 1
