@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from rwscaler.core.plan import Plan
 from rwscaler.core.spec import GROUP, KIND, VERSION, ReadWriteWorkloadSpec
-from rwscaler.report import Event, ReadyReason
+from rwscaler.core.vocabulary import Event, ReadyReason
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from rwscaler.boundary import ClusterProblem
 from rwscaler.core.spec import PgBouncerSpec
+from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube.client import KubeClient
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.configmap import ConfigMapStore
 from rwscaler.pooler.pgbouncer_admin import AdminCredentials, Instance, parse_admin_secret
-from rwscaler.report import ReadyReason
 
 
 class KubePgBouncerAccess:

@@ -22,9 +22,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rwscaler.core.durations import format_seconds
+from rwscaler.core.durations import format_seconds, rfc3339
 from rwscaler.core.spec import BehaviorSpec, is_paused
-from rwscaler.report import rfc3339
 
 # Closer to now than this is "now" (not "in 0ms" or "-0ms ago").
 NOW_SLACK_S = 0.5

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rwscaler.core.plan import ConditionType
 from rwscaler.core.spec import is_paused
+from rwscaler.core.vocabulary import ConditionType
 
 MISSING = "-"
 # Beyond this many characters the read pool cell shows a count instead of the names.

@@ -11,7 +11,7 @@ Level-based: every tick starts from what the cluster says now (the resource is r
 replica count comes from the StatefulSet) and from the decision memory in `status.memory`, so a
 restarted operator continues where it stopped and a step is never applied twice.
 A spec that passes the schema but cannot be used becomes `Ready=False` with a specific reason
-(`report.ReadyReason`), never an exception.
+(`ReadyReason`), never an exception.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from rwscaler.boundary import (
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Drain, Memory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
-from rwscaler.core.plan import ConditionType, Plan, Status
+from rwscaler.core.plan import Plan
 from rwscaler.core.spec import (
     PAUSED_ANNOTATION,
     Mode,
@@ -50,8 +50,9 @@ from rwscaler.core.spec import (
     ReadWriteWorkloadSpec,
     is_paused,
 )
+from rwscaler.core.vocabulary import ConditionType, EffectiveMode, Event, ReadyReason, Status
 from rwscaler.metrics.source import MetricsReading, MetricsSource, WorkloadQuery
-from rwscaler.report import EffectiveMode, Event, ReadyOverride, ReadyReason, ScaleOutcome
+from rwscaler.report import ReadyOverride, ScaleOutcome
 
 log = logging.getLogger(__name__)
 

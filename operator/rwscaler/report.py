@@ -22,14 +22,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
-from rwscaler.core.durations import format_seconds
+from rwscaler.core.durations import format_seconds, rfc3339
 from rwscaler.core.learned_capacity import LEARNED_CAPACITY_TTL_S
 from rwscaler.core.observation import Aggregation, Observation, Signal
-from rwscaler.core.plan import Condition, ConditionType, Plan, Status
+from rwscaler.core.plan import Condition, Plan
+from rwscaler.core.vocabulary import (
+    ConditionType,
+    EffectiveMode,
+    Event,
+    EventReason,
+    EventType,
+    ReadyReason,
+    Status,
+)
 
 # The status keys rwscaler writes; anything else under status (another tool's) is left alone.
 OWNED_KEYS = (
@@ -67,57 +74,6 @@ _BAD_STATUS: dict[str, str] = {
 }
 
 
-class EffectiveMode(StrEnum):
-    """What the operator actually did with the decision (status.mode)."""
-
-    ENFORCE = "Enforce"
-    RECOMMEND = "Recommend"
-    PAUSED = "Paused"
-
-
-class EventType(StrEnum):
-    NORMAL = "Normal"
-    WARNING = "Warning"
-
-
-class EventReason(StrEnum):
-    """The only reasons rwscaler posts Events with (constant, so they can be filtered on)."""
-
-    SCALED_UP = "ScaledUp"
-    SCALED_DOWN = "ScaledDown"
-    SCALE_FAILED = "ScaleFailed"
-    READ_POOL_CHANGED = "ReadPoolChanged"
-    ROUTING_FAILED = "RoutingFailed"
-    NO_ROUTABLE_ENDPOINT = "NoRoutableEndpoint"
-    CONDITION_CHANGED = "ConditionChanged"
-
-
-class ReadyReason(StrEnum):
-    """Ready=False (or annotated Ready) reasons set by the operator rather than by `decide`."""
-
-    PAUSED = "Paused"
-    SPEC_INVALID = "SpecInvalid"
-    PRIMARY_NOT_FOUND = "PrimaryStatefulSetNotFound"
-    REPLICAS_NOT_FOUND = "ReplicaStatefulSetNotFound"
-    PROMETHEUS_URL_INVALID = "PrometheusURLInvalid"
-    PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
-    SECRET_NOT_FOUND = "SecretNotFound"
-    SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
-    POOLER_UNAVAILABLE = "PoolerUnavailable"
-    READ_SERVICE_CONFLICT = "ReadServiceConflict"
-    ROUTING_FAILED = "RoutingFailed"
-    NO_ROUTABLE_ENDPOINT = "NoRoutableEndpoint"
-    SCALE_FAILED = "ScaleFailed"
-    KUBERNETES_ERROR = "KubernetesError"
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    type: EventType
-    reason: EventReason
-    message: str
-
-
 @dataclass(frozen=True, slots=True)
 class ScaleOutcome:
     """What the tick did to the replica StatefulSet: scaled from -> to, or failed with a message."""
@@ -134,10 +90,6 @@ class ReadyOverride:
     status: Status
     reason: ReadyReason
     message: str
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_ratio(ratio: float | None) -> str:

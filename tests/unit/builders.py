@@ -20,8 +20,9 @@ from typing import Any
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
-from rwscaler.core.plan import Condition, ConditionType, Plan, Reason, RecommendationType, Rule, Status
+from rwscaler.core.plan import Condition, Plan, Reason
 from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.core.vocabulary import ConditionType, RecommendationType, Rule, Status
 
 PRIMARY = "db-0"
 REPLICA_SET = "db-replica"

@@ -38,11 +38,12 @@ from tests.unit.builders import (
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Ewma, Memory
 from rwscaler.core.observation import History, RatioHistory, Signal, UnknownReason
-from rwscaler.core.plan import ConditionType as CT
-from rwscaler.core.plan import Plan, RecommendationType, Rule, Status
-from rwscaler.core.plan import RecommendationType as RT
+from rwscaler.core.plan import Plan
 from rwscaler.core.sizing import recommend_replicas
 from rwscaler.core.trends import SideState, Trend
+from rwscaler.core.vocabulary import ConditionType as CT
+from rwscaler.core.vocabulary import RecommendationType, Rule, Status
+from rwscaler.core.vocabulary import RecommendationType as RT
 
 APPROACH = 0.8  # docs/decisions.md: "approaching (level >= 0.8)"
 BREACH = 2.0  # p99 at twice the objective: clearly rising

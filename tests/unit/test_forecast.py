@@ -18,9 +18,9 @@ from rwscaler.core.decide import decide
 from rwscaler.core.forecast import forecast_read_qps, horizons, trend_horizon
 from rwscaler.core.memory import Ewma, Memory
 from rwscaler.core.observation import History, Observation, RatioHistory, Season
-from rwscaler.core.plan import RecommendationType, Rule
 from rwscaler.core.spec import ReadWriteWorkloadSpec
-from rwscaler.report import EffectiveMode, render_status
+from rwscaler.core.vocabulary import EffectiveMode, RecommendationType, Rule
+from rwscaler.report import render_status
 
 DAY, WEEK = 86400.0, 7 * 86400.0
 

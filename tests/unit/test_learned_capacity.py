@@ -27,11 +27,12 @@ from tests.unit.builders import (
 )
 
 from rwscaler.core.decide import decide
+from rwscaler.core.durations import rfc3339
 from rwscaler.core.memory import Ewma, Memory, ReplicaMemory
-from rwscaler.core.plan import RecommendationType as RT
-from rwscaler.core.plan import Rule
 from rwscaler.core.spec import ReadWriteWorkloadSpec
-from rwscaler.report import EffectiveMode, render_status, rfc3339
+from rwscaler.core.vocabulary import EffectiveMode, Rule
+from rwscaler.core.vocabulary import RecommendationType as RT
+from rwscaler.report import render_status
 
 WEEK = 7 * 24 * 3600.0  # docs/decisions.md: the learned capacity expires a week after it was last seen
 NOW = 10 * WEEK  # far from 0, so "since" values are unambiguous

@@ -24,9 +24,9 @@ from rwscaler.boundary import (
     RouteRequest,
 )
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
+from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.pooler.pgbouncer_admin import AdminCredentials, Instance, parse_admin_secret
 from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter
-from rwscaler.report import ReadyReason
 
 OWNER = OwnerRef("shop", "orders", "uid-1")
 

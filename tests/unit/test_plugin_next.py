@@ -8,8 +8,10 @@ from tests.unit.builders import READ_OBJECTIVE, make_obs, make_spec
 
 from rwscaler import plugin_next
 from rwscaler.core.decide import decide
+from rwscaler.core.durations import rfc3339
 from rwscaler.core.memory import Memory
-from rwscaler.report import EffectiveMode, render_status, rfc3339
+from rwscaler.core.vocabulary import EffectiveMode
+from rwscaler.report import render_status
 
 T0 = 1_700_000_000.0
 

@@ -11,7 +11,8 @@ from tests.unit.builders import READ_OBJECTIVE, make_obs, no_stabilization
 from rwscaler import plugin_table
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
-from rwscaler.report import EffectiveMode, ReadyReason, problem_status, render_status
+from rwscaler.core.vocabulary import EffectiveMode, ReadyReason
+from rwscaler.report import problem_status, render_status
 
 NOW = 1_700_000_000.0
 

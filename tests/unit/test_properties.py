@@ -34,8 +34,9 @@ from tests.unit.builders import PRIMARY, assert_readable, make_obs, make_spec, r
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import History, Observation, RatioHistory, Season
-from rwscaler.core.plan import ConditionType, Plan, Rule
+from rwscaler.core.plan import Plan
 from rwscaler.core.spec import Consistency, Mode, ReadWriteWorkloadSpec
+from rwscaler.core.vocabulary import ConditionType, Rule
 
 APPROACH = 0.8  # docs/decisions.md, "Rising and stable": approaching is p99 >= 0.8 x objective
 

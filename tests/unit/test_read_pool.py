@@ -26,9 +26,10 @@ from tests.unit.builders import (
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory, ReplicaMemory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
-from rwscaler.core.plan import ConditionType as CT
-from rwscaler.core.plan import Plan, Reason, Rule, Status
+from rwscaler.core.plan import Plan, Reason
 from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.core.vocabulary import ConditionType as CT
+from rwscaler.core.vocabulary import Rule, Status
 
 R0, R1, R2, R3 = (replica_name(i) for i in range(4))
 

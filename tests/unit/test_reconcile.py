@@ -27,10 +27,11 @@ from rwscaler.boundary import (
 )
 from rwscaler.core.observation import Signal, UnknownReason
 from rwscaler.core.spec import PoolerKind
+from rwscaler.core.vocabulary import Event, EventReason, ReadyReason
 from rwscaler.kube.objects import merge_patch
 from rwscaler.metrics.source import MetricsReading, WorkloadQuery
 from rwscaler.reconcile import Deps, OperatorDefaults, check, prometheus_url_problem, reconcile
-from rwscaler.report import OWNED_KEYS, Event, EventReason, ReadyReason
+from rwscaler.report import OWNED_KEYS
 
 NS = "shop"
 NAME = "orders"

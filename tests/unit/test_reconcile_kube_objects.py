@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rwscaler.boundary import Endpoint, OwnerRef, Port
+from rwscaler.core.vocabulary import Event, EventReason, EventType
 from rwscaler.kube.objects import (
     endpoint_slice,
     event,
@@ -14,7 +15,6 @@ from rwscaler.kube.objects import (
     slice_differs,
     statefulset_info,
 )
-from rwscaler.report import Event, EventReason, EventType
 
 OWNER = OwnerRef(namespace="shop", name="orders", uid="uid-1")
 PORTS = (Port("postgres", 5432),)

@@ -14,15 +14,13 @@ from tests.unit.builders import (
 )
 
 from rwscaler.core.decide import decide
+from rwscaler.core.durations import rfc3339
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
-from rwscaler.core.plan import Condition, ConditionType, Status
+from rwscaler.core.plan import Condition
+from rwscaler.core.vocabulary import ConditionType, EffectiveMode, EventReason, EventType, ReadyReason, Status
 from rwscaler.report import (
-    EffectiveMode,
-    EventReason,
-    EventType,
     ReadyOverride,
-    ReadyReason,
     ScaleOutcome,
     events,
     format_ratio,
@@ -31,7 +29,6 @@ from rwscaler.report import (
     problem_status,
     prune,
     render_status,
-    rfc3339,
 )
 
 T0 = 1_700_000_000.0

@@ -14,7 +14,8 @@ from tests.unit.builders import READ_OBJECTIVE, assert_readable, make_obs, no_st
 from rwscaler import command_explain
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
-from rwscaler.report import EffectiveMode, ReadyReason, problem_status, render_status
+from rwscaler.core.vocabulary import EffectiveMode, ReadyReason
+from rwscaler.report import problem_status, render_status
 
 
 def _object() -> dict:

@@ -36,9 +36,9 @@ from tests.unit.builders import (
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Ewma, Memory
 from rwscaler.core.observation import History, Season, Signal, UnknownReason
-from rwscaler.core.plan import ConditionType as CT
-from rwscaler.core.plan import RecommendationType as RT
-from rwscaler.core.plan import Rule, Status
+from rwscaler.core.vocabulary import ConditionType as CT
+from rwscaler.core.vocabulary import RecommendationType as RT
+from rwscaler.core.vocabulary import Rule, Status
 
 CALM = 0.6 * READ_OBJECTIVE  # neither a breach nor headroom
 LOW = 0.1 * READ_OBJECTIVE  # headroom: one replica fewer when there is no capacity model

@@ -17,11 +17,7 @@ from rwscaler.core.durations import format_seconds
 from rwscaler.core.explain import conditions, recommendations, summarize
 from rwscaler.core.memory import Drain, Memory
 from rwscaler.core.observation import Observation
-from rwscaler.core.plan import (
-    Plan,
-    Reason,
-    Rule,
-)
+from rwscaler.core.plan import Plan, Reason
 from rwscaler.core.pool_sizing import size_pools
 from rwscaler.core.ratio_trend import ratio_trend
 from rwscaler.core.read_pool import select_read_pool
@@ -36,6 +32,7 @@ from rwscaler.core.trends import (
     update_ewma,
     write_side,
 )
+from rwscaler.core.vocabulary import Rule
 
 
 def _update_trends(memory: Memory, obs: Observation, spec: ReadWriteWorkloadSpec, now: float) -> Memory:

@@ -11,20 +11,13 @@ import math
 from rwscaler.core.classify import WorkloadClass
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.observation import Observation
-from rwscaler.core.plan import (
-    Condition,
-    ConditionType,
-    Reason,
-    Recommendation,
-    RecommendationType,
-    Rule,
-    Status,
-)
+from rwscaler.core.plan import Condition, Reason, Recommendation
 from rwscaler.core.ratio_trend import RatioTrend
 from rwscaler.core.read_pool import PoolResult
 from rwscaler.core.sizing import ReplicaAdvice, Stabilized
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
 from rwscaler.core.trends import SideState, Trend
+from rwscaler.core.vocabulary import ConditionType, RecommendationType, Rule, Status
 
 CQRS_ADVISED_ABOVE = 50.0
 CQRS_ADVISED_AGAINST_BELOW = 10.0

@@ -7,68 +7,11 @@ explanation a user reads is the one the decision was made with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from rwscaler.core.forecast import Forecast
 from rwscaler.core.memory import Memory
 from rwscaler.core.ratio_trend import RatioTrend
-
-
-class ConditionType(StrEnum):
-    READY = "Ready"
-    METRICS_AVAILABLE = "MetricsAvailable"
-    READ_CAPACITY_EXHAUSTED = "ReadCapacityExhausted"
-    WRITE_BOTTLENECK = "WriteBottleneck"
-    CAPACITY_LIMIT = "CapacityLimit"
-    REPLICATION_LAG_HIGH = "ReplicationLagHigh"
-    SCALING_LIMITED = "ScalingLimited"
-
-
-class RecommendationType(StrEnum):
-    ADD_READ_REPLICAS = "AddReadReplicas"
-    PRE_PROVISION_REPLICAS = "PreProvisionReplicas"
-    VERTICAL_SCALE_PRIMARY = "VerticalScalePrimary"
-    SHARD_WRITES = "ShardWrites"
-    ARCHITECTURE_REVIEW = "ArchitectureReview"
-    WRITE_OPTIMIZED_STORAGE = "WriteOptimizedStorage"
-    # The read objective broke under targetReadQPSPerReplica: lower the target to the learned capacity.
-    LOWER_READ_TARGET = "LowerTargetReadQPSPerReplica"
-
-
-class Rule(StrEnum):
-    """The rules that can fire; each fired rule becomes a Reason in the plan."""
-
-    READ_CAPACITY_EXHAUSTED = "ReadCapacityExhausted"  # read rising, writes stable
-    WRITE_BOTTLENECK = "WriteBottleneck"  # write rising, reads stable
-    CAPACITY_LIMIT = "CapacityLimit"  # both rising
-    READ_RATIO_RISING = "ReadRatioRising"
-    WRITE_RATIO_RISING = "WriteRatioRising"
-    CAPACITY_MODEL = "CapacityModel"  # replicas sized from read QPS / target
-    READ_FORECAST = "ReadForecast"  # read QPS forecast above the current capacity
-    LATENCY_STEP = "LatencyStep"  # replicas stepped up from a read latency breach
-    LATENCY_HEADROOM = "LatencyHeadroom"  # replicas stepped down: reads far under the objective
-    LEARNED_CAPACITY = "LearnedCapacity"  # the per-replica read load at which the objective broke
-    WITHIN_TOLERANCE = "WithinTolerance"
-    METRICS_UNKNOWN = "MetricsUnknown"
-    STABILIZED = "Stabilized"
-    STEP_LIMITED = "StepLimited"
-    BOUNDS = "Bounds"
-    LAG_BOUND = "LagBound"
-    STRONG_CONSISTENCY = "StrongConsistency"
-    REPLICA_LEFT_POOL = "ReplicaLeftPool"
-    REPLICA_JOINED_POOL = "ReplicaJoinedPool"
-    POOL_FALLBACK = "PoolFallbackToPrimary"
-    DRAINING = "Draining"
-    DRAIN_COMPLETE = "DrainComplete"
-    SCALE = "Scale"
-    RECOMMEND_ONLY = "RecommendOnly"
-
-
-class Status(StrEnum):
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
-
+from rwscaler.core.vocabulary import ConditionType, RecommendationType, Rule, Status
 
 Inputs = tuple[tuple[str, float | int | str | None], ...]
 

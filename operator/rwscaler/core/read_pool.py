@@ -29,8 +29,9 @@ from dataclasses import dataclass, replace
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.memory import ReplicaMemory
 from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
-from rwscaler.core.plan import Reason, Rule
+from rwscaler.core.plan import Reason
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
+from rwscaler.core.vocabulary import Rule
 
 
 @dataclass(frozen=True, slots=True)

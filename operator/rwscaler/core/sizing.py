@@ -41,9 +41,10 @@ from rwscaler.core.forecast import Forecast, forecast_read_qps, trend_horizon
 from rwscaler.core.learned_capacity import MIN_LEARNED_SHARE, Learned, effective_target, update_learned
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation
-from rwscaler.core.plan import Reason, Rule
+from rwscaler.core.plan import Reason
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
 from rwscaler.core.trends import SideState, Trend
+from rwscaler.core.vocabulary import Rule
 
 HEADROOM_LEVEL = 0.5  # read p99 under half its objective is room to remove a replica
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from rwscaler.boundary import ClusterProblem, OwnerRef, PodInfo, StatefulSetInfo
 from rwscaler.core.spec import GROUP, PLURAL, VERSION
+from rwscaler.core.vocabulary import Event, ReadyReason
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
-from rwscaler.report import OWNED_KEYS, Event, ReadyReason
+from rwscaler.report import OWNED_KEYS
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from rwscaler.boundary import ClusterProblem, OwnerRef, Port, RouteRequest
+from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
-from rwscaler.report import ReadyReason
 
 
 def _service_path(namespace: str, name: str = "") -> str:

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rwscaler.boundary import Endpoint, OwnerRef, PodInfo, Port, StatefulSetInfo
-from rwscaler.report import Event, rfc3339
+from rwscaler.core.durations import rfc3339
+from rwscaler.core.vocabulary import Event
 
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "rwscaler.io"

@@ -22,9 +22,9 @@ from typing import Protocol
 
 from rwscaler.boundary import ClusterProblem, ConnectionsRequest, RouteRequest
 from rwscaler.core.spec import PgBouncerSpec
+from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.pooler.pgbouncer_admin import DEFAULT_TIMEOUT_S, AdminCredentials, Instance
 from rwscaler.pooler.pgbouncer_apply import ApplyResult, ConfigStore, PgBouncerRouter
-from rwscaler.report import ReadyReason
 
 log = logging.getLogger(__name__)
 

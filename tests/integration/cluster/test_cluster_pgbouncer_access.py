@@ -16,10 +16,10 @@ from cluster_helpers import Kube, Plane, wait_for
 
 from rwscaler.boundary import ClusterProblem
 from rwscaler.core.spec import PgBouncerSpec
+from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube.client import KubeClient
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.pgbouncer_access import KubePgBouncerAccess
-from rwscaler.report import ReadyReason
 
 
 def _deployment(name: str, replicas: int) -> dict:

@@ -43,7 +43,8 @@ from tests.unit.builders import make_obs
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.spec import ReadWriteWorkloadSpec
-from rwscaler.report import EffectiveMode, render_status
+from rwscaler.core.vocabulary import EffectiveMode
+from rwscaler.report import render_status
 
 BIN_DIR = Path(sys.executable).parent
 PLUGIN = BIN_DIR / "kubectl-rwscaler"

@@ -42,6 +42,7 @@ from rwscaler.core.observation import Observation, ReplicaObservation, Signal, U
 from rwscaler.core.plan import Plan
 from rwscaler.core.pool_sizing import size_pools
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
+from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube.client import KubeApiError, KubeClient
 from rwscaler.kube.configmap import HASH_ANNOTATION, ConfigMapStore
 from rwscaler.pooler.pgbouncer_admin import (
@@ -55,7 +56,6 @@ from rwscaler.pooler.pgbouncer_admin import (
 )
 from rwscaler.pooler.pgbouncer_apply import LOGIN_WAIT_S, ApplyResult, FileConfigStore, PgBouncerRouter
 from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter
-from rwscaler.report import ReadyReason
 
 LOOPBACK = "127.0.0.1"
 PRIMARY_ALIAS = "127.0.0.20"
