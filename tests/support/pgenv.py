@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,7 +299,18 @@ class PgEnv(SetupLifecycle):
         with_prometheus: bool = True,
         pgbench_scale: int = 1,
         base_dir: Path | None = None,
+        instance_names: Callable[[Role, int], str] | None = None,
+        exporter_queries: Path | None = None,
+        exporter_database: str | None = None,
+        exporter_args: Sequence[str] = (),
     ) -> None:
+        """Optional, for setups laid out like an operator's (the CloudNativePG test,
+        ``tests/support/cnpg``): ``instance_names(role, ordinal)`` names the servers (pods)
+        instead of ``<primary_statefulset>-0`` / ``<replica_statefulset>-<ordinal>`` (the
+        primary is ordinal 0, replicas count from 0); ``exporter_queries`` replaces
+        ``postgres_exporter_queries.yaml`` as the exporters' ``--extend.query-path``;
+        ``exporter_database`` is the database the exporters connect to (default ``database``);
+        ``exporter_args`` are added to every exporter's command line."""
         if replicas < 0:
             raise ValueError("replicas must be >= 0")
         super().__init__()
@@ -313,6 +324,10 @@ class PgEnv(SetupLifecycle):
         self.with_prometheus = with_prometheus
         self.pgbench_scale = pgbench_scale
         self._initial_replicas = replicas
+        self._instance_names = instance_names
+        self.exporter_queries = exporter_queries or QUERIES_FILE
+        self.exporter_database = exporter_database or database
+        self.exporter_args = tuple(exporter_args)
         self._base_dir = base_dir
         #: Role used by clients and pgbench (owns the database; md5 through PgBouncer).
         self.app_user = "app"
@@ -407,10 +422,14 @@ class PgEnv(SetupLifecycle):
         raise KeyError(f"no instance {which!r}; have {[i.name for i in self.instances]}")
 
     def replica_name(self, ordinal: int) -> str:
+        if self._instance_names is not None:
+            return self._instance_names("replica", ordinal)
         return f"{self.replica_statefulset}-{ordinal}"
 
     @property
     def primary_name(self) -> str:
+        if self._instance_names is not None:
+            return self._instance_names("primary", 0)
         return f"{self.primary_statefulset}-0"
 
     # ---- PostgreSQL ---------------------------------------------------------------
@@ -941,13 +960,14 @@ class PgEnv(SetupLifecycle):
             [
                 _need("postgres_exporter"),
                 f"--web.listen-address={inst.exporter_address}",
-                f"--extend.query-path={QUERIES_FILE}",
+                f"--extend.query-path={self.exporter_queries}",
                 "--disable-settings-metrics",
                 "--log.level=warn",
+                *self.exporter_args,
             ],
             log_path=self.workdir / "log" / f"postgres-exporter-{inst.name}.log",
             env={
-                "DATA_SOURCE_NAME": f"postgresql://{self.superuser}@{LOOPBACK}:{inst.port}/{self.database}"
+                "DATA_SOURCE_NAME": f"postgresql://{self.superuser}@{LOOPBACK}:{inst.port}/{self.exporter_database}"
                 "?sslmode=disable&application_name=postgres_exporter"
             },
         )
