@@ -25,7 +25,26 @@ that directory holds a symlink named for the common port (:data:`POOLER_PORT`, 5
 PgBouncer reaches server X with ``host=<pooler_host(X)> port=5432``, exactly as it would
 reach pods by DNS name on one port. :meth:`PgEnv.database_line` renders such a line.
 
-Used by ``tests/integration/postgres/conftest.py`` (the session fixture ``pgenv``).
+Failover (issue 11): roles move, pod names do not. :meth:`PgEnv.failover` stops the primary
+(a fast shutdown hands every WAL record to the streaming standbys first), promotes a replica
+with ``pg_ctl promote``, re-points the other replicas to it (``primary_conninfo`` and
+``primary_slot_name`` by ALTER SYSTEM + reload; they follow the new timeline,
+``recovery_target_timeline`` being ``latest``), rebuilds the old primary as a replica of the new
+one with a fresh ``pg_basebackup`` (no ``pg_rewind``: it needs ``wal_log_hints`` or data checksums,
+and a base backup of this small database takes well under a second) and points PgBouncer's write
+database at the new primary. The single steps are public too (:meth:`PgEnv.promote`,
+:meth:`PgEnv.repoint`, :meth:`PgEnv.rejoin`), and :meth:`PgEnv.reset` restores the original layout
+(``orders-pg-0`` the primary) by failing back. Every instance keeps its name, port, socket,
+exporter and scrape target throughout.
+
+The role metric: Debian's postgres_exporter 0.11.1 has no ``replication`` collector (it came in
+0.13.0, enabled by default, exporting ``pg_replication_is_replica`` and
+``pg_replication_lag_seconds``). The exporters here run ``postgres_exporter_queries.yaml`` plus
+that collector's query as an extension query named ``pg_replication`` (:data:`ROLE_QUERY`), so
+the series exist under the names a current exporter gives them.
+
+Used by ``tests/integration/postgres/conftest.py`` (the session fixture ``pgenv``) and the
+failover tests (``tests/integration/postgres/test_failover_*.py``).
 """
 
 from __future__ import annotations
@@ -72,6 +91,26 @@ POOLER_PORT = 5432
 QUERIES_FILE = Path(__file__).with_name("postgres_exporter_queries.yaml")
 PGBOUNCER_EXPORTER_VERSION = "2.1.2"
 DEPS_HINT = "run `make pgenv-deps` (hack/pgenv/install.sh)"
+#: postgres_exporter 0.13+'s default ``replication`` collector (collector/pg_replication.go), as
+#: an extension query for Debian's 0.11.1: the same SQL, the same metric names
+#: (``pg_replication_lag_seconds``, ``pg_replication_is_replica``: 1 in recovery, 0 on a primary).
+ROLE_QUERY = """
+# Added by tests/support/pgenv.py: postgres_exporter 0.13+'s default replication collector.
+pg_replication:
+  query: |
+    SELECT
+      CASE WHEN NOT pg_is_in_recovery() THEN 0
+           ELSE GREATEST(0, EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp())))
+           END AS lag_seconds,
+      CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END AS is_replica
+  metrics:
+    - lag_seconds:
+        usage: "GAUGE"
+        description: "Replication lag behind master in seconds"
+    - is_replica:
+        usage: "GAUGE"
+        description: "Indicates if the server is a replica"
+"""
 
 Role = Literal["primary", "replica"]
 
@@ -111,7 +150,7 @@ def binaries() -> dict[str, str | None]:
     bindir = pg_bindir()
     pg = {
         name: _executable(bindir / name) if bindir else None
-        for name in ("postgres", "initdb", "pg_basebackup", "pgbench")
+        for name in ("postgres", "initdb", "pg_basebackup", "pgbench", "pg_ctl", "pg_controldata")
     }
     return {
         **pg,
@@ -154,6 +193,9 @@ class PgInstance:
     slot: str | None = None
     process: ManagedProcess | None = field(default=None, repr=False)
     exporter: ManagedProcess | None = field(default=None, repr=False)
+    home_role: Role = "replica"
+    """The role it was created with: its place in the layout, which a failover does not move
+    (``role`` is the role it has now)."""
 
     @property
     def is_primary(self) -> bool:
@@ -216,6 +258,22 @@ class PgbenchRun:
             text=True,
             env={**os.environ, **env},
         )
+
+    def stop(self) -> None:
+        """End the run now (SIGTERM), without a report: for a writer whose server goes away."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.communicate()
+        if self._script_path is not None:
+            self._script_path.unlink(missing_ok=True)
+
+    @property
+    def running(self) -> bool:
+        return self._proc.poll() is None
 
     def wait(self, check: bool = True, timeout: float | None = None) -> PgbenchResult:
         limit = timeout if timeout is not None else self.duration + 120
@@ -315,6 +373,7 @@ class PgEnv(SetupLifecycle):
             raise ValueError("replicas must be >= 0")
         super().__init__()
         self.namespace = namespace
+        self._initial_namespace = namespace
         self.primary_statefulset = primary_statefulset
         self.replica_statefulset = replica_statefulset
         self.pgbouncer_pod = pgbouncer_pod
@@ -341,6 +400,10 @@ class PgEnv(SetupLifecycle):
 
         self.primary: PgInstance | None = None
         self.replicas: list[PgInstance] = []
+        #: Former primaries out of service after a failover (stopped, or still running on their
+        #: own timeline), until :meth:`rejoin` makes them replicas of the primary.
+        self.detached: list[PgInstance] = []
+        self._queries_path = self.exporter_queries
         self.pgbouncer_port = 0
         self.pgbouncer_exporter_port = 0
         self.pgbouncer_ini_path = Path()
@@ -387,7 +450,7 @@ class PgEnv(SetupLifecycle):
         for inst in self.instances:
             if inst.exporter is not None:
                 procs.append(inst.exporter)
-        for inst in self.replicas:
+        for inst in [*self.replicas, *self.detached]:
             if inst.process is not None:
                 procs.append(inst.process)
         for proc in procs:
@@ -398,14 +461,17 @@ class PgEnv(SetupLifecycle):
             self.primary.process.stop(timeout=15)
         remove_workdir(self.workdir)
         self.replicas = []
+        self.detached = []
         self.primary = None
 
     # ---- naming -------------------------------------------------------------------
     @property
     def instances(self) -> list[PgInstance]:
-        """The primary first, then the replicas by ordinal."""
-        return ([self.primary] if self.primary is not None else []) + sorted(
-            self.replicas, key=lambda r: r.ordinal
+        """The primary first, then the replicas by ordinal, then detached former primaries."""
+        return (
+            ([self.primary] if self.primary is not None else [])
+            + sorted(self.replicas, key=lambda r: r.ordinal)
+            + list(self.detached)
         )
 
     def instance(self, which: str | PgInstance | None = None) -> PgInstance:
@@ -417,7 +483,7 @@ class PgEnv(SetupLifecycle):
                 raise RuntimeError("the setup is not running")
             return self.primary
         for inst in self.instances:
-            if which == inst.name or (inst.role == "replica" and which == f"replica-{inst.ordinal}"):
+            if which == inst.name or (inst.home_role == "replica" and which == f"replica-{inst.ordinal}"):
                 return inst
         raise KeyError(f"no instance {which!r}; have {[i.name for i in self.instances]}")
 
@@ -444,6 +510,7 @@ class PgEnv(SetupLifecycle):
             socket_dir=self.workdir / "s" / name,
             exporter_port=free_port(),
             slot=name.replace("-", "_") if role == "replica" else None,
+            home_role=role,
         )
 
     def _server_conf(self, inst: PgInstance) -> str:
@@ -538,8 +605,17 @@ class PgEnv(SetupLifecycle):
         )  # fmt: skip
 
     def _create_replica(self, ordinal: int) -> PgInstance:
-        primary = self.instance()
         inst = self._new_instance(self.replica_name(ordinal), "replica", ordinal)
+        self._base_backup(inst)
+        with self._lock:
+            self.replicas.append(inst)
+        self._start_server(inst)
+        return inst
+
+    def _base_backup(self, inst: PgInstance) -> None:
+        """A fresh data directory for ``inst``: a base backup of the primary streaming through
+        ``inst``'s own slot (created here), with ``inst``'s settings appended."""
+        primary = self.instance()
         assert inst.slot is not None
         # Reserve the slot's WAL before the backup starts: with `pg_basebackup -C` two backups in
         # parallel race, and one's fast checkpoint can recycle WAL the other has not reserved yet
@@ -559,10 +635,6 @@ class PgEnv(SetupLifecycle):
             auto.write(
                 f"primary_conninfo = '{self._primary_conninfo(inst)}'\nprimary_slot_name = '{inst.slot}'\n"
             )
-        with self._lock:
-            self.replicas.append(inst)
-        self._start_server(inst)
-        return inst
 
     def _primary_conninfo(self, inst: PgInstance, port: int | None = None) -> str:
         port = port if port is not None else self.instance().port
@@ -671,16 +743,20 @@ class PgEnv(SetupLifecycle):
     def reset(self) -> None:
         """Bring the setup back to its initial state, cheaply when nothing changed.
 
-        Starts Prometheus, PgBouncer and stopped servers again; removes replicas added
+        Starts Prometheus, PgBouncer and stopped servers again; puts the original namespace
+        label back; after a failover fails back to the original primary (:meth:`failover`); removes replicas added
         beyond the initial count and re-creates initial ones that were removed; resumes
         replay everywhere; restores the initial ``[databases]`` (RELOAD) and RESUMEs or
         ENABLEs databases paused or disabled on the admin console; waits until every
         replica streams and has caught up."""
         if self.prometheus is not None and not self.prometheus.running:
             self.start_prometheus(wait=False)
-        for inst in self.instances:
+        if self.namespace != self._initial_namespace:
+            self.set_namespace(self._initial_namespace, wait=False)
+        for inst in [self.instance(), *self.replicas]:
             if inst.process is not None and not inst.process.running():
                 self._start_server(inst)
+        self._restore_layout()
         for extra in [r for r in self.replicas if r.ordinal >= self._initial_replicas]:
             self.remove_replica(extra)
         have = {r.ordinal for r in self.replicas}
@@ -720,6 +796,201 @@ class PgEnv(SetupLifecycle):
 
     def start_instance(self, which: str | PgInstance) -> None:
         self._start_server(self.instance(which))
+
+    # ---- failover -------------------------------------------------------------------
+    def is_in_recovery(self, which: str | PgInstance) -> bool:
+        """What the server itself says (``pg_is_in_recovery()``): True on a replica."""
+        return bool(self.sql(which, "SELECT pg_is_in_recovery()", dbname="postgres")[0][0])
+
+    def timeline(self, which: str | PgInstance | None = None) -> int:
+        """The timeline a server writes (primary) or receives (replica, from its WAL receiver;
+        0 while it has none)."""
+        inst = self.instance(which)
+        if self.is_in_recovery(inst):
+            rows = self.sql(inst, "SELECT received_tli FROM pg_stat_wal_receiver", dbname="postgres")
+            return int(rows[0][0] or 0) if rows else 0
+        (name,) = self.sql(inst, "SELECT pg_walfile_name(pg_current_wal_lsn())", dbname="postgres")[0]
+        return int(str(name)[:8], 16)
+
+    def promote(self, which: str | PgInstance) -> PgInstance:
+        """``pg_ctl promote -w`` on a replica: it leaves recovery on a new timeline and becomes
+        :attr:`primary`. The former primary is not touched: it moves to :attr:`detached` (still
+        running, if it was, on the old timeline) until :meth:`rejoin`; the other replicas keep
+        following it until :meth:`repoint`."""
+        inst = self._replica(which)
+        run([_need("pg_ctl"), "promote", "-D", str(inst.datadir), "-w", "-t", "60"], as_server_user=True)
+        deadline = time.monotonic() + 30
+        while self.is_in_recovery(inst):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{inst.name} still in recovery 30s after pg_ctl promote")
+            time.sleep(0.05)
+        with self._lock:
+            old = self.primary
+            self.replicas.remove(inst)
+            inst.role = "primary"
+            self.primary = inst
+            if old is not None:
+                self.detached.append(old)
+        return inst
+
+    def _ensure_slot(self, inst: PgInstance) -> None:
+        """``inst``'s physical slot on the primary (made when missing, reserving WAL at once)."""
+        if inst.slot is None:
+            inst.slot = inst.name.replace("-", "_")
+        self.sql(
+            None,
+            "SELECT pg_create_physical_replication_slot(%s, true) "
+            "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+            (inst.slot, inst.slot),
+            dbname="postgres",
+        )
+
+    def repoint(self, which: str | PgInstance, timeout: float = 30.0) -> None:
+        """Make a replica stream from the current primary through its own slot there:
+        ``primary_conninfo`` and ``primary_slot_name`` by ALTER SYSTEM, then a reload (its WAL
+        receiver restarts). Returns once it streams the primary's timeline from it."""
+        inst = self._replica(which)
+        self._ensure_slot(inst)
+        with self.connect(inst, dbname="postgres") as conn:
+            conn.execute(
+                pgsql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(
+                    pgsql.Literal(self._primary_conninfo(inst))
+                )
+            )
+            conn.execute(
+                pgsql.SQL("ALTER SYSTEM SET primary_slot_name = {}").format(pgsql.Literal(inst.slot))
+            )
+            conn.execute("SELECT pg_reload_conf()")
+        self.wait_following(inst, timeout=timeout)
+
+    def wait_following(self, which: str | PgInstance, timeout: float = 30.0) -> None:
+        """Wait until a replica's WAL receiver streams the current primary's timeline from it."""
+        inst = self._replica(which)
+        primary = self.instance()
+        want = ("streaming", primary.port, self.timeline(primary))
+        deadline = time.monotonic() + timeout
+        rows: list[tuple[Any, ...]] = []
+        while True:
+            rows = self.sql(
+                inst, "SELECT status, sender_port, received_tli FROM pg_stat_wal_receiver", dbname="postgres"
+            )
+            if rows and tuple(rows[0]) == want:
+                return
+            if time.monotonic() > deadline:
+                log = inst.process.log_tail() if inst.process is not None else ""
+                raise TimeoutError(
+                    f"{inst.name} does not follow {primary.name} {want} after {timeout}s: {rows}\n{log}"
+                )
+            time.sleep(0.05)
+
+    def rejoin(self, which: str | PgInstance, timeout: float = 60.0) -> PgInstance:
+        """Bring an instance back as a replica of the current primary (typically the former
+        primary after :meth:`promote`): stop it, replace its data directory by a fresh
+        ``pg_basebackup`` of the primary, start it. Same name, port, socket and exporter."""
+        inst = self.instance(which)
+        if inst is self.primary:
+            raise ValueError(f"{inst.name} is the primary")
+        if inst.process is not None:
+            inst.process.stop(timeout=15)
+        if inst.slot is None:
+            inst.slot = inst.name.replace("-", "_")
+        with contextlib.suppress(psycopg.Error):  # a leftover inactive slot of the same name
+            self.sql(
+                None,
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND NOT active",
+                (inst.slot,),
+                dbname="postgres",
+            )
+        shutil.rmtree(inst.datadir)
+        self._base_backup(inst)
+        with self._lock:
+            if inst in self.detached:
+                self.detached.remove(inst)
+            if inst not in self.replicas:
+                self.replicas.append(inst)
+            inst.role = "replica"
+        self._start_server(inst)
+        self.wait_following(inst, timeout=timeout)
+        return inst
+
+    def _checkpoint_lsn(self, inst: PgInstance) -> str:
+        """The last checkpoint a stopped server wrote (``pg_controldata``): after a clean
+        shutdown, the last record of its WAL."""
+        out = run([_need("pg_controldata"), "-D", str(inst.datadir)], as_server_user=True).stdout
+        match = re.search(r"^Latest checkpoint location:\s+(\S+)$", out, re.MULTILINE)
+        if match is None:
+            raise RuntimeError(f"no checkpoint location in pg_controldata of {inst.name}:\n{out}")
+        return match.group(1)
+
+    def failover(
+        self,
+        which: str | PgInstance,
+        *,
+        rejoin_old: bool = True,
+        pgbouncer: bool = True,
+        timeout: float = 60.0,
+    ) -> dict[str, float]:
+        """Make replica ``which`` the primary, as an HA manager's switchover does; returns the
+        seconds from the start to the end of each step, also kept in :attr:`timings` as
+        ``failover: <step>``.
+
+        1. the primary stops (fast shutdown: its WAL senders first hand every record, the
+           shutdown checkpoint included, to the streaming replicas), and ``which`` replays up
+           to that checkpoint (``pg_controldata``): no committed write is lost;
+        2. :meth:`promote` (``pg_ctl promote``): a new timeline;
+        3. :meth:`repoint` every other replica (they follow the new timeline; one that cannot,
+           having replayed past the fork, is rebuilt by :meth:`rejoin`);
+        4. unless ``rejoin_old`` is False, :meth:`rejoin` the old primary (a fresh base backup);
+           otherwise it stays stopped in :attr:`detached`;
+        5. unless ``pgbouncer`` is False, PgBouncer's write database -> the new primary and
+           its read database -> the replicas (RELOAD).
+        """
+        new = self._replica(which)
+        old = self.instance()
+        t0 = time.monotonic()
+        steps: dict[str, float] = {}
+        if old.process is not None:
+            old.process.stop(timeout=15)
+        end = self._checkpoint_lsn(old)
+        deadline = time.monotonic() + timeout
+        while not self.sql(
+            new, "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %s::pg_lsn) > 0", (end,), dbname="postgres"
+        )[0][0]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{new.name} has not replayed {old.name}'s shutdown checkpoint {end}")
+            time.sleep(0.02)
+        steps["old primary stopped"] = time.monotonic() - t0
+        self.promote(new)
+        steps["promoted"] = time.monotonic() - t0
+        for replica in list(self.replicas):
+            try:
+                self.repoint(replica, timeout=min(timeout, 20.0))
+            except TimeoutError:
+                self.rejoin(replica, timeout=timeout)
+        steps["replicas re-pointed"] = time.monotonic() - t0
+        if rejoin_old:
+            self.rejoin(old, timeout=timeout)
+            steps["old primary rejoined"] = time.monotonic() - t0
+        if pgbouncer and self.pgbouncer_running:
+            self.write_pgbouncer_databases(self.initial_databases())
+            steps["pgbouncer re-pointed"] = time.monotonic() - t0
+        for step, seconds in steps.items():
+            self.timings[f"failover: {step}"] = seconds
+        return steps
+
+    def _restore_layout(self) -> None:
+        """The original roles again: the original primary the primary, every other instance
+        its replica. Nothing happens when they hold already."""
+        home = self.instance(self.primary_name)
+        if self.primary is home and not self.detached:
+            return
+        for stale in [d for d in self.detached if d is not home]:
+            self.rejoin(stale)
+        if home in self.detached:
+            self.rejoin(home)
+        if self.primary is not home:
+            self.failover(home, pgbouncer=False)
 
     # ---- SQL ----------------------------------------------------------------------
     def dsn(
@@ -960,7 +1231,7 @@ class PgEnv(SetupLifecycle):
             [
                 _need("postgres_exporter"),
                 f"--web.listen-address={inst.exporter_address}",
-                f"--extend.query-path={self.exporter_queries}",
+                f"--extend.query-path={self._queries_path}",
                 "--disable-settings-metrics",
                 "--log.level=warn",
                 *self.exporter_args,
@@ -974,6 +1245,10 @@ class PgEnv(SetupLifecycle):
         inst.exporter.start()
 
     def _start_exporters(self) -> None:
+        if self.exporter_queries == QUERIES_FILE:
+            # One --extend.query-path per exporter: the project's queries plus the role query.
+            self._queries_path = self.workdir / "postgres_exporter_queries.yaml"
+            self._queries_path.write_text(QUERIES_FILE.read_text().rstrip("\n") + "\n" + ROLE_QUERY)
         for inst in self.instances:
             self._start_exporter(inst)
         self.pgbouncer_exporter_port = free_port()
@@ -1025,6 +1300,15 @@ class PgEnv(SetupLifecycle):
         self.prometheus.set_targets(self.scrape_targets())
         if wait:
             self.prometheus.wait_for_targets(timeout=60)
+
+    def set_namespace(self, namespace: str, wait: bool = True) -> None:
+        """Label every scrape target with this ``namespace`` from now on (a workload in that
+        namespace of the local control plane reads this setup's series); :meth:`reset` puts
+        the original one back."""
+        if namespace == self.namespace:
+            return
+        self.namespace = namespace
+        self._update_prometheus_targets(wait=wait)
 
     def exporter_url(self, which: str | PgInstance | Literal["pgbouncer"] | None = None) -> str:
         if which == "pgbouncer":
