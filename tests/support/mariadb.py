@@ -1,7 +1,7 @@
-"""A MariaDB primary and one GTID replica, mysqld_exporter per server, and Prometheus.
+"""A MariaDB primary and GTID replicas (one by default), mysqld_exporter per server, and Prometheus.
 
 The setup behind tests/integration/postgres/test_observe_mysql.py (the ``mysql`` preset
-against real metrics). Every process runs on this machine and listens on 127.0.0.1 on a
+against real metrics) and the failover tests (test_failover_bed.py, test_failover_mysql.py). Every process runs on this machine and listens on 127.0.0.1 on a
 free port (admin statements go through a Unix socket in the temp dir); everything is
 stopped (verified gone) on exit and the temp dir is removed.
 
@@ -9,15 +9,27 @@ What runs, named as it would be in Kubernetes (namespace ``shop``):
 
 - ``orders-db-0``: the primary (binary log, ``server_id`` 1); ``orders-db-replica-0``:
   a replica (``server_id`` 2) replicating with ``MASTER_USE_GTID=slave_pos`` as the user
-  ``repl``. Both are made by ``mariadb-install-db`` + ``mariadbd`` (``--user=mysql`` when
-  we are root; grant tables on), with the QUERY_RESPONSE_TIME plugin on.
+  ``repl``, with ``read_only=1``. ``replicas=N`` makes ``orders-db-replica-0`` .. ``-N-1``
+  (server ids 2..N+1); with ``replica_statefulset`` equal to ``primary_statefulset`` (one
+  StatefulSet for every member, as Percona's MySQL operator lays them out) they are
+  ``orders-db-1`` .. ``orders-db-N``. All are made by ``mariadb-install-db`` + ``mariadbd``
+  (``--user=mysql`` when we are root; grant tables on), with the QUERY_RESPONSE_TIME plugin on.
 - a heartbeat writer (as pt-heartbeat does it): a row ``(ts, server_id)`` in
   ``heartbeat.heartbeat`` on the primary, updated every :attr:`MariaDbEnv.heartbeat_interval`
   seconds, which mysqld_exporter's ``--collect.heartbeat`` reads on every server.
 - one Debian ``prometheus-mysqld-exporter`` (0.14) per server, as the user ``exporter``
   (credentials in a my.cnf, ``--config.my-cnf``), and a Prometheus scraping them every
-  second with target labels ``namespace`` and ``pod``.
+  second with target labels ``namespace`` and ``pod``. Besides what the ``mysql`` preset
+  reads, ``--collect.global_variables`` (on by default in 0.14; ``SHOW GLOBAL VARIABLES`` is no
+  ``Com_select``) gives the role metric ``mysql_global_variables_read_only`` (1 replica, 0 primary).
 
+Failover (issue 11): roles move, pod names do not. :meth:`MariaDbEnv.failover` stops the
+heartbeat, sets ``read_only=1`` on the primary, waits until every replica applied its last
+GTID, promotes the chosen replica (``STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0``),
+re-points the other replicas to it (``CHANGE MASTER TO``, GTID ``slave_pos``), makes the old
+primary its replica (``gtid_slave_pos`` from its own binary log, ``read_only=1``) and restarts
+the heartbeat on the new primary under its own ``server_id``. :meth:`MariaDbEnv.reset` fails
+back to the original layout.
 No PyMySQL: SQL goes through the ``mariadb`` command line client (:meth:`MariaDbEnv.sql`),
 and the load driver (:meth:`MariaDbEnv.start_load`) feeds statements to long-running
 ``mariadb`` clients at fixed rates.
@@ -91,8 +103,9 @@ class DbInstance:
     """One MariaDB server of the setup."""
 
     name: str
-    """Its pod name: ``orders-db-0`` or ``orders-db-replica-0``."""
+    """Its pod name: ``orders-db-0``, ``orders-db-replica-<n>`` (or ``orders-db-<n>``); fixed."""
     role: Role
+    """The role it has now (a failover moves it)."""
     server_id: int
     port: int
     datadir: Path
@@ -100,6 +113,8 @@ class DbInstance:
     exporter_port: int
     process: ManagedProcess | None = field(default=None, repr=False)
     exporter: ManagedProcess | None = field(default=None, repr=False)
+    home_role: Role = "replica"
+    """The role it was created with (its place in the original layout)."""
 
     @property
     def exporter_address(self) -> str:
@@ -207,11 +222,12 @@ class LoadRun:
 
 
 class MariaDbEnv(SetupLifecycle):
-    """MariaDB primary + one GTID replica + mysqld_exporter each + heartbeat + Prometheus."""
+    """MariaDB primary + GTID replicas + mysqld_exporter each + heartbeat + Prometheus."""
 
     def __init__(
         self,
         *,
+        replicas: int = 1,
         namespace: str = "shop",
         primary_statefulset: str = "orders-db",
         replica_statefulset: str = "orders-db-replica",
@@ -220,8 +236,12 @@ class MariaDbEnv(SetupLifecycle):
         heartbeat_interval: float = 0.5,
         base_dir: Path | None = None,
     ) -> None:
+        if replicas < 1:
+            raise ValueError("replicas must be >= 1")
         super().__init__()
+        self._initial_replicas = replicas
         self.namespace = namespace
+        self._initial_namespace = namespace
         self.primary_statefulset = primary_statefulset
         self.replica_statefulset = replica_statefulset
         self.database = database
@@ -232,23 +252,54 @@ class MariaDbEnv(SetupLifecycle):
         self.repl_user, self.repl_password = "repl", secrets.token_hex(8)
         self.exporter_user, self.exporter_password = "exporter", secrets.token_hex(8)
         self.primary: DbInstance | None = None
-        self.replica: DbInstance | None = None
+        self.replicas: list[DbInstance] = []
         self.prometheus: PrometheusServer | None = None
         self._heartbeat: subprocess.Popen[str] | None = None
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
+        self._heartbeat_server_id = 1
+        self._roles_lock = threading.Lock()
 
     @property
     def instances(self) -> list[DbInstance]:
-        return [i for i in (self.primary, self.replica) if i is not None]
+        """The primary first, then the replicas by ``server_id``."""
+        head = [self.primary] if self.primary is not None else []
+        return head + sorted(self.replicas, key=lambda r: r.server_id)
+
+    @property
+    def replica(self) -> DbInstance | None:
+        """The first replica (lowest ``server_id``); None when the setup is not running."""
+        return min(self.replicas, key=lambda r: r.server_id) if self.replicas else None
+
+    def instance(self, which: str | DbInstance | None = None) -> DbInstance:
+        """An instance by pod name; None means the primary."""
+        if isinstance(which, DbInstance):
+            return which
+        if which is None:
+            return self._primary()
+        for inst in self.instances:
+            if inst.name == which:
+                return inst
+        raise KeyError(f"no instance {which!r}; have {[i.name for i in self.instances]}")
 
     @property
     def primary_name(self) -> str:
         return f"{self.primary_statefulset}-0"
 
+    def replica_pod_name(self, index: int) -> str:
+        """The pod name of the ``index``-th replica (from 0) of the original layout."""
+        if self.replica_statefulset == self.primary_statefulset:
+            return f"{self.replica_statefulset}-{index + 1}"
+        return f"{self.replica_statefulset}-{index}"
+
     @property
     def replica_name(self) -> str:
-        return f"{self.replica_statefulset}-0"
+        return self.replica_pod_name(0)
+
+    @property
+    def pod_names(self) -> list[str]:
+        """Every pod name of the original layout: the primary's first."""
+        return [self.primary_name, *(self.replica_pod_name(i) for i in range(self._initial_replicas))]
 
     @property
     def prometheus_url(self) -> str:
@@ -264,7 +315,10 @@ class MariaDbEnv(SetupLifecycle):
         t0 = time.monotonic()
         self.workdir = make_workdir("mariadbenv-", self._base_dir, ("data", "s", "log", "tmp"), MYSQL_OS_USER)
         self.primary = self._new_instance(self.primary_name, "primary", 1)
-        self.replica = self._new_instance(self.replica_name, "replica", 2)
+        self.replicas = [
+            self._new_instance(self.replica_pod_name(i), "replica", i + 2)
+            for i in range(self._initial_replicas)
+        ]
         for inst in self.instances:
             self._install(inst)
         self.timings["install-db"] = time.monotonic() - t0
@@ -303,7 +357,7 @@ class MariaDbEnv(SetupLifecycle):
             raise RuntimeError(f"still running after stop: {leftovers}")
         remove_workdir(self.workdir)
         self.primary = None
-        self.replica = None
+        self.replicas = []
 
     # ---- servers ------------------------------------------------------------------------
     def _new_instance(self, name: str, role: Role, server_id: int) -> DbInstance:
@@ -311,6 +365,7 @@ class MariaDbEnv(SetupLifecycle):
             name=name,
             role=role,
             server_id=server_id,
+            home_role=role,
             port=free_port(),
             datadir=self.workdir / "data" / name,
             socket=self.workdir / "s" / f"{name}.sock",
@@ -383,10 +438,20 @@ class MariaDbEnv(SetupLifecycle):
         )
 
     def _start_replication(self) -> None:
+        for replica in self.replicas:
+            self._replicate(replica)
+
+    def _replicate(self, replica: DbInstance, *, own_binlog: bool = False) -> None:
+        """Make ``replica`` a read-only GTID replica of the primary. ``own_binlog``: it was a
+        primary, so its replication position is what its own binary log holds."""
         primary = self._primary()
+        start = "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos;" if own_binlog else ""
         self.sql(
-            self._replica(),
+            replica,
             f"""
+            SET GLOBAL read_only = 1;
+            STOP SLAVE;
+            {start}
             CHANGE MASTER TO MASTER_HOST='{LOOPBACK}', MASTER_PORT={primary.port},
               MASTER_USER='{self.repl_user}', MASTER_PASSWORD='{self.repl_password}',
               MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
@@ -399,10 +464,16 @@ class MariaDbEnv(SetupLifecycle):
             raise RuntimeError("the setup is not running")
         return self.primary
 
-    def _replica(self) -> DbInstance:
-        if self.replica is None:
-            raise RuntimeError("the setup is not running")
-        return self.replica
+    def _replica(self, which: str | DbInstance | None = None) -> DbInstance:
+        """A replica by pod name (None: the first one)."""
+        if which is None:
+            if self.replica is None:
+                raise RuntimeError("the setup is not running")
+            return self.replica
+        inst = self.instance(which)
+        if inst is self.primary:
+            raise ValueError(f"{inst.name} is the primary, not a replica")
+        return inst
 
     # ---- SQL ----------------------------------------------------------------------------
     def client_argv(self, inst: DbInstance | None, *, admin: bool = True) -> list[str]:
@@ -429,9 +500,10 @@ class MariaDbEnv(SetupLifecycle):
             raise RuntimeError(f"{name}: mariadb exited {proc.returncode}: {proc.stderr.strip()}")
         return [line.split("\t") for line in proc.stdout.splitlines()]
 
-    def slave_status(self) -> dict[str, str]:
+    def slave_status(self, which: str | DbInstance | None = None) -> dict[str, str]:
+        """``SHOW SLAVE STATUS`` of a replica (default: the first), by field name."""
         proc = subprocess.run(
-            [*(a for a in self.client_argv(self._replica()) if a != "--skip-column-names"), "--vertical"],
+            [*(a for a in self.client_argv(self._replica(which)) if a != "--skip-column-names"), "--vertical"],
             input="SHOW SLAVE STATUS", capture_output=True, text=True, timeout=10, check=True,
         )  # fmt: skip
         status: dict[str, str] = {}
@@ -441,27 +513,112 @@ class MariaDbEnv(SetupLifecycle):
                 status[key] = value
         return status
 
-    def wait_caught_up(self, timeout: float = 30.0) -> None:
-        """Wait until the replica's SQL thread applied the primary's current GTID position."""
-        (pos,) = self.sql(None, "SELECT @@gtid_binlog_pos")[0]
+    def wait_caught_up(self, timeout: float = 30.0, source: DbInstance | None = None) -> None:
+        """Wait until every replica's SQL thread applied the current GTID position of the
+        primary (or of ``source``, a primary being demoted)."""
+        (pos,) = self.sql(source, "SELECT @@gtid_binlog_pos")[0]
         deadline = time.monotonic() + timeout
-        while True:
-            (done,) = self.sql(self._replica(), f"SELECT MASTER_GTID_WAIT('{pos}', 0.5)")[0]
-            if done == "0":
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"replica has not applied {pos!r} after {timeout}s: {self.slave_status()}")
+        for replica in [r for r in self.instances if r is not self.primary and r is not source]:
+            while True:
+                (done,) = self.sql(replica, f"SELECT MASTER_GTID_WAIT('{pos}', 0.5)")[0]
+                if done == "0":
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{replica.name} has not applied {pos!r} after {timeout}s: {self.slave_status(replica)}"
+                    )
 
-    def stop_replica_sql_thread(self) -> None:
-        self.sql(self._replica(), "STOP SLAVE SQL_THREAD")
+    def stop_replica_sql_thread(self, which: str | DbInstance | None = None) -> None:
+        self.sql(self._replica(which), "STOP SLAVE SQL_THREAD")
 
-    def start_replica_sql_thread(self, wait: bool = True) -> None:
-        self.sql(self._replica(), "START SLAVE SQL_THREAD")
+    def start_replica_sql_thread(self, wait: bool = True, which: str | DbInstance | None = None) -> None:
+        self.sql(self._replica(which), "START SLAVE SQL_THREAD")
         if wait:
             self.wait_caught_up()
 
+    def read_only(self, which: str | DbInstance | None = None) -> bool:
+        """The server's ``@@read_only`` (what ``mysql_global_variables_read_only`` reports)."""
+        return self.sql(self.instance(which), "SELECT @@read_only")[0][0] == "1"
+
+    # ---- failover -----------------------------------------------------------------------
+    def failover(self, which: str | DbInstance, timeout: float = 30.0) -> dict[str, float]:
+        """Make replica ``which`` the primary, as a switchover does; returns the seconds from
+        the start to the end of each step (also in :attr:`timings` as ``failover: <step>``).
+
+        1. the heartbeat stops and the primary turns ``read_only=1`` (no client write lands
+           there any more); every replica applies its last GTID;
+        2. ``which``: ``STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0``;
+        3. the other replicas: ``CHANGE MASTER TO`` the new primary (GTID ``slave_pos``);
+        4. the old primary: ``gtid_slave_pos`` = its own binary log's position, ``read_only=1``,
+           a replica of the new primary;
+        5. the heartbeat resumes on the new primary (its own ``server_id`` row).
+        """
+        new = self._replica(which)
+        old = self._primary()
+        t0 = time.monotonic()
+        steps: dict[str, float] = {}
+        self._stop_heartbeat()
+        self.sql(old, "SET GLOBAL read_only = 1")
+        self.wait_caught_up(timeout=timeout, source=old)
+        steps["old primary read-only, replicas caught up"] = time.monotonic() - t0
+        self.sql(new, "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;")
+        with self._roles_lock:
+            self.replicas.remove(new)
+            self.replicas.append(old)
+            new.role, old.role = "primary", "replica"
+            self.primary = new
+        steps["promoted"] = time.monotonic() - t0
+        for replica in self.replicas:
+            self._replicate(replica, own_binlog=replica is old)
+        steps["replicas re-pointed"] = time.monotonic() - t0
+        self._start_heartbeat()
+        self.wait_caught_up(timeout=timeout)
+        steps["replicating from the new primary"] = time.monotonic() - t0
+        for step, seconds in steps.items():
+            self.timings[f"failover: {step}"] = seconds
+        return steps
+
+    def set_namespace(self, namespace: str, wait: bool = True) -> None:
+        """Label every scrape target with this ``namespace`` from now on; :meth:`reset` puts
+        the original one back."""
+        if namespace == self.namespace:
+            return
+        self.namespace = namespace
+        if self.prometheus is not None:
+            self.prometheus.set_targets(self.scrape_targets())
+            if wait:
+                self.prometheus.wait_for_targets(timeout=30)
+
+    def reset(self) -> None:
+        """The original layout again (fails back to ``orders-db-0`` after a failover), the
+        original namespace label, every replica's threads running, and everyone caught up."""
+        self.set_namespace(self._initial_namespace, wait=False)
+        home = self.instance(self.primary_name)
+        if self.primary is not home:
+            self.failover(home)
+        for replica in self.replicas:
+            status = self.slave_status(replica)
+            if status.get("Slave_IO_Running") != "Yes" or status.get("Slave_SQL_Running") != "Yes":
+                self.sql(replica, "START SLAVE")
+            if not self.read_only(replica):
+                self.sql(replica, "SET GLOBAL read_only = 1")
+        if self._heartbeat is None:
+            self._start_heartbeat()
+        self.wait_caught_up()
+        if self.prometheus is not None:
+            self.prometheus.wait_for_targets(timeout=30)
+
     # ---- heartbeat (what pt-heartbeat --update does) ------------------------------------
     def _start_heartbeat(self) -> None:
+        """pt-heartbeat --update on the current primary, in the row of its own ``server_id``."""
+        primary = self._primary()
+        self._heartbeat_server_id = primary.server_id
+        if primary.server_id != 1:  # the original primary's row is made with the schema
+            self.sql(
+                None,
+                "INSERT IGNORE INTO heartbeat.heartbeat (ts, server_id) "
+                f"VALUES (NOW(6), {primary.server_id})",
+            )
         self._heartbeat = subprocess.Popen(
             self.client_argv(None),
             stdin=subprocess.PIPE,
@@ -478,7 +635,9 @@ class MariaDbEnv(SetupLifecycle):
         assert proc is not None and proc.stdin is not None
         with contextlib.suppress(OSError):
             while not self._heartbeat_stop.wait(self.heartbeat_interval):
-                proc.stdin.write("UPDATE heartbeat.heartbeat SET ts = NOW(6) WHERE server_id = 1;\n")
+                proc.stdin.write(
+                    f"UPDATE heartbeat.heartbeat SET ts = NOW(6) WHERE server_id = {self._heartbeat_server_id};\n"
+                )
                 proc.stdin.flush()
 
     def _stop_heartbeat(self) -> None:
@@ -517,7 +676,9 @@ class MariaDbEnv(SetupLifecycle):
             # What the mysql preset reads, nothing else (every collector's SELECT is a Com_select).
             "--collect.global_status", "--collect.slave_status", "--collect.heartbeat",
             "--collect.info_schema.query_response_time",
-            "--no-collect.global_variables", "--no-collect.info_schema.innodb_cmp",
+            # The role metric (mysql_global_variables_read_only); SHOW GLOBAL VARIABLES is no Com_select.
+            "--collect.global_variables",
+            "--no-collect.info_schema.innodb_cmp",
             "--no-collect.info_schema.innodb_cmpmem", "--no-collect.info_schema.innodb_metrics",
             "--log.level=warn",
         ]  # fmt: skip
