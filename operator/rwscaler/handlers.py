@@ -5,7 +5,7 @@ own so that importing this module registers nothing globally:
 
 - startup: kopf settings (standalone; its bookkeeping in `kopf.rwscaler.io/` annotations, never in
   status; no kopf-posted events: rwscaler posts its own) and the runtime (Kubernetes client,
-  Prometheus metrics source, read routers, per-resource loops);
+  Prometheus metrics source, the read routers of `rwscaler.pooler.registry`, per-resource loops);
 - event: every ReadWriteWorkload kopf sees gets its reconcile loop (`rwscaler.loops`), ticking
   `rwscaler.reconcile.reconcile` on `spec.behavior.intervalSeconds`; a deleted one loses it.
   There is no finalizer: deletion never waits for the operator, and owner references let the
@@ -27,15 +27,14 @@ from typing import Any
 import kopf
 
 from rwscaler import reconcile
-from rwscaler.boundary import ReadRouter
-from rwscaler.core.spec import GROUP, PLURAL, VERSION, PoolerKind
+from rwscaler.core.spec import GROUP, PLURAL, VERSION
 from rwscaler.kube.client import KubeClient
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.config import load_config
-from rwscaler.kube.endpointslice import EndpointSliceRouter
 from rwscaler.kube.lease import LeaseElector, LeaseTiming
 from rwscaler.loops import Loops
 from rwscaler.metrics.source import MetricsSource
+from rwscaler.pooler.registry import build_routers
 
 log = logging.getLogger(__name__)
 
@@ -128,26 +127,12 @@ def _metrics_source() -> MetricsSource:
     return PrometheusMetricsSource()
 
 
-def _routers(client: KubeClient, cluster: KubeCluster) -> dict[PoolerKind, ReadRouter]:
-    routers: dict[PoolerKind, ReadRouter] = {PoolerKind.ENDPOINT_SLICE: EndpointSliceRouter(client)}
-    try:
-        # The PgBouncer router talks to PgBouncer's admin console through psycopg; without it,
-        # PgBouncer workloads are reported PoolerUnavailable and everything else still runs.
-        from rwscaler.pgbouncer_access import KubePgBouncerAccess  # noqa: PLC0415
-        from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter  # noqa: PLC0415
-    except ImportError as err:
-        log.warning("pooler kind PgBouncer is not available: %s", err)
-    else:
-        routers[PoolerKind.PGBOUNCER] = PgBouncerReadRouter(KubePgBouncerAccess(client, cluster))
-    return routers
-
-
 def build_runtime(options: RunOptions) -> Runtime:
     client = KubeClient.from_kubeconfig(options.kubeconfig)
     cluster = KubeCluster(client)
     metrics = _metrics_source()
     deps = reconcile.Deps(
-        cluster=cluster, metrics=metrics, routers=_routers(client, cluster), defaults=options.defaults
+        cluster=cluster, metrics=metrics, routers=build_routers(client, cluster), defaults=options.defaults
     )
     election = options.leader_election
     elector = (

@@ -19,7 +19,7 @@ from rwscaler.core.observation import Observation, ReplicaObservation, Signal
 from rwscaler.core.plan import Plan
 from rwscaler.core.pool_sizing import size_pools
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
-from rwscaler.pooler.render_pgbouncer import (
+from rwscaler.pooler.pgbouncer.render import (
     HEADER,
     RenderError,
     config_hash,

@@ -25,8 +25,8 @@ from rwscaler.boundary import (
 )
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
 from rwscaler.core.vocabulary import ReadyReason
-from rwscaler.pooler.pgbouncer_admin import AdminCredentials, Instance, parse_admin_secret
-from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter
+from rwscaler.pooler.pgbouncer.admin import AdminCredentials, Instance, parse_admin_secret
+from rwscaler.pooler.pgbouncer.route import PgBouncerReadRouter
 
 OWNER = OwnerRef("shop", "orders", "uid-1")
 

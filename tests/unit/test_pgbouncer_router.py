@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_pgbouncer_render import ADDRESSES, PRIMARY, pgb, plan_with
 
-from rwscaler.pooler.pgbouncer_admin import (
+from rwscaler.pooler.pgbouncer.admin import (
     AdminCredentials,
     AdminErrorKind,
     Instance,
@@ -26,13 +26,13 @@ from rwscaler.pooler.pgbouncer_admin import (
     _classify_connect_error,
     parse_admin_secret,
 )
-from rwscaler.pooler.pgbouncer_apply import (
+from rwscaler.pooler.pgbouncer.apply import (
     FileConfigStore,
     PgBouncerRouter,
     reconnect_reason,
     retargeted_by_reload,
 )
-from rwscaler.pooler.render_pgbouncer import config_hash, render_databases
+from rwscaler.pooler.pgbouncer.render import config_hash, render_databases
 
 CREDS = AdminCredentials("admin", "secret")
 

@@ -19,7 +19,7 @@ from rwscaler.core.spec import PgBouncerSpec
 from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube.client import KubeClient
 from rwscaler.kube.cluster import KubeCluster
-from rwscaler.pgbouncer_access import KubePgBouncerAccess
+from rwscaler.pooler.pgbouncer.access import KubePgBouncerAccess
 
 
 def _deployment(name: str, replicas: int) -> dict:

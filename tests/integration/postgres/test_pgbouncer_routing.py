@@ -44,8 +44,7 @@ from rwscaler.core.pool_sizing import size_pools
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
 from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube.client import KubeApiError, KubeClient
-from rwscaler.kube.configmap import HASH_ANNOTATION, ConfigMapStore
-from rwscaler.pooler.pgbouncer_admin import (
+from rwscaler.pooler.pgbouncer.admin import (
     AdminCredentials,
     AdminErrorKind,
     AdminFailure,
@@ -54,8 +53,9 @@ from rwscaler.pooler.pgbouncer_admin import (
     ServerConnection,
     admin_session,
 )
-from rwscaler.pooler.pgbouncer_apply import LOGIN_WAIT_S, ApplyResult, FileConfigStore, PgBouncerRouter
-from rwscaler.pooler.pgbouncer_route import PgBouncerReadRouter
+from rwscaler.pooler.pgbouncer.apply import LOGIN_WAIT_S, ApplyResult, FileConfigStore, PgBouncerRouter
+from rwscaler.pooler.pgbouncer.configmap import HASH_ANNOTATION, ConfigMapStore
+from rwscaler.pooler.pgbouncer.route import PgBouncerReadRouter
 
 LOOPBACK = "127.0.0.1"
 PRIMARY_ALIAS = "127.0.0.20"

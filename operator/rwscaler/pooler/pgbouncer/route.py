@@ -2,9 +2,10 @@
 
 Implements `rwscaler.boundary.ReadRouter` (`apply(RouteRequest)`) and `ConnectionCounter`
 (`connections(ConnectionsRequest)`) on top of `PgBouncerRouter`, so the operator registers it in
-`Deps.routers[PoolerKind.PGBOUNCER]` like the EndpointSlice router. What only Kubernetes knows (the
-PgBouncer pods, the admin Secret, the ConfigMap) comes through `PgBouncerAccess`, which `kube/`
-implements; this module stays free of Kubernetes clients.
+`Deps.routers[PoolerKind.PGBOUNCER]` (built by this package's `build_router`, through
+`rwscaler.pooler.registry`). What only Kubernetes knows (the PgBouncer pods, the admin Secret, the
+ConfigMap) comes through `PgBouncerAccess`, which `access.KubePgBouncerAccess` implements; this
+module stays free of Kubernetes clients (an import-linter contract says so).
 
 Status mapping: a render, ConfigMap or admin console error raises `ClusterProblem(RoutingFailed)`
 (Ready=False with every problem listed). An instance that answers but has not loaded the new
@@ -23,8 +24,8 @@ from typing import Protocol
 from rwscaler.boundary import ClusterProblem, ConnectionsRequest, RouteRequest
 from rwscaler.core.spec import PgBouncerSpec
 from rwscaler.core.vocabulary import ReadyReason
-from rwscaler.pooler.pgbouncer_admin import DEFAULT_TIMEOUT_S, AdminCredentials, Instance
-from rwscaler.pooler.pgbouncer_apply import ApplyResult, ConfigStore, PgBouncerRouter
+from rwscaler.pooler.pgbouncer.admin import DEFAULT_TIMEOUT_S, AdminCredentials, Instance
+from rwscaler.pooler.pgbouncer.apply import ApplyResult, ConfigStore, PgBouncerRouter
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ DELIVERY_GRACE_S = 180.0
 
 
 class PgBouncerAccess(Protocol):
-    """What the PgBouncer router needs from Kubernetes (implemented in `rwscaler.kube`)."""
+    """What the PgBouncer router needs from Kubernetes (implemented by `access.KubePgBouncerAccess`)."""
 
     async def instances(self, namespace: str, spec: PgBouncerSpec) -> Sequence[Instance]:
         """The admin consoles of the running PgBouncer pods: (pod IP, spec.port) each."""
@@ -45,7 +46,7 @@ class PgBouncerAccess(Protocol):
         ...
 
     def store(self, namespace: str, spec: PgBouncerSpec) -> ConfigStore:
-        """The ConfigMap key rwscaler owns (`rwscaler.kube.configmap.ConfigMapStore`)."""
+        """The ConfigMap key rwscaler owns (`rwscaler.pooler.pgbouncer.configmap.ConfigMapStore`)."""
         ...
 
 

@@ -1,6 +1,6 @@
 """Render PgBouncer's `[databases]` section from a Plan: pure, deterministic, hashed.
 
-Called by `pgbouncer_apply.PgBouncerRouter` on every tick; the router writes the text only when
+Called by `apply.PgBouncerRouter` on every tick; the router writes the text only when
 `RenderedDatabases.hash` differs from what the config store holds, and verifies each instance
 against `RenderedDatabases.databases` (what `SHOW DATABASES` must report once it is loaded).
 

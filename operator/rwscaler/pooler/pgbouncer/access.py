@@ -1,10 +1,11 @@
 """KubePgBouncerAccess: what the PgBouncer router needs from Kubernetes, on the Kubernetes adapter.
 
-Implements `rwscaler.pooler.pgbouncer_route.PgBouncerAccess` for the operator: the admin consoles
-of the PgBouncer Deployment's Ready pods (pod IP and `spec.pooler.pgbouncer.port`), the admin
-credentials from `adminSecret`, and the ConfigMap key rwscaler owns (`kube.configmap`). It lives
-outside both `kube` and `pooler` because the import layers keep those two from knowing each
-other; `handlers.build_runtime` puts the router built on it in `Deps.routers`.
+Implements `route.PgBouncerAccess` for the operator: the admin consoles of the PgBouncer
+Deployment's Ready pods (pod IP and `spec.pooler.pgbouncer.port`), the admin credentials from
+`adminSecret`, and the ConfigMap key rwscaler owns (`configmap.ConfigMapStore`). This package's
+`build_router` (called through `rwscaler.pooler.registry` when the operator starts) builds the
+router on it; with `configmap`, it is the only module of the package that uses the Kubernetes
+adapter.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from rwscaler.core.spec import PgBouncerSpec
 from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube.client import KubeClient
 from rwscaler.kube.cluster import KubeCluster
-from rwscaler.kube.configmap import ConfigMapStore
-from rwscaler.pooler.pgbouncer_admin import AdminCredentials, Instance, parse_admin_secret
+from rwscaler.pooler.pgbouncer.admin import AdminCredentials, Instance, parse_admin_secret
+from rwscaler.pooler.pgbouncer.configmap import ConfigMapStore
 
 
 class KubePgBouncerAccess:

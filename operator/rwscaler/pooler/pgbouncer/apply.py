@@ -1,8 +1,8 @@
 """PgBouncerRouter: the operator's act stage for `pooler.kind: PgBouncer`.
 
-Called by the reconcile loop once per tick, after `decide`:
+Called by `route.PgBouncerReadRouter` (the reconcile loop's router) once per tick, after `decide`:
 
-    router = PgBouncerRouter(store)                 # store: rwscaler.kube.configmap.ConfigMapStore
+    router = PgBouncerRouter(store)                 # store: configmap.ConfigMapStore in the operator
     result = await router.apply(plan, spec.pooler.pgbouncer, primary, endpoints, instances, creds)
     counts = await router.server_connections(endpoints, instances, creds, spec.pooler.pgbouncer)
     # -> ReplicaObservation.connections for the next tick (None = unknown, never 0 on error)
@@ -42,7 +42,7 @@ from typing import Protocol
 
 from rwscaler.core.plan import Plan
 from rwscaler.core.spec import PgBouncerSpec
-from rwscaler.pooler.pgbouncer_admin import (
+from rwscaler.pooler.pgbouncer.admin import (
     DEFAULT_TIMEOUT_S,
     AdminCredentials,
     AdminError,
@@ -55,7 +55,7 @@ from rwscaler.pooler.pgbouncer_admin import (
     admin_session,
     canonical_addr,
 )
-from rwscaler.pooler.render_pgbouncer import (
+from rwscaler.pooler.pgbouncer.render import (
     DatabaseEntry,
     RenderedDatabases,
     RenderError,

@@ -6,6 +6,8 @@ controller writes its endpoints: the slice, labelled `endpointslice.kubernetes.i
 rwscaler.io` and `kubernetes.io/service-name: <readService>`, is the only source, and
 kube-proxy (or any EndpointSlice consumer) sends reads exactly where rwscaler says. The pod IPs
 are data here; nothing in rwscaler connects to them. Writes happen only when the slice differs.
+The Service and the slice are built by `rwscaler.kube.objects` (shared with `kube.cluster`); this
+package's `build_router` makes the router when the operator starts (`rwscaler.pooler.registry`).
 """
 
 from __future__ import annotations

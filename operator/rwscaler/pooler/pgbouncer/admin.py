@@ -1,6 +1,6 @@
 """One PgBouncer admin console session: SHOW DATABASES / SHOW SERVERS, RELOAD, RECONNECT.
 
-Used by `pgbouncer_apply`. Every failure becomes an `AdminError` with a kind the operator can put
+Used by `apply` (and `access`, for `parse_admin_secret`). Every failure becomes an `AdminError` with a kind the operator can put
 in status (unreachable, auth failed, timeout, command failed); nothing from psycopg escapes.
 
 The admin console (the `pgbouncer` pseudo-database) speaks only the simple query protocol and
@@ -75,7 +75,7 @@ class AdminError:
 
 
 class AdminFailure(Exception):
-    """Raised inside this module and `pgbouncer_apply` only; callers get `AdminError` values."""
+    """Raised inside this module and `apply` only; callers get `AdminError` values."""
 
     def __init__(self, error: AdminError) -> None:
         super().__init__(str(error))

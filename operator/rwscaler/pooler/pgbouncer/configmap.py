@@ -1,7 +1,8 @@
 """The PgBouncer `[databases]` key of a ConfigMap: read it, and write it only when it changed.
 
-`ConfigMapStore` is the `ConfigStore` of `rwscaler.pooler.pgbouncer_apply.PgBouncerRouter` in the
-operator (it satisfies that Protocol structurally: `kube` and `pooler` do not import each other).
+`ConfigMapStore` is the `ConfigStore` of `apply.PgBouncerRouter` in the operator, handed out by
+`access.KubePgBouncerAccess.store` (it satisfies that Protocol structurally, so `apply` stays free
+of Kubernetes).
 rwscaler owns exactly one key of the ConfigMap (`spec.pooler.pgbouncer.configKey`) and one
 annotation recording that key's hash. Every other key (typically the user's `pgbouncer.ini`, which
 `%include`s this one) is left alone: the write is a JSON merge patch of that key only, which
