@@ -4,54 +4,89 @@
     rwscaler bench      every policy on every scenario, one table
     rwscaler crd        print the CRD rendered from the models
     rwscaler run        the operator (kopf), against the current kubeconfig
+    rwscaler explain    a ReadWriteWorkload's last decision, from its status
 
-Subcommand modules are imported only when their subcommand runs, so `rwscaler simulate` does not
-load kopf or the Kubernetes client.
+`main` is the `rwscaler` console script (and `python -m rwscaler`); `kubectl_plugin` is
+`kubectl-rwscaler`. Each subcommand module has `add_arguments(parser)` and `run(args) -> int`, and
+is reached through a small loader function that imports it. The modules load nothing heavy at
+import time (kopf, the Kubernetes client, psycopg, matplotlib load inside `run`), so
+`rwscaler simulate` does not load kopf or the Kubernetes client (tests/unit/test_cli.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from dataclasses import dataclass
+from typing import Protocol
 
 
-class _Command(Protocol):
+class Command(Protocol):
+    """A subcommand module."""
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-# subcommand -> (module implementing add_arguments/run, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("rwscaler.sim.command_simulate", "Run policies on a scenario or trace and compare them"),
-    "bench": ("rwscaler.sim.command_bench", "Every policy on every scenario, one table"),
-    "crd": ("rwscaler.command_crd", "Print the CustomResourceDefinition rendered from the models"),
-    "run": ("rwscaler.command_run", "Run the operator against the current kubeconfig (wraps kopf run)"),
-    "explain": ("rwscaler.command_explain", "Explain a ReadWriteWorkload's last decision from its status"),
+# The loaders import their module when called (PLC0415): the CLI starts without the operator's
+# dependencies, and only the subcommands' own imports decide what a subcommand loads.
+
+
+def _simulate() -> Command:
+    from rwscaler.sim import command_simulate  # noqa: PLC0415
+
+    return command_simulate
+
+
+def _bench() -> Command:
+    from rwscaler.sim import command_bench  # noqa: PLC0415
+
+    return command_bench
+
+
+def _crd() -> Command:
+    from rwscaler import command_crd  # noqa: PLC0415
+
+    return command_crd
+
+
+def _run() -> Command:
+    from rwscaler import command_run  # noqa: PLC0415
+
+    return command_run
+
+
+def _explain() -> Command:
+    from rwscaler import command_explain  # noqa: PLC0415
+
+    return command_explain
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    load: Callable[[], Command]
+    help: str  # one line, for `rwscaler --help` and the subcommand's own
+
+
+COMMANDS: dict[str, Subcommand] = {
+    "simulate": Subcommand(_simulate, "Run policies on a scenario or trace and compare them"),
+    "bench": Subcommand(_bench, "Every policy on every scenario, one table"),
+    "crd": Subcommand(_crd, "Print the CustomResourceDefinition rendered from the models"),
+    "run": Subcommand(_run, "Run the operator against the current kubeconfig (wraps kopf run)"),
+    "explain": Subcommand(_explain, "Explain a ReadWriteWorkload's last decision from its status"),
 }
 
 
-def _load(module: str) -> _Command:
-    return cast(_Command, importlib.import_module(module))
-
-
-def build_parser(load: Callable[[str], _Command] = _load) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rwscaler",
         description="Size and route the read side of a replicated database from read/write signals.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
-        try:
-            load(module).add_arguments(cmd)
-        except ModuleNotFoundError as err:  # a subcommand still being built must not break the others
-            if err.name != module:
-                raise
-            cmd.set_defaults(_missing=module)
-        cmd.set_defaults(_module=module)
+    for name, command in COMMANDS.items():
+        cmd = sub.add_parser(name, help=command.help, description=command.help)
+        command.load().add_arguments(cmd)
     return parser
 
 
@@ -61,12 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if getattr(args, "_missing", None):
-        print(
-            f"rwscaler {args.command}: not available in this build ({args._missing} missing)", file=sys.stderr
-        )
-        return 2
-    return _load(args._module).run(args)
+    return COMMANDS[args.command].load().run(args)
 
 
 def kubectl_plugin() -> None:
