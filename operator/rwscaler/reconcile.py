@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,22 +34,30 @@ from rwscaler.boundary import (
     Endpoint,
     OwnerRef,
     PodInfo,
+    Port,
     ReadRouter,
     RouteRequest,
-    StatefulSetInfo,
+    ScaleTarget,
+    TargetState,
 )
+from rwscaler.core.act_rules import effective_spec, forget_failed_scale, hold_scale_in, scale_count
+from rwscaler.core.assemble import PodSeen, SidesSeen, assemble, roles_of
 from rwscaler.core.decide import decide
-from rwscaler.core.memory import Drain, Memory
-from rwscaler.core.observation import Observation, ReplicaObservation, Signal, UnknownReason
+from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Observation, Signal, UnknownReason
 from rwscaler.core.plan import Plan
+from rwscaler.core.roles import RoleVerdict
 from rwscaler.core.spec import (
     PAUSED_ANNOTATION,
-    Mode,
+    STATEFULSET_API_VERSION,
+    STATEFULSET_KIND,
     PoolerKind,
     PrometheusSpec,
     ReadWriteWorkloadSpec,
+    ScaleTargetRef,
     is_paused,
 )
+from rwscaler.core.status import PrimarySource, StatusPrimary, StatusScaleTarget
 from rwscaler.core.vocabulary import ConditionType, EffectiveMode, Event, ReadyReason, Status
 from rwscaler.metrics.source import MetricsReading, MetricsSource, WorkloadQuery
 from rwscaler.report import ReadyOverride, ScaleOutcome
@@ -90,10 +98,18 @@ class TickResult:
 
 
 @dataclass(frozen=True, slots=True)
+class _Side:
+    """A scale target as this tick found it: the port of its kind and its state."""
+
+    port: ScaleTarget
+    state: TargetState
+
+
+@dataclass(frozen=True, slots=True)
 class _Usable:
     spec: ReadWriteWorkloadSpec
-    primary: StatefulSetInfo
-    replicas: StatefulSetInfo
+    target: _Side  # what rwscaler scales
+    primary_apart: _Side | None  # the StatefulSet of the primary, in the pair layout
     bearer_token: str | None
     ca_pem: str | None
 
@@ -156,35 +172,38 @@ async def _load(
     except ValidationError as err:
         raise ClusterProblem(ReadyReason.SPEC_INVALID, f"the spec is invalid: {_spec_problem(err)}") from None
     assert spec.prometheus is not None  # _with_defaults filled it
-    if spec.primary.statefulSet == spec.replicas.statefulSet:
-        raise ClusterProblem(
-            ReadyReason.SPEC_INVALID,
-            f"replicas.statefulSet {spec.replicas.statefulSet!r} is the primary's StatefulSet; "
-            "rwscaler never scales the primary",
-        )
     url_problem = prometheus_url_problem(spec.prometheus.url)
     if url_problem:
         raise ClusterProblem(ReadyReason.PROMETHEUS_URL_INVALID, url_problem)
-    primary = await cluster.get_statefulset(namespace, spec.primary.statefulSet)
-    if primary is None:
+    ref = spec.replicas.target
+    port = await cluster.target(ref)
+    state = await port.read(namespace, ref)
+    if state is None:
         raise ClusterProblem(
-            ReadyReason.PRIMARY_NOT_FOUND,
-            f"the primary StatefulSet {namespace}/{spec.primary.statefulSet} does not exist",
+            ReadyReason.SCALE_TARGET_NOT_FOUND,
+            f"the scale target {ref.describe()} does not exist in {namespace}",
         )
-    replicas = await cluster.get_statefulset(namespace, spec.replicas.statefulSet)
-    if replicas is None:
-        raise ClusterProblem(
-            ReadyReason.REPLICAS_NOT_FOUND,
-            f"the replica StatefulSet {namespace}/{spec.replicas.statefulSet} does not exist",
+    apart: _Side | None = None
+    if spec.primary_apart is not None:
+        primary_ref = ScaleTargetRef(
+            apiVersion=STATEFULSET_API_VERSION, kind=STATEFULSET_KIND, name=spec.primary_apart
         )
+        primary_port = await cluster.target(primary_ref)
+        primary_state = await primary_port.read(namespace, primary_ref)
+        if primary_state is None:
+            raise ClusterProblem(
+                ReadyReason.PRIMARY_NOT_FOUND,
+                f"the primary StatefulSet {namespace}/{spec.primary_apart} does not exist",
+            )
+        apart = _Side(primary_port, primary_state)
     token = ca = None
     if spec.prometheus.bearerTokenSecret is not None:
-        ref = spec.prometheus.bearerTokenSecret
-        token = (await cluster.read_secret(namespace, ref.name, ref.key)).strip()
+        secret = spec.prometheus.bearerTokenSecret
+        token = (await cluster.read_secret(namespace, secret.name, secret.key)).strip()
     if spec.prometheus.caSecret is not None:
-        ref = spec.prometheus.caSecret
-        ca = await cluster.read_secret(namespace, ref.name, ref.key)
-    return _Usable(spec, primary, replicas, token, ca)
+        secret = spec.prometheus.caSecret
+        ca = await cluster.read_secret(namespace, secret.name, secret.key)
+    return _Usable(spec, _Side(port, state), apart, token, ca)
 
 
 def _owner(body: Mapping[str, Any]) -> OwnerRef:
@@ -254,37 +273,32 @@ async def check(deps: Deps, namespace: str, name: str) -> ReadyReason | None:
 # ---- observe ---------------------------------------------------------------------------------
 
 
-def primary_pod_name(spec: ReadWriteWorkloadSpec) -> str:
-    """The primary is the primary StatefulSet's ordinal-0 pod: the read pool's fallback."""
-    return f"{spec.primary.statefulSet}-0"
-
-
 async def _read_metrics(deps: Deps, query: WorkloadQuery, now: float) -> MetricsReading:
     try:
         readings = await deps.metrics.read([query], now)
     except Exception as err:  # the contract says a source never raises; hold if one does anyway
         log.exception("metrics source failed for %s", query.key)
         return MetricsReading.all_unknown(
-            Signal.unknown(UnknownReason.UNREACHABLE, f"metrics source failed: {err}"), query.replica_pods
+            Signal.unknown(UnknownReason.UNREACHABLE, f"metrics source failed: {err}"), query.pods
         )
     reading = readings.get(query.key)
     if reading is None:
         return MetricsReading.all_unknown(
             Signal.unknown(UnknownReason.NOT_OBSERVED, "the metrics source returned no reading"),
-            query.replica_pods,
+            query.pods,
         )
     return reading
 
 
 async def _connections(
-    deps: Deps, owner: OwnerRef, spec: ReadWriteWorkloadSpec, replica_pods: Sequence[PodInfo]
+    deps: Deps, owner: OwnerRef, spec: ReadWriteWorkloadSpec, pods: Sequence[PodInfo]
 ) -> Mapping[str, int | None]:
-    """Server connections per replica from a router that can count them; unknown otherwise."""
+    """Server connections per pod from a router that can count them; unknown otherwise."""
     router = deps.routers.get(spec.pooler.kind)
     if not isinstance(router, ConnectionCounter):
         return {}
     request = ConnectionsRequest(
-        owner, spec, tuple(Endpoint(p.name, p.uid, p.ip) for p in replica_pods if p.ip is not None)
+        owner, spec, tuple(Endpoint(p.name, p.uid, p.ip) for p in pods if p.ip is not None)
     )
     try:
         return await router.connections(request)
@@ -293,62 +307,88 @@ async def _connections(
         return {}
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    obs: Observation
+    roles: RoleVerdict
+    pods: Mapping[str, PodInfo]
+
+
+def _seen(pod: PodInfo, apart: bool) -> PodSeen:
+    return PodSeen(pod.name, pod.ready, None if apart else pod.rank, pod.labels, in_primary_set=apart)
+
+
 async def _observe(
-    deps: Deps, owner: OwnerRef, usable: _Usable, now: float
-) -> tuple[Observation, list[PodInfo], list[PodInfo]]:
-    cluster = deps.cluster
-    primary_pods = await cluster.list_pods(owner.namespace, usable.primary)
-    replica_pods = await cluster.list_pods(owner.namespace, usable.replicas)
+    deps: Deps, owner: OwnerRef, usable: _Usable, previous: Mapping[str, Any], now: float
+) -> _Seen:
+    spec = usable.spec
+    target = usable.target
+    pods = await target.port.pods(owner.namespace, target.state, spec.target_counts_primary)
+    seen = [_seen(p, apart=False) for p in pods]
+    if usable.primary_apart is not None:
+        apart = await usable.primary_apart.port.pods(owner.namespace, usable.primary_apart.state, False)
+        pods += apart
+        seen += [_seen(p, apart=True) for p in apart]
+    # Which pods to read the write side from, before this tick's role metric is in: what the
+    # labels and the layout say, and the primary the last tick found (a promotion it saw).
+    last = (
+        (previous.get("primary") or {}).get("pod") if isinstance(previous.get("primary"), Mapping) else None
+    )
+    hinted = [
+        PodSeen(p.name, p.ready, p.rank, p.labels, p.in_primary_set, is_replica=Signal.of(0.0))
+        if p.name == last
+        else p
+        for p in seen
+    ]
+    planned = roles_of(spec, hinted)
     query = WorkloadQuery(
         key=f"{owner.namespace}/{owner.name}",
         namespace=owner.namespace,
         name=owner.name,
-        spec=usable.spec,
-        primary_pods=tuple(p.name for p in primary_pods),
-        replica_pods=tuple(p.name for p in replica_pods),
+        spec=spec,
+        primary_pods=planned.primaries,
+        replica_pods=tuple(sorted(p.name for p in seen if p.name not in planned.primaries)),
         bearer_token=usable.bearer_token,
         ca_pem=usable.ca_pem,
     )
     reading = await _read_metrics(deps, query, now)
-    connections = await _connections(deps, owner, usable.spec, replica_pods)
-    missing = Signal.unknown(UnknownReason.NOT_OBSERVED, "no lag series for this pod")
-    obs = Observation(
-        read_qps=reading.read_qps,
-        write_qps=reading.write_qps,
-        read_p99=reading.read_p99,
-        write_p99=reading.write_p99,
-        current_replicas=usable.replicas.replicas,
-        primary=primary_pod_name(usable.spec),
-        replicas=tuple(
-            ReplicaObservation(
-                name=p.name,
-                ordinal=p.ordinal,
-                ready=p.ready,
-                lag=reading.replica_lag.get(p.name, missing),
-                connections=connections.get(p.name),
-            )
-            for p in replica_pods
-        ),
-        history=reading.history,
+    connections = await _connections(deps, owner, spec, [p for p in pods if p.name in query.replica_pods])
+    missing = Signal.unknown(UnknownReason.NOT_OBSERVED, "no series for this pod")
+    measured = [
+        replace(
+            p,
+            lag=reading.replica_lag.get(p.name, missing),
+            is_replica=reading.is_replica.get(p.name, missing),
+            connections=connections.get(p.name),
+        )
+        for p in seen
+    ]
+    sides = SidesSeen(
+        reading.read_qps, reading.write_qps, reading.read_p99, reading.write_p99, planned.primaries
     )
-    return obs, primary_pods, replica_pods
+    current = max(0, target.state.count - (1 if spec.target_counts_primary else 0))
+    obs, roles = assemble(spec, sides, measured, current, reading.history, target.port.removal_order_known)
+    return _Seen(obs, roles, {p.name: p for p in pods})
 
 
 # ---- act -------------------------------------------------------------------------------------
 
 
-async def _scale(deps: Deps, owner: OwnerRef, spec: ReadWriteWorkloadSpec, plan: Plan) -> ScaleOutcome | None:
-    if not plan.enforce or plan.scale_to is None:
+async def _scale(deps: Deps, usable: _Usable, namespace: str, plan: Plan) -> ScaleOutcome | None:
+    counts = scale_count(usable.spec, plan)
+    if counts is None:
         return None
-    # decide keeps to the bounds; clamp again here because this is the line that touches the cluster.
-    target = min(max(plan.scale_to, spec.replicas.minReplicas), spec.replicas.maxReplicas)
-    if target == plan.current_replicas:
-        return None
+    replicas, count = counts
     try:
-        await deps.cluster.scale(owner.namespace, spec.replicas.statefulSet, target)
+        await usable.target.port.scale(namespace, usable.target.state, count)
     except ClusterProblem as err:
-        return ScaleOutcome(plan.current_replicas, target, err.message)
-    return ScaleOutcome(plan.current_replicas, target)
+        return ScaleOutcome(plan.current_replicas, replicas, err.message)
+    return ScaleOutcome(plan.current_replicas, replicas)
+
+
+def _ports(pods: Iterable[PodInfo]) -> tuple[Port, ...]:
+    """The database's ports, from the first pod that declares any (the slice's and Service's ports)."""
+    return next((p.ports for p in pods if p.ports), ())
 
 
 def _endpoints(plan: Plan, pods: Mapping[str, PodInfo], primary: str) -> tuple[Endpoint, ...]:
@@ -364,6 +404,7 @@ async def _route(
     usable: _Usable,
     plan: Plan,
     pods: Mapping[str, PodInfo],
+    primary: str,
 ) -> ReadyOverride | None:
     kind = usable.spec.pooler.kind
     if kind is PoolerKind.NONE:
@@ -373,7 +414,6 @@ async def _route(
         return ReadyOverride(
             Status.FALSE, ReadyReason.POOLER_UNAVAILABLE, f"pooler kind {kind.value} is not available here"
         )
-    primary = primary_pod_name(usable.spec)
     p = pods.get(primary)
     endpoints = _endpoints(plan, pods, primary)
     if not endpoints:
@@ -390,7 +430,7 @@ async def _route(
         plan=plan,
         endpoints=endpoints,
         primary=Endpoint(p.name, p.uid, p.ip) if p is not None and p.ip else None,
-        ports=usable.replicas.ports or usable.primary.ports,
+        ports=_ports(pods.values()),
     )
     try:
         await router.apply(request)
@@ -399,20 +439,15 @@ async def _route(
     return None
 
 
-def _hold_scale_in(plan: Plan, obs: Observation, now: float) -> Plan:
-    """The pool change may not have reached the pooler: no scale-in this tick, and the drain's
-    clock restarts, so its timeout only ever counts time the leaving replicas were routed away."""
-    scaling_in = plan.scale_to is not None and plan.scale_to < plan.current_replicas
-    drain = plan.memory.drain
-    target = plan.scale_to if scaling_in else drain.target_replicas if drain is not None else None
-    if target is None:
-        return plan
-    leaving = tuple(r.name for r in obs.replicas if r.ordinal >= target)
-    return replace(
-        plan,
-        scale_to=None if scaling_in else plan.scale_to,
-        memory=replace(plan.memory, drain=Drain(target_replicas=target, started=now, replicas=leaving)),
-    )
+def _primary_status(roles: RoleVerdict) -> StatusPrimary | None:
+    if roles.primary is None or roles.source is None:
+        return None
+    return StatusPrimary(pod=roles.primary, source=PrimarySource(roles.source.value))
+
+
+def _target_status(state: TargetState) -> StatusScaleTarget:
+    ref = state.ref
+    return StatusScaleTarget(apiVersion=ref.apiVersion, kind=ref.kind, name=ref.name, replicas=state.count)
 
 
 # ---- the tick --------------------------------------------------------------------------------
@@ -430,40 +465,31 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     generation = _generation(body)
     try:
         usable = await _load(deps.cluster, namespace, body, deps.defaults)
-        obs, primary_pods, replica_pods = await _observe(deps, owner, usable, now)
+        seen = await _observe(deps, owner, usable, previous, now)
     except ClusterProblem as problem:
         patched, events = await _report_problem(deps, body, problem, now)
         return TickResult(interval, problem=problem.reason, patched=patched, events=events)
 
+    obs = seen.obs
     paused = is_paused(body)
-    acting = usable.spec.mode is Mode.ENFORCE and not paused
-    spec = usable.spec if not paused else usable.spec.model_copy(update={"mode": Mode.RECOMMEND})
+    spec = effective_spec(usable.spec, paused)
     memory = Memory.from_status(previous.get("memory"))
     plan = decide(spec, obs, memory, now)
 
     # Route first, then scale: a replica leaves the pool before its pod can go.
     routing_problem: ReadyOverride | None = None
-    if acting:
-        pods = {p.name: p for p in (*primary_pods, *replica_pods)}
-        routing_problem = await _route(deps, owner, usable, plan, pods)
+    if plan.enforce:
+        routing_problem = await _route(deps, owner, usable, plan, seen.pods, obs.primary)
         if routing_problem is not None:
-            plan = _hold_scale_in(plan, obs, now)
-    outcome = await _scale(deps, owner, spec, plan)
+            plan = hold_scale_in(plan, obs, now)
+    outcome = await _scale(deps, usable, namespace, plan)
     scale_events = tuple(report.scale_events(outcome, plan))
     if scale_events:
         # Said at once: the scale happened (or failed) whatever becomes of the rest of the tick.
         await deps.cluster.post_events(owner, scale_events)
     override: ReadyOverride | None = routing_problem
     if outcome is not None and outcome.error is not None:
-        # Nothing changed in the cluster: keep the memory of the last scale that did happen.
-        plan = replace(
-            plan,
-            memory=replace(
-                plan.memory,
-                last_scale_time=memory.last_scale_time,
-                last_scale_direction=memory.last_scale_direction,
-            ),
-        )
+        plan = forget_failed_scale(plan, memory)
         override = override or ReadyOverride(Status.FALSE, ReadyReason.SCALE_FAILED, outcome.error)
     if paused and override is None:
         ready = plan.condition(ConditionType.READY)
@@ -476,8 +502,18 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
 
     mode = EffectiveMode.PAUSED if paused else EffectiveMode(usable.spec.mode.value)
     status = report.render_status(
-        plan, obs, previous=previous, generation=generation, now=now, mode=mode, ready_override=override
+        plan,
+        obs,
+        previous=previous,
+        generation=generation,
+        now=now,
+        mode=mode,
+        ready_override=override,
+        primary=_primary_status(seen.roles),
+        scale_target=_target_status(usable.target.state),
     )
-    events = tuple(report.events(previous, status, plan, pool_applied=acting and routing_problem is None))
+    events = tuple(
+        report.events(previous, status, plan, pool_applied=plan.enforce and routing_problem is None)
+    )
     patched = await _write(deps, body, previous, status, events)
     return TickResult(interval, plan=plan, patched=patched, events=scale_events + events, scale=outcome)

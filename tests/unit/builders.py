@@ -90,7 +90,7 @@ def replica(
 ) -> ReplicaObservation:
     return ReplicaObservation(
         name=replica_name(ordinal),
-        ordinal=ordinal,
+        rank=ordinal,
         ready=ready,
         lag=signal(lag),
         synchronous=synchronous,

@@ -98,6 +98,7 @@ def test_every_placeholder_renders() -> None:
         "orders-pg-replica",
         "orders-pg-0",
         "orders-pg-replica-0|orders-pg-replica-1",
+        "orders-pg-replica-0|orders-pg-replica-1",
         "orders-pg-0|orders-pg-replica-0|orders-pg-replica-1",
         "orders_ro",
         "orders",

@@ -55,7 +55,7 @@ def make_spec(**overrides: Any) -> ReadWriteWorkloadSpec:
 
 
 def replica(ordinal: int, lag: float = 0.1) -> ReplicaObservation:
-    return ReplicaObservation(name=f"db-replica-{ordinal}", ordinal=ordinal, ready=True, lag=Signal.of(lag))
+    return ReplicaObservation(name=f"db-replica-{ordinal}", rank=ordinal, ready=True, lag=Signal.of(lag))
 
 
 def make_obs(current: int = 2, replicas: list[ReplicaObservation] | None = None) -> Observation:

@@ -227,7 +227,7 @@ def check_pool(spec: ReadWriteWorkloadSpec, step: Step) -> None:
     # Nothing being drained or removed serves reads.
     assert not set(plan.draining) & set(plan.read_pool), "a draining replica serves reads"
     if plan.scale_to is not None and plan.scale_to < plan.current_replicas:
-        leaving = {r.name for r in obs.replicas if r.ordinal >= plan.scale_to}
+        leaving = {r.name for r in obs.replicas if r.rank >= plan.scale_to}
         assert not leaving & set(plan.read_pool), "a replica being removed serves reads"
 
 
@@ -446,5 +446,5 @@ def test_first_tick_never_empties_the_pool_of_replicas_that_qualify(
     }
     going = set(plan.draining)
     if plan.scale_to is not None and plan.scale_to < current:
-        going |= {r.name for r in obs.replicas if r.ordinal >= plan.scale_to}
+        going |= {r.name for r in obs.replicas if r.rank >= plan.scale_to}
     assert qualifying - going <= set(plan.read_pool)

@@ -23,10 +23,11 @@ from rwscaler.boundary import (
     OwnerRef,
     PodInfo,
     RouteRequest,
-    StatefulSetInfo,
+    ScaleTarget,
+    TargetState,
 )
 from rwscaler.core.observation import Signal, UnknownReason
-from rwscaler.core.spec import PoolerKind
+from rwscaler.core.spec import PoolerKind, ScaleTargetRef
 from rwscaler.core.vocabulary import Event, EventReason, ReadyReason
 from rwscaler.kube.objects import merge_patch
 from rwscaler.metrics.source import MetricsReading, WorkloadQuery
@@ -52,9 +53,41 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
 
 
 @dataclass
+class FakeStatefulSet:
+    count: int
+    uid: str
+
+
+class FakeStatefulSetTarget:
+    """A StatefulSet as `kube/targets/statefulset.py` serves it: highest ordinals go first."""
+
+    removal_order_known = True
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self.cluster = cluster
+
+    async def read(self, namespace: str, ref: ScaleTargetRef) -> TargetState | None:
+        sts = self.cluster.statefulsets.get(ref.name)
+        return None if sts is None else TargetState(ref, sts.uid, sts.count, f"app={ref.name}")
+
+    async def pods(self, namespace: str, target: TargetState, counts_primary: bool) -> list[PodInfo]:
+        offset = 1 if counts_primary else 0
+        return [
+            replace(p, rank=int(p.name.rpartition("-")[2]) - offset)
+            for p in self.cluster.pods.get(target.ref.name, [])
+        ]
+
+    async def scale(self, namespace: str, target: TargetState, count: int) -> None:
+        if self.cluster.scale_error:
+            raise ClusterProblem(ReadyReason.SCALE_FAILED, self.cluster.scale_error)
+        self.cluster.scaled.append((target.ref.name, count))
+        self.cluster.statefulsets[target.ref.name].count = count
+
+
+@dataclass
 class FakeCluster:
     workloads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    statefulsets: dict[str, StatefulSetInfo] = field(default_factory=dict)
+    statefulsets: dict[str, FakeStatefulSet] = field(default_factory=dict)
     pods: dict[str, list[PodInfo]] = field(default_factory=dict)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     scaled: list[tuple[str, int]] = field(default_factory=list)
@@ -67,11 +100,10 @@ class FakeCluster:
         body = self.workloads.get((namespace, name))
         return copy.deepcopy(body) if body is not None else None
 
-    async def get_statefulset(self, namespace: str, name: str) -> StatefulSetInfo | None:
-        return self.statefulsets.get(name)
-
-    async def list_pods(self, namespace: str, statefulset: StatefulSetInfo) -> list[PodInfo]:
-        return list(self.pods.get(statefulset.name, []))
+    async def target(self, ref: ScaleTargetRef) -> ScaleTarget:
+        if ref.kind != "StatefulSet":
+            raise ClusterProblem(ReadyReason.SCALE_TARGET_NOT_SCALABLE, f"no kind {ref.kind}")
+        return FakeStatefulSetTarget(self)
 
     async def read_secret(self, namespace: str, name: str, key: str) -> str:
         if name not in self.secrets:
@@ -81,13 +113,6 @@ class FakeCluster:
         if key not in self.secrets[name]:
             raise ClusterProblem(ReadyReason.SECRET_KEY_NOT_FOUND, f"no key {key}")
         return self.secrets[name][key]
-
-    async def scale(self, namespace: str, statefulset: str, replicas: int) -> None:
-        if self.scale_error:
-            raise ClusterProblem(ReadyReason.SCALE_FAILED, self.scale_error)
-        self.scaled.append((statefulset, replicas))
-        sts = self.statefulsets[statefulset]
-        self.statefulsets[statefulset] = StatefulSetInfo(sts.name, sts.uid, replicas, sts.selector, sts.ports)
 
     async def patch_status(
         self,
@@ -111,14 +136,15 @@ class FakeCluster:
 
     # ---- test helpers ----
     def add_statefulset(self, name: str, replicas: int) -> None:
-        self.statefulsets[name] = StatefulSetInfo(
-            name, f"uid-{name}", replicas, {"matchLabels": {"app": name}}
-        )
+        self.statefulsets[name] = FakeStatefulSet(replicas, f"uid-{name}")
         self.add_pods(name, replicas)
 
-    def add_pods(self, name: str, count: int, *, ready: bool = True) -> None:
+    def add_pods(
+        self, name: str, count: int, *, ready: bool = True, labels: dict[str, str] | None = None
+    ) -> None:
         self.pods[name] = [
-            PodInfo(f"{name}-{i}", f"uid-{name}-{i}", i, ready, f"10.0.0.{i + 1}") for i in range(count)
+            PodInfo(f"{name}-{i}", f"uid-{name}-{i}", ready, f"10.0.0.{i + 1}", labels or {})
+            for i in range(count)
         ]
 
     def status(self) -> dict[str, Any]:
@@ -137,6 +163,7 @@ class FakeMetrics:
     write_qps: float | None = 100.0
     lags: dict[str, float | None] = field(default_factory=dict)
     default_lag: float | None = 0.1
+    roles: dict[str, float | None] = field(default_factory=dict)  # the role metric per pod; absent: no series
     queries: list[WorkloadQuery] = field(default_factory=list)
 
     @staticmethod
@@ -152,6 +179,7 @@ class FakeMetrics:
                 read_p99=self._sig(self.read_p99),
                 write_p99=self._sig(self.write_p99),
                 replica_lag={p: self._sig(self.lags.get(p, self.default_lag)) for p in q.replica_pods},
+                is_replica={p: self._sig(self.roles[p]) for p in q.pods if p in self.roles},
             )
             for q in queries
         }
@@ -246,7 +274,7 @@ async def test_read_breach_scales_the_replicas_never_the_primary() -> None:
     w.metrics.read_p99 = 2 * READ_OBJECTIVE
     result = await w.tick(2)
     assert w.cluster.scaled == [("db-replica", 3)]
-    assert w.cluster.statefulsets["db"].replicas == 1
+    assert w.cluster.statefulsets["db"].count == 1
     assert EventReason.SCALED_UP in reasons(result.events)
     status = w.cluster.status()
     assert status["replicas"]["current"] == 2 and status["replicas"]["desired"] == 3
@@ -305,7 +333,7 @@ async def test_metrics_down_holds_and_stops_patching() -> None:
     ("mutate", "reason"),
     [
         (lambda w: w.cluster.statefulsets.pop("db"), ReadyReason.PRIMARY_NOT_FOUND),
-        (lambda w: w.cluster.statefulsets.pop("db-replica"), ReadyReason.REPLICAS_NOT_FOUND),
+        (lambda w: w.cluster.statefulsets.pop("db-replica"), ReadyReason.SCALE_TARGET_NOT_FOUND),
         (
             lambda w: w.cluster.workloads[(NS, NAME)]["spec"]["prometheus"].update(url="http://host:99999"),
             ReadyReason.PROMETHEUS_URL_INVALID,
@@ -321,8 +349,17 @@ async def test_metrics_down_holds_and_stops_patching() -> None:
             ReadyReason.SPEC_INVALID,
         ),
         (
-            lambda w: w.cluster.workloads[(NS, NAME)]["spec"]["replicas"].update(statefulSet="db"),
+            lambda w: w.cluster.workloads[(NS, NAME)]["spec"]["replicas"].update(
+                scaleTargetRef={"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db-replica"}
+            ),
             ReadyReason.SPEC_INVALID,
+        ),
+        (
+            lambda w: w.cluster.workloads[(NS, NAME)]["spec"]["replicas"].update(
+                statefulSet=None,
+                scaleTargetRef={"apiVersion": "example.com/v1", "kind": "Thing", "name": "db-replica"},
+            ),
+            ReadyReason.SCALE_TARGET_NOT_SCALABLE,
         ),
     ],
 )
@@ -550,3 +587,101 @@ async def test_a_pool_without_any_address_is_not_routed() -> None:
     await w.tick()
     assert w.router.requests == [], "an empty EndpointSlice would route reads nowhere"
     assert w.cluster.condition("Ready")["reason"] == "NoRoutableEndpoint"
+
+
+# ---- roles, not ordinals (issue 11) ---------------------------------------------------------
+
+
+def patroni_world(primary_ordinal: int) -> World:
+    """One StatefulSet `db` of 4 pods with Spilo's role labels; its count includes the primary."""
+    cluster = FakeCluster()
+    cluster.statefulsets["db"] = FakeStatefulSet(4, "uid-db")
+    cluster.pods["db"] = [
+        PodInfo(
+            f"db-{i}",
+            f"uid-db-{i}",
+            True,
+            f"10.0.1.{i + 1}",
+            {"spilo-role": "master" if i == primary_ordinal else "replica"},
+        )
+        for i in range(4)
+    ]
+    spec = spec_dict(**{**FAST, "replicas": {"statefulSet": "db", "minReplicas": 1, "maxReplicas": 5}})
+    spec.pop("primary", None)
+    cluster.workloads[(NS, NAME)] = _workload(spec)
+    w = World(cluster, FakeMetrics(), FakeRouter(), Clock())
+    w.metrics.roles = {f"db-{i}": 0.0 if i == primary_ordinal else 1.0 for i in range(4)}
+    return w
+
+
+async def test_one_statefulset_with_patroni_roles_reads_writes_from_the_primary_and_scales_around_it() -> (
+    None
+):
+    w = patroni_world(primary_ordinal=2)
+    await w.tick()
+    query = w.metrics.queries[-1]
+    assert query.primary_pods == ("db-2",) and "db-2" not in query.replica_pods
+    status = w.cluster.status()
+    assert status["primary"] == {"pod": "db-2", "source": "Label"}
+    assert status["scaleTarget"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "db",
+        "replicas": 4,
+    }
+    assert status["replicas"]["current"] == 3, "the set's 4 pods are the primary and 3 replicas"
+    assert "db-2" not in w.router.served()
+    w.metrics.read_p99 = 2 * READ_OBJECTIVE
+    await w.tick(2)
+    assert w.cluster.scaled == [("db", 5)], "4 read replicas: the StatefulSet counts the primary too"
+
+
+async def test_a_scale_in_that_would_remove_the_primary_is_refused() -> None:
+    w = patroni_world(primary_ordinal=3)  # the highest ordinal: the first a scale-in removes
+    w.metrics.read_p99 = 0.05 * READ_OBJECTIVE  # far under the objective: the read side would shrink
+    w.metrics.read_qps = 10.0
+    for _ in range(4):
+        await w.tick(2)
+    assert w.cluster.scaled == []
+    cond = w.cluster.condition("ScalingLimited")
+    assert cond["status"] == "True" and cond["reason"] == "PrimaryWouldBeRemoved"
+    assert "db-3" in cond["message"]
+
+
+async def test_a_promotion_is_followed_within_two_ticks_and_the_promoted_pod_leaves_the_pool() -> None:
+    w = make_world()
+    w.metrics.roles = {"db-0": 0.0, "db-replica-0": 1.0, "db-replica-1": 1.0}
+    await w.tick()
+    assert w.cluster.status()["primary"] == {"pod": "db-0", "source": "Metric"}
+    assert "db-replica-1" in w.router.served()
+    # db-replica-1 is promoted; the old primary is down (no series).
+    w.metrics.roles = {"db-replica-0": 1.0, "db-replica-1": 0.0}
+    await w.tick(2)
+    status = w.cluster.status()
+    assert status["primary"] == {"pod": "db-replica-1", "source": "Metric"}
+    assert "db-replica-1" not in w.router.served()
+    assert status["observed"]["writeQPS"].startswith("unknown"), "read from the old primary this tick"
+    await w.tick(2)
+    assert w.metrics.queries[-1].primary_pods == ("db-replica-1",)
+    assert not w.cluster.status()["observed"]["writeQPS"].startswith("unknown")
+    # The old primary comes back as a replica: it is one.
+    w.metrics.roles["db-0"] = 1.0
+    await w.tick(2)
+    assert "db-0" in w.metrics.queries[-1].replica_pods
+    assert "db-0" in w.router.served()
+
+
+async def test_a_label_and_metric_that_disagree_hold_scaling_and_say_so() -> None:
+    w = patroni_world(primary_ordinal=0)
+    w.metrics.roles["db-1"] = 0.0  # the label says replica, the metric primary
+    w.metrics.read_p99 = 2 * READ_OBJECTIVE
+    await w.tick()
+    await w.tick(2)
+    assert w.cluster.scaled == []
+    cond = w.cluster.condition("ScalingLimited")
+    assert (
+        cond["reason"] == "RoleUnknown"
+        and "db-1" in cond["message"]
+        and "spilo-role=replica" in cond["message"]
+    )
+    assert "db-1" not in w.router.served()

@@ -9,11 +9,12 @@ from rwscaler.kube.objects import (
     event,
     label_selector,
     merge_patch,
+    controller_uid,
+    ordinal_suffix,
     pod_info,
     read_service,
     service_ports_differ,
     slice_differs,
-    statefulset_info,
 )
 
 OWNER = OwnerRef(namespace="shop", name="orders", uid="uid-1")
@@ -87,38 +88,25 @@ def test_label_selector() -> None:
     assert label_selector(sel) == "app=db,role=replica,tier in (a,b),x,!y"
 
 
-def _sts() -> dict:
-    return {
-        "metadata": {"name": "db-replica", "uid": "sts-uid"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "db"}},
-            "template": {
-                "spec": {
-                    "containers": [{"name": "pg", "ports": [{"name": "postgres", "containerPort": 5432}]}]
-                }
-            },
-        },
-    }
-
-
-def test_statefulset_and_pods() -> None:
-    sts = statefulset_info(_sts())
-    assert (sts.replicas, sts.ports) == (2, (Port("postgres", 5432, "TCP"),))
+def test_a_pod_is_read_with_its_labels_ports_and_readiness() -> None:
     pod = {
-        "metadata": {
-            "name": "db-replica-1",
-            "uid": "pod-uid",
-            "ownerReferences": [{"kind": "StatefulSet", "uid": "sts-uid", "controller": True}],
-        },
+        "metadata": {"name": "db-replica-1", "uid": "pod-uid", "labels": {"spilo-role": "replica"}},
+        "spec": {"containers": [{"name": "pg", "ports": [{"name": "postgres", "containerPort": 5432}]}]},
         "status": {"podIP": "10.0.0.7", "conditions": [{"type": "Ready", "status": "True"}]},
     }
-    info = pod_info(pod, sts)
-    assert info is not None and (info.ordinal, info.ready, info.ip) == (1, True, "10.0.0.7")
+    info = pod_info(pod, 1)
+    assert (info.rank, info.ready, info.ip) == (1, True, "10.0.0.7")
+    assert info.labels == {"spilo-role": "replica"} and info.ports == (Port("postgres", 5432, "TCP"),)
     terminating = {**pod, "metadata": {**pod["metadata"], "deletionTimestamp": "2024-01-01T00:00:00Z"}}
-    assert pod_info(terminating, sts).ready is False  # type: ignore[union-attr]
-    stranger = {**pod, "metadata": {**pod["metadata"], "ownerReferences": []}}
-    assert pod_info(stranger, sts) is None
+    assert pod_info(terminating).ready is False
+
+
+def test_ordinal_suffix_and_controller() -> None:
+    assert ordinal_suffix("db-replica-12", "db-replica") == 12
+    assert ordinal_suffix("db-replica-12", "db") is None  # another set's pod
+    assert ordinal_suffix("db-replica-x", "db-replica") is None
+    owned = {"metadata": {"ownerReferences": [{"uid": "a"}, {"uid": "b", "controller": True}]}}
+    assert controller_uid(owned) == "b" and controller_uid({"metadata": {}}) is None
 
 
 def test_event_is_about_the_workload_and_bounded() -> None:

@@ -184,10 +184,7 @@ def test_invalid_specs_are_rejected_with_readable_messages(
 @pytest.mark.parametrize(
     ("path", "where"),
     [
-        (("primary",), "primary"),
-        (("primary", "statefulSet"), "primary.statefulSet"),
         (("replicas", "maxReplicas"), "replicas.maxReplicas"),
-        (("replicas", "statefulSet"), "replicas.statefulSet"),
         (("prometheus", "url"), "prometheus.url"),
     ],
 )
@@ -264,3 +261,42 @@ def test_manifest_rejects_wrong_kind_and_version() -> None:
         ReadWriteWorkload.model_validate({**good, "apiVersion": "rwscaler.io/v1"})
     with pytest.raises(ValidationError, match="spec"):
         ReadWriteWorkload.model_validate({k: v for k, v in good.items() if k != "spec"})
+
+
+@pytest.mark.parametrize(
+    "replicas",
+    [
+        {"maxReplicas": 3},
+        {"maxReplicas": 3, "statefulSet": "a", "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "a"}},
+    ],
+    ids=["neither", "both"],
+)
+def test_the_read_side_names_exactly_one_scale_target(replicas: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="set exactly one of replicas.statefulSet and replicas.scaleTargetRef"):
+        ReadWriteWorkloadSpec.model_validate({"replicas": replicas})
+
+
+def test_the_statefulset_shorthand_is_a_scale_target_ref_and_the_primary_is_optional() -> None:
+    spec = ReadWriteWorkloadSpec.model_validate({"replicas": {"statefulSet": "db", "maxReplicas": 3}})
+    target = spec.replicas.target
+    assert (target.apiVersion, target.kind, target.name) == ("apps/v1", "StatefulSet", "db")
+    # No primary StatefulSet apart: the primary is one of the target's pods, counted in its count.
+    assert spec.primary_apart is None and spec.target_counts_primary
+
+
+@pytest.mark.parametrize(
+    ("primary", "apart"),
+    [("db-primary", "db-primary"), ("db", None)],  # the same StatefulSet named twice: one set (Patroni)
+)
+def test_the_target_counts_the_primary_unless_it_runs_apart(primary: str, apart: str | None) -> None:
+    spec = ReadWriteWorkloadSpec.model_validate(
+        {"primary": {"statefulSet": primary}, "replicas": {"statefulSet": "db", "maxReplicas": 3}}
+    )
+    assert spec.primary_apart == apart and spec.target_counts_primary is (apart is None)
+
+
+def test_an_empty_primary_selector_is_refused() -> None:
+    with pytest.raises(ValidationError, match="matches every pod"):
+        ReadWriteWorkloadSpec.model_validate(
+            {"primary": {"primarySelector": {}}, "replicas": {"statefulSet": "db", "maxReplicas": 3}}
+        )

@@ -24,6 +24,7 @@ from rwscaler.core.read_pool import select_read_pool
 from rwscaler.core.settle import pool_grew, settling, starting_replicas
 from rwscaler.core.sizing import recommend_replicas, stabilize
 from rwscaler.core.spec import Mode, PoolerKind, ReadWriteWorkloadSpec
+from rwscaler.core.target_guard import guard_scale
 from rwscaler.core.trends import (
     LATENCY_TAU,
     QPS_TAU,
@@ -66,7 +67,7 @@ def _drain_and_scale(
         return None, None, (), []
     if desired > current:
         return desired, None, (), [Reason(Rule.SCALE, f"scaling up {current} -> {desired}")]
-    leaving = tuple(r.name for r in sorted(obs.replicas, key=lambda r: r.ordinal) if r.ordinal >= desired)
+    leaving = tuple(r.name for r in sorted(obs.replicas, key=lambda r: r.rank) if r.rank >= desired)
     if spec.pooler.kind is PoolerKind.NONE:
         return desired, None, leaving, [Reason(Rule.SCALE, f"scaling down {current} -> {desired}")]
     drain = memory.drain
@@ -158,7 +159,7 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
             QPS_TAU,
         ),
     )
-    stable = stabilize(spec, obs.current_replicas, sizing, mem, now)
+    stable = guard_scale(obs, stabilize(spec, obs.current_replicas, sizing, mem, now))
     scale_to, drain, leaving, scale_reasons = _drain_and_scale(spec, obs, mem, stable.desired, enforce, now)
     if set(leaving) - set(draining):
         # Replicas that start draining (or go at once) this tick leave the pool this tick.

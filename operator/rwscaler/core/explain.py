@@ -135,7 +135,7 @@ def conditions(
                 Status.TRUE,
                 stable.limited[0],
                 f"desired {stable.desired} (min {spec.replicas.minReplicas}, max {spec.replicas.maxReplicas}); "
-                f"limited by {', '.join(stable.limited)}",
+                f"limited by {', '.join(stable.limited)}" + (f": {stable.detail}" if stable.detail else ""),
             )
         )
     else:

@@ -69,7 +69,11 @@ class ReplicaObservation:
     """One read-replica pod: its readiness from Kubernetes, its lag from Prometheus."""
 
     name: str
-    ordinal: int
+    # The pod's place in the scale target's removal order: it stays while the read replicas
+    # number more than `rank`, so a scale-in to n removes the pods of rank n and above. For a
+    # StatefulSet that is the ordinal (minus one when the set also runs the primary); for a
+    # CloudNativePG Cluster, the order CloudNativePG removes instances in (kube/targets).
+    rank: int
     ready: bool
     lag: Signal
     synchronous: bool = False
@@ -129,12 +133,22 @@ class Observation:
     write_qps: Signal
     read_p99: Signal  # seconds
     write_p99: Signal  # seconds
-    current_replicas: int  # the replica StatefulSet's spec.replicas
+    current_replicas: int  # read replicas: the scale target's count, less the primary when it counts it
     primary: str  # the primary's endpoint name (pod name), the read pool's fallback
     replicas: tuple[ReplicaObservation, ...] = field(default_factory=tuple)
     # Prometheus's history of the read load and the ratio (seasonal forecast, trend rules);
     # empty when not read (a custom query source, a simulator trace without it).
     history: History = field(default_factory=History)
+    # The primary's rank in the scale target's removal order (as ReplicaObservation.rank): a
+    # scale-in to `primary_rank` or fewer would remove it. None: the target never removes it
+    # (it runs apart, or the target never picks the primary, as CloudNativePG).
+    primary_rank: int | None = None
+    # Why the primary is not known for sure (no pod is primary, several are, or a pod's role
+    # label and role metric disagree): scaling holds. None: exactly one primary.
+    roles_problem: str | None = None
+    # False when rwscaler does not know which pods the scale target removes on a scale-in (a
+    # kind it has no module for): it does not scale in, since it could remove the primary.
+    removal_order_known: bool = True
 
     def unknown_signals(self) -> list[tuple[str, Signal]]:
         named = (

@@ -83,11 +83,11 @@ def select_read_pool(
     reasons: list[Reason] = []
 
     # Pods at or above the StatefulSet's count are being removed: never route reads to them.
-    staying = [r for r in obs.replicas if r.ordinal < obs.current_replicas]
+    staying = [r for r in obs.replicas if r.rank < obs.current_replicas]
     seen = [r for r in staying if r.ready]
     blind = len(obs.unknown_signals()) == 4 and all(r.lag.value is None for r in seen)
     outage = bool(previous) and bool(seen) and (blind or all(_query_failed(r.lag) for r in seen))
-    for r in sorted(staying, key=lambda r: r.ordinal):
+    for r in sorted(staying, key=lambda r: r.rank):
         before = previous.get(r.name)
         if outage:
             held = before is not None and before.in_pool and r.ready

@@ -55,11 +55,11 @@ def starting_replicas(obs: Observation, pool: Mapping[str, ReplicaMemory]) -> in
     """Replicas asked for that do not serve yet: not ready, or ready and never in the pool."""
     count = 0
     for r in obs.replicas:
-        if r.ordinal >= obs.current_replicas:
+        if r.rank >= obs.current_replicas:
             continue  # on its way out after a scale-in
         mem = pool.get(r.name)
         warming = mem is not None and not mem.in_pool and not mem.left_pool
         if not r.ready or warming:
             count += 1
-    missing = obs.current_replicas - sum(1 for r in obs.replicas if r.ordinal < obs.current_replicas)
+    missing = obs.current_replicas - sum(1 for r in obs.replicas if r.rank < obs.current_replicas)
     return count + max(missing, 0)

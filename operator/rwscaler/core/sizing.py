@@ -349,6 +349,7 @@ class Stabilized:
     history: tuple[tuple[float, int], ...]
     limited: tuple[str, ...]  # ScalingLimited reasons
     reasons: tuple[Reason, ...]
+    detail: str = ""  # said after the limits in ScalingLimited's message (the scale target's guards)
 
 
 def _clamp(n: int, lo: int, hi: int) -> int:

@@ -89,21 +89,129 @@ class MetricsPreset(StrEnum):
     CUSTOM = "custom"
 
 
-class PrimarySpec(_Model):
-    statefulSet: Name = Field(
-        description="The primary's StatefulSet (the write side). rwscaler never scales or removes it."
+class RoleLabels(StrEnum):
+    """Which role labels name the primary among the pods (core/roles.py knows each scheme)."""
+
+    AUTO = "Auto"  # every scheme below
+    CLOUDNATIVEPG = "CloudNativePG"  # cnpg.io/instanceRole=primary|replica (and the legacy role label)
+    PATRONI = "Patroni"  # spilo-role=master|replica (Zalando/Spilo), role=primary|master|replica (Patroni)
+    CRUNCHY_PGO = "CrunchyPGO"  # postgres-operator.crunchydata.com/role=master|replica (PGO, Percona PG v2)
+    PERCONA_MYSQL = "PerconaMySQL"  # mysql.percona.com/primary=true on the primary only
+    NONE = "None"  # no labels: the role metric, else the layout (the pods of primary.statefulSet)
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class SelectorRequirement(_Model):
+    """One requirement on a pod's labels (as in a Kubernetes LabelSelector)."""
+
+    key: Name = Field(description="The label key.")
+    operator: SelectorOperator = Field(description="In, NotIn, Exists or DoesNotExist.")
+    values: list[Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default=[],
+        max_length=64,
+        description="The values for In and NotIn; empty for Exists and DoesNotExist.",
     )
+
+    @model_validator(mode="after")
+    def _values(self) -> SelectorRequirement:
+        wants = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
+        if wants != bool(self.values):
+            raise ValueError(f"operator {self.operator} {'needs' if wants else 'takes no'} values")
+        return self
+
+
+class LabelSelector(_Model):
+    """A Kubernetes LabelSelector: every matchLabels pair and every requirement must hold."""
+
+    matchLabels: dict[str, Annotated[str, Field(max_length=63, description="The label's value.")]] = Field(
+        default={}, description="Labels the pod must carry with exactly these values."
+    )
+    matchExpressions: list[SelectorRequirement] = Field(
+        default=[], max_length=16, description="Further requirements on the pod's labels."
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> LabelSelector:
+        if not self.matchLabels and not self.matchExpressions:
+            raise ValueError(
+                "a selector needs matchLabels or matchExpressions (an empty one matches every pod)"
+            )
+        return self
+
+
+class PrimarySpec(_Model):
+    statefulSet: Name | None = Field(
+        default=None,
+        description=(
+            "A StatefulSet apart from the scale target that runs the primary (the two-StatefulSet "
+            "layout). Omit it when the primary is one of the scale target's pods (CloudNativePG, "
+            "Patroni/Spilo): then the target's count includes the primary. rwscaler never scales it."
+        ),
+    )
+    roleLabels: RoleLabels = Field(
+        default=RoleLabels.AUTO,
+        description=(
+            "Which role labels name the primary: Auto tries CloudNativePG, Patroni/Spilo, Crunchy PGO "
+            "(and Percona PG) and Percona MySQL; None reads no label. The preset's role metric confirms "
+            "the label; when they disagree the role is unknown and rwscaler holds."
+        ),
+    )
+    primarySelector: LabelSelector | None = Field(
+        default=None,
+        description="A pod matching this selector is the primary (for layouts whose labels rwscaler does not know).",
+    )
+
+
+class ScaleTargetRef(_Model):
+    apiVersion: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        description="API group/version of the target, e.g. apps/v1 or postgresql.cnpg.io/v1."
+    )
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=63)] = Field(
+        description="Kind of the target: StatefulSet, Cluster (CloudNativePG), or any kind serving the scale subresource."
+    )
+    name: Name = Field(description="Name of the target in the workload's namespace.")
+
+    @property
+    def group(self) -> str:
+        return self.apiVersion.rpartition("/")[0]
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} ({self.apiVersion})"
+
+
+STATEFULSET_API_VERSION = "apps/v1"
+STATEFULSET_KIND = "StatefulSet"
 
 
 class ReplicasSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas")
+                _cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
+                _cel(
+                    "has(self.statefulSet) != has(self.scaleTargetRef)",
+                    "set exactly one of replicas.statefulSet and replicas.scaleTargetRef",
+                ),
             ]
         }
     )
-    statefulSet: Name = Field(description="The read-replica StatefulSet that rwscaler scales.")
+    scaleTargetRef: ScaleTargetRef | None = Field(
+        default=None,
+        description=(
+            "What rwscaler scales, as HPA's scaleTargetRef: any resource serving the scale subresource "
+            "(a StatefulSet, a CloudNativePG Cluster, ...); its pods come from the subresource's selector."
+        ),
+    )
+    statefulSet: Name | None = Field(
+        default=None,
+        description="Shorthand for scaleTargetRef {apiVersion: apps/v1, kind: StatefulSet, name}.",
+    )
     minReplicas: int = Field(default=1, ge=0, le=1000, description="Fewest read replicas to keep.")
     maxReplicas: int = Field(ge=1, le=1000, description="Most read replicas rwscaler may run.")
     targetReadQPSPerReplica: float | None = Field(
@@ -119,7 +227,19 @@ class ReplicasSpec(_Model):
     def _bounds(self) -> ReplicasSpec:
         if self.minReplicas > self.maxReplicas:
             raise ValueError("minReplicas must not exceed maxReplicas")
+        if (self.statefulSet is None) == (self.scaleTargetRef is None):
+            raise ValueError("set exactly one of replicas.statefulSet and replicas.scaleTargetRef")
         return self
+
+    @property
+    def target(self) -> ScaleTargetRef:
+        """The scale target, with the statefulSet shorthand spelled out."""
+        if self.scaleTargetRef is not None:
+            return self.scaleTargetRef
+        assert self.statefulSet is not None  # _bounds: exactly one is set
+        return ScaleTargetRef(
+            apiVersion=STATEFULSET_API_VERSION, kind=STATEFULSET_KIND, name=self.statefulSet
+        )
 
 
 class SecretKeyRef(_Model):
@@ -167,6 +287,13 @@ class SignalQueries(_Model):
     writeLatencyP99: str | None = Field(default=None, description="PromQL for write latency p99, in seconds.")
     replicationLag: str | None = Field(
         default=None, description="PromQL for replication lag in seconds, one series per replica pod."
+    )
+    isReplica: str | None = Field(
+        default=None,
+        description=(
+            "PromQL confirming each pod's role: 1 for a replica, 0 for the primary, one series per pod "
+            "(label pod). Optional: without it the role labels (or the layout) alone name the primary."
+        ),
     )
 
 
@@ -428,7 +555,9 @@ class BehaviorSpec(_Model):
 
 
 class ReadWriteWorkloadSpec(_Model):
-    primary: PrimarySpec = Field(description="The write side.")
+    primary: PrimarySpec = Field(
+        default=PrimarySpec(), description="The write side: where the primary runs and how it is recognised."
+    )
     replicas: ReplicasSpec = Field(description="The read side and its bounds.")
     prometheus: PrometheusSpec | None = Field(
         default=None,
@@ -451,6 +580,24 @@ class ReadWriteWorkloadSpec(_Model):
     mode: Mode = Field(
         default=Mode.ENFORCE, description="Enforce acts; Recommend decides and reports but changes nothing."
     )
+
+    @property
+    def primary_apart(self) -> str | None:
+        """The StatefulSet that runs the primary apart from the scale target, or None when the
+        primary is one of the target's pods (then the target's count includes it)."""
+        name = self.primary.statefulSet
+        target = self.replicas.target
+        if name is None or (
+            target.kind == STATEFULSET_KIND and target.group == "apps" and target.name == name
+        ):
+            return None
+        return name
+
+    @property
+    def target_counts_primary(self) -> bool:
+        """The documented rule: the target's count includes the primary unless primary.statefulSet
+        names a StatefulSet apart from it."""
+        return self.primary_apart is None
 
 
 class ObjectMeta(BaseModel):

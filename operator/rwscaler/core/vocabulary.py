@@ -61,6 +61,10 @@ class Rule(StrEnum):
     DRAIN_COMPLETE = "DrainComplete"
     SCALE = "Scale"
     RECOMMEND_ONLY = "RecommendOnly"
+    # The scale target's guards (target_guard.py): each is also a ScalingLimited reason.
+    ROLE_UNKNOWN = "RoleUnknown"  # no primary, several, or a role label and metric disagree: hold
+    PRIMARY_WOULD_BE_REMOVED = "PrimaryWouldBeRemoved"  # the scale-in would remove the primary's pod
+    REMOVAL_ORDER_UNKNOWN = "RemovalOrderUnknown"  # the target's kind picks pods rwscaler cannot foresee
 
 
 class Status(StrEnum):
@@ -100,7 +104,8 @@ class ReadyReason(StrEnum):
     PAUSED = "Paused"
     SPEC_INVALID = "SpecInvalid"
     PRIMARY_NOT_FOUND = "PrimaryStatefulSetNotFound"
-    REPLICAS_NOT_FOUND = "ReplicaStatefulSetNotFound"
+    SCALE_TARGET_NOT_FOUND = "ScaleTargetNotFound"
+    SCALE_TARGET_NOT_SCALABLE = "ScaleTargetNotScalable"  # no such kind, or it serves no scale subresource
     PROMETHEUS_URL_INVALID = "PrometheusURLInvalid"
     PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
     SECRET_NOT_FOUND = "SecretNotFound"

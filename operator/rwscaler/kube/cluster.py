@@ -1,8 +1,7 @@
 """KubeCluster: `rwscaler.boundary.Cluster` on the Kubernetes API.
 
-Reads the workload, its StatefulSets and their pods and the Secrets its Prometheus settings name;
-scales the replica StatefulSet through its `scale` subresource (only ever that one: the tick never
-passes the primary's name); patches the workload's status with a merge patch of exactly what
+Reads the workload and the Secrets its Prometheus settings name; hands out the scale target
+port of each kind (`kube/targets`: reading a target, its pods and scaling it); patches the workload's status with a merge patch of exactly what
 changed in the keys rwscaler owns; posts Events. Known problems (a missing Secret, a forbidden
 read, a refused scale) become `ClusterProblem`s with a specific reason; anything else is a
 `KubeApiError` for the loop to log and retry.
@@ -18,11 +17,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rwscaler.boundary import ClusterProblem, OwnerRef, PodInfo, StatefulSetInfo
-from rwscaler.core.spec import GROUP, PLURAL, VERSION
+from rwscaler.boundary import ClusterProblem, OwnerRef, ScaleTarget
+from rwscaler.core.spec import GROUP, PLURAL, VERSION, ScaleTargetRef
 from rwscaler.core.vocabulary import Event, ReadyReason
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.kube.targets.registry import target_for
 from rwscaler.report import OWNED_KEYS
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 
 def workload_path(namespace: str, name: str) -> str:
     return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
-
-
-def statefulset_path(namespace: str, name: str) -> str:
-    return f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"
 
 
 def _forbidden(err: KubeApiError, what: str) -> ClusterProblem:
@@ -48,27 +44,8 @@ class KubeCluster:
     async def get_workload(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._client.get(workload_path(namespace, name))
 
-    async def get_statefulset(self, namespace: str, name: str) -> StatefulSetInfo | None:
-        try:
-            obj = await self._client.get(statefulset_path(namespace, name))
-        except KubeApiError as err:
-            if err.forbidden:
-                raise _forbidden(err, f"read StatefulSet {namespace}/{name}") from err
-            raise
-        return None if obj is None else objects.statefulset_info(obj)
-
-    async def list_pods(self, namespace: str, statefulset: StatefulSetInfo) -> list[PodInfo]:
-        selector = objects.label_selector(statefulset.selector)
-        try:
-            data = await self._client.request(
-                "GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
-            )
-        except KubeApiError as err:
-            if err.forbidden:
-                raise _forbidden(err, f"list pods in {namespace}") from err
-            raise
-        pods = [objects.pod_info(item, statefulset) for item in data.get("items") or []]
-        return sorted((p for p in pods if p is not None), key=lambda p: p.ordinal)
+    async def target(self, ref: ScaleTargetRef) -> ScaleTarget:
+        return await target_for(self._client, ref)
 
     async def deployment_pod_ips(self, namespace: str, deployment: str) -> list[str] | None:
         """IPs of the Ready, not terminating pods of a Deployment (None: no such Deployment).
@@ -111,16 +88,6 @@ class KubeCluster:
             raise ClusterProblem(
                 ReadyReason.SECRET_KEY_NOT_FOUND,
                 f"the Secret {namespace}/{name} key {key!r} is not text: {err}",
-            ) from err
-
-    async def scale(self, namespace: str, statefulset: str, replicas: int) -> None:
-        try:
-            await self._client.merge_patch(
-                f"{statefulset_path(namespace, statefulset)}/scale", {"spec": {"replicas": replicas}}
-            )
-        except KubeApiError as err:
-            raise ClusterProblem(
-                ReadyReason.SCALE_FAILED, f"scaling StatefulSet {namespace}/{statefulset} failed: {err}"
             ) from err
 
     async def patch_status(

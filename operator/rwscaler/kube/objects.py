@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rwscaler.boundary import Endpoint, OwnerRef, PodInfo, Port, StatefulSetInfo
+from rwscaler.boundary import Endpoint, OwnerRef, PodInfo, Port
 from rwscaler.core.durations import rfc3339
 from rwscaler.core.vocabulary import Event
 
@@ -213,29 +213,30 @@ def label_selector(selector: Mapping[str, Any]) -> str:
     return ",".join(parts)
 
 
-def statefulset_info(obj: Mapping[str, Any]) -> StatefulSetInfo:
-    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-    template = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+def ordinal_suffix(pod_name: str, prefix: str) -> int | None:
+    """N of a pod named `<prefix>-<N>` (a StatefulSet's ordinal, a CloudNativePG serial), else None."""
+    match = re.fullmatch(re.escape(prefix) + r"-(\d+)", pod_name)
+    return int(match.group(1)) if match else None
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller (its ownerReference with controller: true), if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            return str(ref.get("uid", ""))
+    return None
+
+
+def container_ports(spec: Mapping[str, Any]) -> tuple[Port, ...]:
+    """The container ports of a pod spec (or a pod template's spec)."""
     ports: list[Port] = []
-    for container in template:
+    for container in spec.get("containers") or []:
         for p in container.get("ports") or []:
             if isinstance(p.get("containerPort"), int):
                 ports.append(
                     Port(str(p.get("name") or ""), p["containerPort"], str(p.get("protocol") or "TCP"))
                 )
-    replicas = spec.get("replicas")
-    return StatefulSetInfo(
-        name=str(meta.get("name", "")),
-        uid=str(meta.get("uid", "")),
-        replicas=replicas if isinstance(replicas, int) else 1,  # the API default
-        selector=spec.get("selector") or {},
-        ports=tuple(ports),
-    )
-
-
-def pod_ordinal(pod_name: str, statefulset: str) -> int | None:
-    match = re.fullmatch(re.escape(statefulset) + r"-(\d+)", pod_name)
-    return int(match.group(1)) if match else None
+    return tuple(ports)
 
 
 def _ready(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
@@ -252,23 +253,21 @@ def ready_pod_ip(obj: Mapping[str, Any]) -> str | None:
     return str(ip) if ip and _ready(meta, status) else None
 
 
-def pod_info(obj: Mapping[str, Any], statefulset: StatefulSetInfo) -> PodInfo | None:
-    """The pod as a member of `statefulset`, or None when the StatefulSet does not control it."""
+def pod_info(obj: Mapping[str, Any], rank: int | None = None) -> PodInfo:
+    """The pod as rwscaler sees it; `rank` is its place in its target's removal order."""
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
-    name = str(meta.get("name", ""))
-    controlled = any(
-        isinstance(r, dict) and r.get("controller") and r.get("uid") == statefulset.uid
-        for r in meta.get("ownerReferences") or []
-    )
-    ordinal = pod_ordinal(name, statefulset.name)
-    if not controlled or ordinal is None:
-        return None
-    ready = _ready(meta, status)
     ip = status.get("podIP")
+    labels = meta.get("labels") or {}
     return PodInfo(
-        name=name,
+        name=str(meta.get("name", "")),
         uid=str(meta.get("uid", "")),
-        ordinal=ordinal,
-        ready=bool(ready),
+        ready=_ready(meta, status),
         ip=str(ip) if ip else None,
+        labels={str(k): str(v) for k, v in labels.items()},
+        ports=container_ports(obj.get("spec") or {}),
+        rank=rank,
     )
+
+
+def terminating(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))

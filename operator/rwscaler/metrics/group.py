@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
 from rwscaler.metrics.client import QueryFailure, Series
-from rwscaler.metrics.promql import AGGREGATION_LABEL, PART_LABEL, pooler_databases
-from rwscaler.metrics.signals import Owner, SignalName
+from rwscaler.metrics.promql import AGGREGATION_LABEL, PART_LABEL, pooler_databases, sets_of
+from rwscaler.metrics.signals import LATENCY_SIGNALS, Owner, SignalName
 from rwscaler.metrics.source import WorkloadQuery
 
 Key = tuple[str, ...]
@@ -103,14 +103,17 @@ class Judge:
         return Signal.of(value, Aggregation.AVERAGE if average else self.aggregation)
 
     def total(self, answer: Indexed, keys: Sequence[Key]) -> Signal:
-        """The sum over several keys; unknown as soon as one of them is (a partial sum undercounts)."""
+        """Several keys' values as one: the sum of rates, the highest of latencies (a per-instance
+        layout's worst server stands for the p99, an upper bound); unknown as soon as one key is
+        (a partial sum undercounts)."""
         parts = [self.one(answer, key) for key in keys]
         for part in parts:
             if not part.known:
                 return part
         if not parts:
             return Signal.unknown(UnknownReason.EMPTY, f"{self.signal}: the workload has no pods to read")
-        return Signal.of(sum(p.value for p in parts if p.value is not None), parts[0].aggregation)
+        combine = max if self.signal in LATENCY_SIGNALS else sum
+        return Signal.of(combine(p.value for p in parts if p.value is not None), parts[0].aggregation)
 
 
 def _where(by: tuple[str, ...], key: Key) -> str:
@@ -122,8 +125,6 @@ def _where(by: tuple[str, ...], key: Key) -> str:
 def owner_keys(owner: Owner, q: WorkloadQuery) -> list[Key]:
     """The keys (values of the template's `by` labels) whose series are this workload's."""
     ns = q.namespace
-    primary_set = q.spec.primary.statefulSet
-    replica_set = q.spec.replicas.statefulSet
     if owner is Owner.READ_DATABASE:
         db = pooler_databases(q).read
         return [(ns, db)] if db is not None else []
@@ -131,13 +132,11 @@ def owner_keys(owner: Owner, q: WorkloadQuery) -> list[Key]:
         db = pooler_databases(q).write
         return [(ns, db)] if db is not None else []
     if owner is Owner.PRIMARY_SET:
-        return [(ns, primary_set)]
+        return [(ns, s) for s in sets_of(q.primary_pods)]
     if owner is Owner.READ_SET:
-        return [(ns, replica_set if q.replica_pods else primary_set)]
+        return [(ns, s) for s in sets_of(q.read_pods)]
     if owner is Owner.ALL_SETS:
-        keys: list[Key] = [(ns, primary_set)]
-        # Dict-ordered dedupe: a CloudNativePG cluster names the same set twice.
-        if q.replica_pods and replica_set != primary_set:
-            keys.append((ns, replica_set))
-        return keys
+        return [(ns, s) for s in sets_of(q.pods)]
+    if owner is Owner.ALL_PODS:
+        return [(ns, pod) for pod in q.pods]
     return [(ns, pod) for pod in q.replica_pods]

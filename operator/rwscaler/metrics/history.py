@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from rwscaler.core.forecast import horizons
 from rwscaler.core.observation import History, RatioHistory, Season
-from rwscaler.core.spec import SEASON_SMOOTHING_S, ReadWriteWorkloadSpec
+from rwscaler.core.spec import SEASON_SMOOTHING_S, STATEFULSET_KIND, ReadWriteWorkloadSpec
 from rwscaler.metrics.client import Endpoint, QueryFailure, QueryResult, RangeResult
 from rwscaler.metrics.group import Key, owner_keys
 from rwscaler.metrics.promql import (
@@ -46,6 +46,8 @@ from rwscaler.metrics.promql import (
     promql_string_escape,
     re2_escape,
     render,
+    set_of,
+    sets_of,
 )
 from rwscaler.metrics.signals import Owner
 from rwscaler.metrics.source import WorkloadQuery
@@ -217,20 +219,38 @@ def _set_pattern(statefulset: str) -> str:
     return re2_escape(statefulset) + "-[0-9]+"
 
 
+def _sets(q: WorkloadQuery) -> tuple[set[str], set[str]]:
+    """The sets the primary and the replicas run in: those of the pods now, and in the pair
+    layout the two StatefulSets the spec names even when one has no pod now."""
+    primary, replica = set(sets_of(q.primary_pods)), set(sets_of(q.replica_pods))
+    apart = q.spec.primary_apart
+    target = q.spec.replicas.target
+    if apart is not None and not primary & replica:
+        primary.add(apart)
+        if target.kind == STATEFULSET_KIND:
+            replica.add(target.name)
+    return primary, replica
+
+
 def history_expansions(members: Sequence[WorkloadQuery], window: str) -> dict[str, str]:
-    """`expansions`, with the pod placeholders widened to every pod the sets may have had."""
+    """`expansions`, with the pod placeholders widened to every pod the sets may have had.
+
+    Where the primary runs in sets of its own (the pair layout), the history asks for any pod of
+    those sets, so pods that came and went over the weeks count; where roles move between the
+    pods of one set (Patroni, CloudNativePG), only the pods that have each role now can say
+    which role a series had."""
     values = expansions(members, window)
     pieces: dict[str, set[str]] = {"primary_pods": set(), "replica_pods": set(), "pods": set()}
     for q in members:
-        primary, replica = q.spec.primary.statefulSet, q.spec.replicas.statefulSet
-        if primary == replica:  # roles move between the pods of one set: keep the current ones
+        primary, replica = _sets(q)
+        if primary & replica or "" in primary | replica:
             pieces["primary_pods"].update(re2_escape(p) for p in q.primary_pods)
             pieces["replica_pods"].update(re2_escape(p) for p in q.replica_pods)
-            pieces["pods"].add(_set_pattern(primary))
+            pieces["pods"].update(_set_pattern(set_of(p)) if set_of(p) else re2_escape(p) for p in q.pods)
         else:
-            pieces["primary_pods"].add(_set_pattern(primary))
-            pieces["replica_pods"].add(_set_pattern(replica))
-            pieces["pods"].update((_set_pattern(primary), _set_pattern(replica)))
+            pieces["primary_pods"].update(_set_pattern(s) for s in primary)
+            pieces["replica_pods"].update(_set_pattern(s) for s in replica)
+            pieces["pods"].update(_set_pattern(s) for s in primary | replica)
     for name, found in pieces.items():
         if found:
             values[name] = promql_string_escape("|".join(sorted(found)))
@@ -247,12 +267,12 @@ Index = dict[Key, list[float]]
 
 
 def history_keys(side: Side, q: WorkloadQuery) -> list[Key]:
-    """The keys of a workload's series; both StatefulSets for ALL_SETS, whatever the pods now."""
+    """The keys of a workload's series; every set for ALL_SETS, whatever the pods now."""
     if side.owner is None:
         return [()]
     if side.owner is Owner.ALL_SETS:
-        sets = dict.fromkeys((q.spec.primary.statefulSet, q.spec.replicas.statefulSet))
-        return [(q.namespace, s) for s in sets]
+        primary, replica = _sets(q)
+        return [(q.namespace, s) for s in sorted(primary | replica)]
     return owner_keys(side.owner, q)
 
 

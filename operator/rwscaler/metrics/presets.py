@@ -11,8 +11,11 @@ labels its `Owner` needs to split the answer again:
 
 - pooler signals `by (namespace, database)`: the pooler's read and write databases;
 - per-server signals `by (namespace, statefulset)`, where `statefulset` is cut from the pod
-  name (`orders-pg-replica-3` -> `orders-pg-replica`) with label_replace;
-- lag `by (namespace, pod)`, one value per replica.
+  name (`orders-pg-replica-3` -> `orders-pg-replica`, CloudNativePG's `orders-2` -> `orders`)
+  with label_replace, after the selector has picked the pods by role (`${primary_pods}` are
+  the pods that are primary now, whatever set they are in);
+- lag `by (namespace, pod)`, one value per replica; the role metric `by (namespace, pod)`, one
+  value per pod (1 a replica, 0 the primary).
 
 Where an exporter has no histogram, a latency is an average (duration counter / query counter)
 and the template says `Aggregation.AVERAGE`, which status shows. A template may also mark its
@@ -199,23 +202,41 @@ def _stmt_latency(pods: str, kind: str, owner: Owner) -> SignalTemplate:
 _PG_DIRECT = {
     SignalName.READ_QPS: _stmt_qps("pods", "read", Owner.ALL_SETS),
     SignalName.WRITE_QPS: _stmt_qps("primary_pods", "write", Owner.PRIMARY_SET),
-    SignalName.READ_LATENCY: _stmt_latency("pods", "read", Owner.READ_SET),
+    SignalName.READ_LATENCY: _stmt_latency("read_pods", "read", Owner.READ_SET),
     SignalName.WRITE_LATENCY: _stmt_latency("primary_pods", "write", Owner.PRIMARY_SET),
 }
+
+
+def _role(metric: str, exporter: str) -> SignalTemplate:
+    """The role metric, one value per pod: 1 a replica (in recovery, read-only), 0 the primary."""
+    selector = _sel(NS, 'pod=~"${pods}"')
+    return SignalTemplate(
+        f"max by (namespace, pod) ({metric}{selector})",
+        ("namespace", "pod"),
+        Owner.ALL_PODS,
+        f"min by (namespace, pod) (timestamp({metric}{selector}))",
+        hint=f"no {metric} series for this pod ({exporter})",
+    )
+
+
+# postgres_exporter's default replication collector: pg_is_in_recovery() as 1 / 0.
+_PG_ROLE = _role("pg_replication_is_replica", "postgres_exporter's replication collector")
 
 
 def _postgres(signal: SignalName, q: WorkloadQuery) -> Template:
     if signal is SignalName.REPLICATION_LAG:
         return _PG_LAG
+    if signal is SignalName.IS_REPLICA:
+        return _PG_ROLE
     if q.spec.pooler.pgbouncer is not None:
         return _PGB[signal]
     return _PG_DIRECT[signal]
 
 
 # ---- cnpg: CloudNativePG's instance manager metrics (default monitoring queries) --------------------
-# Pods of a Cluster are <cluster>-<n>, so `statefulset` (the pod name minus its ordinal) is the
-# Cluster's name: spec.primary.statefulSet names the Cluster. Which pod is the primary comes from
-# the operator's pod lists, never from the pod name.
+# Pods of a Cluster are <cluster>-<serial>, so `statefulset` (the pod name minus its serial) is
+# the Cluster's name for every pod. Which pod is the primary comes from its role (label and
+# cnpg_pg_replication_in_recovery), never from the pod name.
 _CNPG_LAG = SignalTemplate(
     # cnpg_pg_replication_lag is the classic formula: 0 when all received WAL is replayed, which
     # also reads 0 when the stream is broken. So it counts only while the WAL receiver is up; a
@@ -235,7 +256,7 @@ _CNPG_LAG = SignalTemplate(
 )
 
 
-def _cnpg_xacts(pods: str) -> SignalTemplate:
+def _cnpg_xacts(pods: str, owner: Owner) -> SignalTemplate:
     # Transactions per second on those pods: on replicas every transaction is a read; on the
     # primary reads and writes mix, so write QPS from the primary's transactions is an upper
     # bound. A PgBouncer pooler (spec.pooler.pgbouncer) tells the sides apart exactly.
@@ -247,21 +268,25 @@ def _cnpg_xacts(pods: str) -> SignalTemplate:
     return SignalTemplate(
         expr,
         ("namespace", "statefulset"),
-        Owner.PRIMARY_SET,
+        owner,
         _fresh_by_set("cnpg_pg_stat_database_xact_commit", selector),
         hint="no cnpg_pg_stat_database series for these pods",
     )
 
 
 _CNPG_DIRECT: dict[SignalName, Template] = {
-    SignalName.READ_QPS: _cnpg_xacts("replica_pods"),
-    SignalName.WRITE_QPS: _cnpg_xacts("primary_pods"),
+    SignalName.READ_QPS: _cnpg_xacts("replica_pods", Owner.READ_SET),
+    SignalName.WRITE_QPS: _cnpg_xacts("primary_pods", Owner.PRIMARY_SET),
 }
+# CloudNativePG's default pg_replication query: in_recovery is pg_is_in_recovery() as 1 / 0.
+_CNPG_ROLE = _role("cnpg_pg_replication_in_recovery", "CloudNativePG's default monitoring queries")
 
 
 def _cnpg(signal: SignalName, q: WorkloadQuery) -> Template:
     if signal is SignalName.REPLICATION_LAG:
         return _CNPG_LAG
+    if signal is SignalName.IS_REPLICA:
+        return _CNPG_ROLE
     if q.spec.pooler.pgbouncer is not None:
         return _PGB[signal]
     found = _CNPG_DIRECT.get(signal)
@@ -347,11 +372,14 @@ _MYSQL_LAG = SignalTemplate(
 _MYSQL = {
     SignalName.READ_QPS: _mysql_qps("pods", "select", Owner.ALL_SETS),
     SignalName.WRITE_QPS: _mysql_qps("primary_pods", _MYSQL_WRITES, Owner.PRIMARY_SET),
-    SignalName.READ_LATENCY: _mysql_latency("read", "pods", "select", Owner.READ_SET),
+    SignalName.READ_LATENCY: _mysql_latency("read", "read_pods", "select", Owner.READ_SET),
     SignalName.WRITE_LATENCY: _mysql_latency(
         "write", "primary_pods", "(insert|update|delete|replace)", Owner.PRIMARY_SET
     ),
     SignalName.REPLICATION_LAG: _MYSQL_LAG,
+    # mysqld_exporter's global variables collector (on by default): read_only as 1 / 0. A
+    # replica runs read-only; the primary, once promoted, does not.
+    SignalName.IS_REPLICA: _role("mysql_global_variables_read_only", "mysqld_exporter's global variables"),
 }
 
 
@@ -382,8 +410,8 @@ def all_templates() -> dict[str, list[SignalTemplate]]:
     """Every template of every preset (for the docs check and the PromQL syntax test)."""
     out: dict[str, list[SignalTemplate]] = {
         "pgbouncer": list(_PGB.values()),
-        "postgres": [_PG_LAG, *_PG_DIRECT.values()],
-        "cnpg": [_CNPG_LAG, *(t for t in _CNPG_DIRECT.values() if isinstance(t, SignalTemplate))],
+        "postgres": [_PG_LAG, _PG_ROLE, *_PG_DIRECT.values()],
+        "cnpg": [_CNPG_LAG, _CNPG_ROLE, *(t for t in _CNPG_DIRECT.values() if isinstance(t, SignalTemplate))],
         "mysql": list(_MYSQL.values()),
     }
     return out

@@ -45,7 +45,7 @@ from rwscaler.metrics.promql import (
     with_freshness,
 )
 from rwscaler.metrics.share import SharedReads, default_reuse_s
-from rwscaler.metrics.signals import SCALAR_SIGNALS, Owner, SignalName, SignalTemplate
+from rwscaler.metrics.signals import PER_POD_SIGNALS, SCALAR_SIGNALS, Owner, SignalName, SignalTemplate
 from rwscaler.metrics.source import MetricsReading, WorkloadQuery
 
 # Clients of a Prometheus no workload has used for this long are closed (a rotated token or a
@@ -184,7 +184,7 @@ class PrometheusMetricsSource:
         if signal in (SignalName.READ_LATENCY, SignalName.WRITE_LATENCY) and "quantile" not in template:
             # No histogram_quantile, no summary quantile label: the query cannot be a percentile.
             aggregation = Aggregation.AVERAGE
-        by = ("pod",) if signal is SignalName.REPLICATION_LAG else ()
+        by = ("pod",) if signal in PER_POD_SIGNALS else ()
         pending.asks[signal] = _Ask(
             _Query(target.endpoint, expr, target.timeout_s), by, None, aggregation, dated=dated
         )
@@ -352,9 +352,9 @@ def _reading(
 ) -> MetricsReading:
     q = p.query
     scalars: dict[SignalName, Signal] = {}
-    lag: dict[str, Signal] = {}
+    per_pod: dict[SignalName, dict[str, Signal]] = {}
     for signal in SignalName:
-        is_lag = signal is SignalName.REPLICATION_LAG
+        pods = _pods_of(signal, q)
         result: Signal | dict[str, Signal]
         ask = p.asks.get(signal)
         if ask is None:
@@ -368,23 +368,36 @@ def _reading(
                 indexed = indexes.get((ask.query, ask.by))
                 if indexed is None:
                     indexed = indexes[(ask.query, ask.by)] = index(answer, ask.by, ask.dated)
-                if is_lag:
-                    keys = (
-                        [(pod,) for pod in q.replica_pods] if ask.owner is None else owner_keys(ask.owner, q)
-                    )
-                    result = {
-                        pod: judge.one(indexed, key) for pod, key in zip(q.replica_pods, keys, strict=True)
-                    }
+                if pods is not None:
+                    keys = [(pod,) for pod in pods] if ask.owner is None else owner_keys(ask.owner, q)
+                    result = {pod: judge.one(indexed, key) for pod, key in zip(pods, keys, strict=True)}
                 elif ask.owner is None:
                     result = judge.one(indexed, ())
                 else:
                     result = judge.total(indexed, owner_keys(ask.owner, q))
         if isinstance(result, dict):
-            lag = result
-        elif is_lag:
-            # One unknown for the whole signal (query failed, not configured): every replica's lag.
-            lag = {pod: result for pod in q.replica_pods}
+            per_pod[signal] = result
+        elif pods is not None:
+            # One unknown for the whole signal (query failed, not configured): every pod's.
+            per_pod[signal] = {pod: result for pod in pods}
         else:
             scalars[signal] = result
     read_qps, write_qps, read_p99, write_p99 = (scalars[s] for s in SCALAR_SIGNALS)
-    return MetricsReading(read_qps, write_qps, read_p99, write_p99, lag)
+    return MetricsReading(
+        read_qps,
+        write_qps,
+        read_p99,
+        write_p99,
+        per_pod[SignalName.REPLICATION_LAG],
+        per_pod[SignalName.IS_REPLICA],
+    )
+
+
+def _pods_of(signal: SignalName, q: WorkloadQuery) -> tuple[str, ...] | None:
+    """The pods a per-pod signal has a value for (lag: the replicas; the role: every pod); None
+    for a signal with one value per workload."""
+    if signal is SignalName.REPLICATION_LAG:
+        return q.replica_pods
+    if signal is SignalName.IS_REPLICA:
+        return q.pods
+    return None

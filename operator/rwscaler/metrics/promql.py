@@ -31,6 +31,7 @@ REGEX_PLACEHOLDERS = (
     "replica_statefulset",
     "primary_pods",
     "replica_pods",
+    "read_pods",
     "pods",
     "read_database",
     "write_database",
@@ -85,6 +86,20 @@ def check_template(template: str) -> None:
         )
 
 
+_SET_RE = re.compile(r"(.+)-[0-9]+")
+
+
+def set_of(pod: str) -> str:
+    """The pod's name less its ordinal, as the presets' label_replace cuts it ("" when it has none):
+    a StatefulSet's name, a CloudNativePG Cluster's."""
+    match = _SET_RE.fullmatch(pod)
+    return match.group(1) if match else ""
+
+
+def sets_of(pods: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(set_of(pod) for pod in pods))
+
+
 @dataclass(frozen=True, slots=True)
 class Databases:
     """The pooler's write and read databases of a workload (empty when it has no PgBouncer)."""
@@ -106,11 +121,12 @@ def workload_values(query: WorkloadQuery) -> dict[str, tuple[str, ...]]:
     return {
         "namespace": (query.namespace,),
         "name": (query.name,),
-        "primary_statefulset": (query.spec.primary.statefulSet,),
-        "replica_statefulset": (query.spec.replicas.statefulSet,),
+        "primary_statefulset": sets_of(query.primary_pods),
+        "replica_statefulset": sets_of(query.replica_pods),
         "primary_pods": tuple(query.primary_pods),
         "replica_pods": tuple(query.replica_pods),
-        "pods": (*query.primary_pods, *query.replica_pods),
+        "read_pods": query.read_pods,
+        "pods": query.pods,
         "read_database": (dbs.read,) if dbs.read is not None else (),
         "write_database": (dbs.write,) if dbs.write is not None else (),
     }

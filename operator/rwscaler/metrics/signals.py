@@ -20,7 +20,12 @@ class SignalName(StrEnum):
     READ_LATENCY = "readLatencyP99"
     WRITE_LATENCY = "writeLatencyP99"
     REPLICATION_LAG = "replicationLag"
+    IS_REPLICA = "isReplica"  # the role metric: 1 for a replica, 0 for the primary, per pod
 
+
+# Signals answered per pod (a value for each pod of `per_pod_signal_pods`), not one per workload.
+PER_POD_SIGNALS = (SignalName.REPLICATION_LAG, SignalName.IS_REPLICA)
+LATENCY_SIGNALS = (SignalName.READ_LATENCY, SignalName.WRITE_LATENCY)
 
 SCALAR_SIGNALS = (
     SignalName.READ_QPS,
@@ -39,13 +44,15 @@ class Owner(StrEnum):
 
     READ_DATABASE = "read_database"  # (namespace, the pooler's read database)
     WRITE_DATABASE = "write_database"  # (namespace, the pooler's write database)
-    PRIMARY_SET = "primary_set"  # (namespace, the primary StatefulSet)
-    # (namespace, the replica StatefulSet) when the workload has replica pods, else the primary's:
+    # The "sets" are the pods' names less their ordinal (`orders-pg-replica-3` -> `orders-pg-replica`,
+    # a CloudNativePG `orders-2` -> `orders`), as the templates' label_replace cuts them:
+    PRIMARY_SET = "primary_set"  # (namespace, set) for the sets of the pods that are primary now
+    # (namespace, set) for the sets of the replica pods when there are any, else the primary's:
     # where reads are served.
     READ_SET = "read_set"
-    # The sum of the primary's and (when it has pods) the replicas' StatefulSet series.
-    ALL_SETS = "all_sets"
+    ALL_SETS = "all_sets"  # (namespace, set) for the sets of every pod of the workload
     REPLICA_PODS = "replica_pods"  # (namespace, pod), one value per replica pod: per-replica lag
+    ALL_PODS = "all_pods"  # (namespace, pod), one value per pod: the role metric
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,19 @@ class WorkloadQuery:
     namespace: str
     name: str
     spec: ReadWriteWorkloadSpec
-    primary_pods: tuple[str, ...]
-    replica_pods: tuple[str, ...]
+    primary_pods: tuple[str, ...]  # the pods that are primary (as the tick planned its query)
+    replica_pods: tuple[str, ...]  # every other pod of the workload
     bearer_token: str | None = None
     ca_pem: str | None = None
+
+    @property
+    def pods(self) -> tuple[str, ...]:
+        return (*self.primary_pods, *self.replica_pods)
+
+    @property
+    def read_pods(self) -> tuple[str, ...]:
+        """Where reads are served: the replicas, or the primary when there are none."""
+        return self.replica_pods or self.primary_pods
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +44,15 @@ class MetricsReading:
     read_p99: Signal  # seconds
     write_p99: Signal  # seconds
     replica_lag: Mapping[str, Signal] = field(default_factory=dict)  # replica pod name -> lag seconds
+    is_replica: Mapping[str, Signal] = field(default_factory=dict)  # pod name -> the role metric (1 / 0)
     # The read load's and the ratio's history (metrics/history.py); empty when not read.
     history: History = field(default_factory=History)
 
     @classmethod
-    def all_unknown(cls, signal: Signal, replica_pods: Sequence[str]) -> MetricsReading:
-        return cls(signal, signal, signal, signal, {pod: signal for pod in replica_pods})
+    def all_unknown(cls, signal: Signal, pods: Sequence[str]) -> MetricsReading:
+        """Every signal `signal`, every pod's lag and role too."""
+        each = {pod: signal for pod in pods}
+        return cls(signal, signal, signal, signal, each, each)
 
 
 class MetricsSource(Protocol):

@@ -9,7 +9,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from rwscaler.core.observation import History, Observation, ReplicaObservation, Signal, UnknownReason
+from rwscaler.core.assemble import PodSeen, SidesSeen, assemble
+from rwscaler.core.observation import History, Observation, Signal, UnknownReason
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 from rwscaler.sim.history import TraceHistory
 from rwscaler.sim.model import Cluster, ModelParams, StepResult
@@ -48,6 +49,7 @@ class Result:
 
 
 def _observe(
+    spec: ReadWriteWorkloadSpec,
     row: Row,
     last: tuple[Row, StepResult],
     cluster: Cluster,
@@ -58,27 +60,26 @@ def _observe(
     seen_row, seen = last
     if not row.metrics_available:
         down = Signal.unknown(UnknownReason.UNREACHABLE, "Prometheus is down (trace metrics_available=0)")
-        signals = (down, down, down, down)
+        sides = SidesSeen(down, down, down, down)
     else:
-        signals = (
+        sides = SidesSeen(
             Signal.of(seen_row.read_qps),
             Signal.of(seen_row.write_qps),
             Signal.of(seen.read_p99),
             Signal.of(seen.write_p99),
         )
-    replicas = []
+    # The model's primary runs apart from the replicas (the pair layout) and is the primary by
+    # that layout; its replicas go highest ordinal first, as a StatefulSet's do.
+    pods = [PodSeen(PRIMARY, ready=True, rank=None, in_primary_set=True)]
     for r in sorted(cluster.replicas, key=lambda r: r.ordinal):
         ready = r.ready_at <= row.t
         lag = Signal.unknown(UnknownReason.NOT_OBSERVED, "pod not running")
         if ready:
-            lag = Signal.of(cluster.lag(r, seen_row.write_qps)) if row.metrics_available else signals[0]
+            lag = Signal.of(cluster.lag(r, seen_row.write_qps)) if row.metrics_available else sides.read_qps
         # The simulated pooler knows its connections: none to a replica that served no reads.
-        replicas.append(
-            ReplicaObservation(r.name, r.ordinal, ready, lag, connections=1 if r.ordinal in pool else 0)
-        )
-    return Observation(
-        *signals, current_replicas=current, primary=PRIMARY, replicas=tuple(replicas), history=history
-    )
+        pods.append(PodSeen(r.name, ready, r.ordinal, lag=lag, connections=1 if r.ordinal in pool else 0))
+    obs, _roles = assemble(spec, sides, pods, current, history)
+    return obs
 
 
 def simulate(
@@ -104,7 +105,7 @@ def simulate(
     total_reads = stale_reads = 0.0
     for i, row in enumerate(rows):
         dt = (rows[i + 1].t - row.t) if i + 1 < len(rows) else scenario.step
-        obs = _observe(row, last, cluster, target, pool, past.at(i) if past is not None else History())
+        obs = _observe(spec, row, last, cluster, target, pool, past.at(i) if past is not None else History())
         decision: Decision = policy.decide(i, row.t, obs)
         if decision.target != target:
             if decision.target > target:

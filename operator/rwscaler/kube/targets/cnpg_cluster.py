@@ -1,0 +1,57 @@
+"""A CloudNativePG `Cluster` as the scale target: `spec.instances` through its scale subresource.
+
+Registered in `registry.KINDS` for postgresql.cnpg.io Cluster. The count (`spec.instances`)
+includes the primary. Pods are `<cluster>-<serial>`, controlled by the Cluster. On a scale-in
+CloudNativePG removes, one at a time, the Ready, active, non-primary instance with the highest
+serial (`getSacrificialInstance` in its cluster controller), so the ranks follow that order: the
+primary has none (never removed), pods that are not Ready or are terminating come first (never
+picked), then the Ready replicas by serial. rwscaler drains exactly the pods CloudNativePG will
+remove. Before CloudNativePG published `status.selector` (the scale subresource's
+labelSelectorPath), the selector falls back to its `cnpg.io/cluster=<name>` pod label.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rwscaler.boundary import PodInfo, TargetState
+from rwscaler.core.roles import Role, label_role
+from rwscaler.core.spec import RoleLabels, ScaleTargetRef
+from rwscaler.kube import objects
+from rwscaler.kube.client import KubeClient
+from rwscaler.kube.targets.scalable import ScalableTarget
+
+CLUSTER_LABEL = "cnpg.io/cluster"
+
+
+class CnpgClusterTarget(ScalableTarget):
+    removal_order_known = True
+
+    def __init__(self, client: KubeClient, api_version: str = "postgresql.cnpg.io/v1") -> None:
+        super().__init__(client, api_version, "clusters")
+
+    def selector(self, ref: ScaleTargetRef, scale: dict[str, Any]) -> str:
+        published = (scale.get("status") or {}).get("selector")
+        return str(published) if published else f"{CLUSTER_LABEL}={ref.name}"
+
+    async def pods(self, namespace: str, target: TargetState, counts_primary: bool) -> list[PodInfo]:
+        primary: list[dict[str, Any]] = []
+        never_picked: list[tuple[int, dict[str, Any]]] = []
+        candidates: list[tuple[int, dict[str, Any]]] = []
+        for item in await self.pod_objects(namespace, target):
+            serial = objects.ordinal_suffix(item["metadata"].get("name", ""), target.ref.name)
+            if serial is None or objects.controller_uid(item) != target.uid:
+                continue
+            # CloudNativePG knows its primary by its own role label, so this order uses it too.
+            said = label_role(item["metadata"].get("labels") or {}, RoleLabels.CLOUDNATIVEPG, None)
+            if said is not None and said[0] is Role.PRIMARY:
+                primary.append(item)
+            elif objects.ready_pod_ip(item) is None or objects.terminating(item):
+                never_picked.append((serial, item))
+            else:
+                candidates.append((serial, item))
+        ordered = [item for _, item in sorted(never_picked, key=lambda t: t[0])]
+        ordered += [item for _, item in sorted(candidates, key=lambda t: t[0])]
+        return [objects.pod_info(item) for item in primary] + [
+            objects.pod_info(item, rank) for rank, item in enumerate(ordered)
+        ]

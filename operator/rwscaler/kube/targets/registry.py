@@ -1,0 +1,56 @@
+"""Which `ScaleTarget` module serves a `scaleTargetRef`: the registration of every kind.
+
+Called by `KubeCluster.target`. Kinds with a module of their own are in `KINDS`; any other kind
+is looked up in the API server's discovery and served by `ScalableTarget` when it has a `scale`
+subresource (as HPA accepts any such kind), else refused with `ScaleTargetNotScalable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rwscaler.boundary import ClusterProblem, ScaleTarget
+from rwscaler.core.spec import ScaleTargetRef
+from rwscaler.core.vocabulary import ReadyReason
+from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.kube.targets.cnpg_cluster import CnpgClusterTarget
+from rwscaler.kube.targets.scalable import ScalableTarget
+from rwscaler.kube.targets.statefulset import StatefulSetTarget
+
+# (API group, kind) -> the module's target, built on the operator's client.
+KINDS: dict[tuple[str, str], Callable[[KubeClient, str], ScaleTarget]] = {
+    ("apps", "StatefulSet"): StatefulSetTarget,
+    ("postgresql.cnpg.io", "Cluster"): CnpgClusterTarget,
+}
+
+
+async def _discover_plural(client: KubeClient, ref: ScaleTargetRef) -> str:
+    base = "/api" if "/" not in ref.apiVersion else "/apis"
+    try:
+        found = await client.get(f"{base}/{ref.apiVersion}")
+    except KubeApiError as err:
+        raise ClusterProblem(
+            ReadyReason.SCALE_TARGET_NOT_SCALABLE, f"cannot discover {ref.apiVersion}: {err.message}"
+        ) from err
+    resources = (found or {}).get("resources") or []
+    names = {r.get("name") for r in resources if isinstance(r, dict)}
+    for r in resources:
+        name = r.get("name", "") if isinstance(r, dict) else ""
+        if r.get("kind") == ref.kind and "/" not in name:
+            if f"{name}/scale" not in names:
+                raise ClusterProblem(
+                    ReadyReason.SCALE_TARGET_NOT_SCALABLE,
+                    f"{ref.describe()}: the kind serves no scale subresource, so rwscaler cannot scale it",
+                )
+            return str(name)
+    raise ClusterProblem(
+        ReadyReason.SCALE_TARGET_NOT_SCALABLE,
+        f"{ref.describe()}: the API server serves no kind {ref.kind} in {ref.apiVersion}",
+    )
+
+
+async def target_for(client: KubeClient, ref: ScaleTargetRef) -> ScaleTarget:
+    build = KINDS.get((ref.group, ref.kind))
+    if build is not None:
+        return build(client, ref.apiVersion)
+    return ScalableTarget(client, ref.apiVersion, await _discover_plural(client, ref))

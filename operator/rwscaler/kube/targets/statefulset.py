@@ -1,0 +1,33 @@
+"""A StatefulSet as the scale target: a scale-in removes the highest ordinals first.
+
+Registered in `registry.KINDS` for apps/v1 StatefulSet (also what `replicas.statefulSet`
+stands for). Its pods are those the selector selects and the StatefulSet controls, named
+`<name>-<ordinal>`. When the set also runs the primary (Patroni/Spilo, or a promotion in the
+pair layout), the count includes it, and a pod of ordinal o is removed once the read replicas
+number o - 1 or fewer: its rank is o - 1 (a primary at a high ordinal is what
+`target_guard` refuses to remove).
+"""
+
+from __future__ import annotations
+
+from rwscaler.boundary import PodInfo, TargetState
+from rwscaler.kube import objects
+from rwscaler.kube.client import KubeClient
+from rwscaler.kube.targets.scalable import ScalableTarget
+
+
+class StatefulSetTarget(ScalableTarget):
+    removal_order_known = True
+
+    def __init__(self, client: KubeClient, api_version: str = "apps/v1") -> None:
+        super().__init__(client, api_version, "statefulsets")
+
+    async def pods(self, namespace: str, target: TargetState, counts_primary: bool) -> list[PodInfo]:
+        offset = 1 if counts_primary else 0
+        out: list[PodInfo] = []
+        for item in await self.pod_objects(namespace, target):
+            ordinal = objects.ordinal_suffix(item["metadata"].get("name", ""), target.ref.name)
+            if ordinal is None or objects.controller_uid(item) != target.uid:
+                continue  # selected by the labels, but not this StatefulSet's pod
+            out.append(objects.pod_info(item, ordinal - offset))
+        return sorted(out, key=lambda p: p.rank if p.rank is not None else -1)
