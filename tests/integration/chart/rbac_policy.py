@@ -15,11 +15,11 @@ WORKLOAD_PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("rwscaler.io", "readwriteworkloads"): frozenset({"get", "list", "watch", "patch"}),
     # report
     ("rwscaler.io", "readwriteworkloads/status"): frozenset({"get", "patch"}),
-    # observe the StatefulSets
-    ("apps", "statefulsets"): frozenset({"get"}),
-    # scale: only through the scale subresource
-    ("apps", "statefulsets/scale"): frozenset({"patch"}),
-    # readiness, ordinals, IPs
+    # the scale targets, only through the scale subresource (count, selector; scale): StatefulSets
+    # and CloudNativePG Clusters (docs/topologies.md)
+    ("apps", "statefulsets/scale"): frozenset({"get", "patch"}),
+    ("postgresql.cnpg.io", "clusters/scale"): frozenset({"get", "patch"}),
+    # readiness, role labels, IPs
     ("", "pods"): frozenset({"list"}),
     # the Prometheus token/CA Secrets named in a spec, by name (never listed)
     ("", "secrets"): frozenset({"get"}),

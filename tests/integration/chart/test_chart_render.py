@@ -333,3 +333,14 @@ def test_the_prometheus_rule(helm: Helm) -> None:
     assert 'deployment="rwscaler"' in unavailable["expr"]
     assert f'namespace="{NAMESPACE}"' in unavailable["expr"]
     assert {"alert": "MyAlert", "expr": "vector(1)"} in rules
+
+
+def test_extra_scale_targets_add_get_and_patch_on_their_scale_subresource_only(helm: Helm) -> None:
+    rendering = helm.template(
+        values=(
+            "rbac.extraScaleTargets[0].apiGroup=example.com",
+            "rbac.extraScaleTargets[0].resource=databases",
+        )
+    )
+    documented = {**WORKLOAD_PERMISSIONS, ("example.com", "databases/scale"): frozenset({"get", "patch"})}
+    assert_exactly(one(rendering, "ClusterRole")["rules"], documented)

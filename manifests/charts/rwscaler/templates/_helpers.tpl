@@ -97,14 +97,20 @@ deleted (owner references and the garbage collector do that).
 - apiGroups: ["rwscaler.io"]
   resources: ["readwriteworkloads/status"]
   verbs: ["get", "patch"]
-# Observe the primary and replica StatefulSets; scale only through the scale subresource.
-- apiGroups: ["apps"]
-  resources: ["statefulsets"]
-  verbs: ["get"]
+# The scale targets, only through their scale subresource (count, selector; scale): StatefulSets,
+# CloudNativePG Clusters, and the kinds listed in rbac.extraScaleTargets.
 - apiGroups: ["apps"]
   resources: ["statefulsets/scale"]
-  verbs: ["patch"]
-# Observe the pods (readiness, ordinals, IPs).
+  verbs: ["get", "patch"]
+- apiGroups: ["postgresql.cnpg.io"]
+  resources: ["clusters/scale"]
+  verbs: ["get", "patch"]
+{{- range .Values.rbac.extraScaleTargets }}
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ printf "%s/scale" .resource | quote }}]
+  verbs: ["get", "patch"]
+{{- end }}
+# Observe the pods (readiness, role labels, IPs).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
