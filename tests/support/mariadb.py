@@ -211,6 +211,12 @@ class LoadRun:
         self._writes = writes
         self.duration = max(reads.duration, writes.duration)
 
+    def stop(self) -> None:
+        """End both streams now, without a result (before their server stops taking writes)."""
+        for stream in (self._reads, self._writes):
+            if stream._proc.poll() is None:
+                stream.kill()
+
     def wait(self, timeout: float | None = None) -> LoadResult:
         limit = timeout if timeout is not None else self.duration + 30
         try:
