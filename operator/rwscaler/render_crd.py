@@ -1,10 +1,12 @@
-"""Render the ReadWriteWorkload CRD from the Pydantic models in `rwscaler.core.spec`.
+"""Render the ReadWriteWorkload CRD from the Pydantic models in `rwscaler.core.spec` (the spec) and
+`rwscaler.core.status` (the status).
 
 Pydantic's JSON Schema is close to, but not, a Kubernetes structural schema: it uses `$ref`,
 `anyOf` with null for optional fields, JSON-Schema-2020 exclusive bounds and titles. This module
 rewrites it into the OpenAPI v3 subset the API server accepts (every node typed, refs inlined,
-no nulls) and adds the status subresource and printer columns. Pure: returns data; the CLI writes
-the file and a test checks the committed file is exactly this rendering.
+no nulls, a map's value schema kept) and adds the status subresource and printer columns. Pure:
+returns data; the CLI writes the file and a test checks the committed file is exactly this
+rendering.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from rwscaler.core.spec import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, ReadWriteWorkloadSpec
+from rwscaler.core.status import WorkloadStatus
 
-_DROP = {"title", "additionalProperties"}
+_DROP = {"title"}
 
 
 def _strip_none(value: Any) -> Any:
@@ -48,6 +52,11 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out["properties"] = {name: _structural(sub, defs) for name, sub in value.items()}
         elif key == "items":
             out["items"] = _structural(value, defs)
+        elif key == "additionalProperties":
+            # A map's value schema is kept; Pydantic's true/false for a model's extra keys is not
+            # (a structural schema prunes keys it does not describe).
+            if isinstance(value, dict):
+                out["additionalProperties"] = _structural(value, defs)
         elif key == "exclusiveMinimum":
             out["minimum"], out["exclusiveMinimum"] = value, True
         elif key == "exclusiveMaximum":
@@ -62,100 +71,20 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def spec_schema() -> dict[str, Any]:
-    raw = ReadWriteWorkloadSpec.model_json_schema(mode="validation")
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(mode="validation")
     defs = raw.pop("$defs", {})
     return _structural(raw, defs)
 
 
-def _condition_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["type", "status"],
-        "description": "A condition, as in Kubernetes' metav1.Condition.",
-        "properties": {
-            "type": {"type": "string", "description": "Condition type, e.g. Ready or WriteBottleneck."},
-            "status": {
-                "type": "string",
-                "enum": ["True", "False", "Unknown"],
-                "description": "True, False or Unknown.",
-            },
-            "reason": {"type": "string", "description": "CamelCase reason for the last transition."},
-            "message": {"type": "string", "description": "Human-readable explanation."},
-            "lastTransitionTime": {
-                "type": "string",
-                "format": "date-time",
-                "description": "When the status last changed (not when it was last checked).",
-            },
-            "observedGeneration": {
-                "type": "integer",
-                "format": "int64",
-                "description": "The generation the condition was computed for.",
-            },
-        },
-    }
+def spec_schema() -> dict[str, Any]:
+    return _schema(ReadWriteWorkloadSpec)
 
 
 def status_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": "What rwscaler observed, decided and did, with its reasons.",
-        "x-kubernetes-preserve-unknown-fields": True,
-        "properties": {
-            "observedGeneration": {
-                "type": "integer",
-                "format": "int64",
-                "description": "The spec generation this status was computed for.",
-            },
-            "workloadClass": {"type": "string", "description": "Class from the read:write ratio."},
-            "readWriteRatio": {"type": "string", "description": "Reads per write, e.g. 42.5 or inf."},
-            "replicas": {
-                "type": "object",
-                "description": "Replica counts of the read side.",
-                "properties": {
-                    "current": {"type": "integer", "description": "The replica StatefulSet's spec.replicas."},
-                    "desired": {"type": "integer", "description": "Where rwscaler is taking the read side."},
-                    "ready": {"type": "integer", "description": "Ready replica pods."},
-                },
-            },
-            "maxReplicationLag": {"type": "string", "description": "Highest replica lag seen, e.g. 1.2s."},
-            "readEndpoints": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "The read pool rwscaler decided: the pods it routes reads to (the primary when "
-                "the pool fell back). In Recommend mode or when paused, what it would route to.",
-            },
-            "lastScaleTime": {
-                "type": "string",
-                "format": "date-time",
-                "description": "When rwscaler last changed the replica count.",
-            },
-            "conditions": {
-                "type": "array",
-                "description": "Ready, MetricsAvailable, ReadCapacityExhausted, WriteBottleneck, "
-                "CapacityLimit, ReplicationLagHigh, ScalingLimited.",
-                "items": _condition_schema(),
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
-            "recommendations": {
-                "type": "array",
-                "description": "What rwscaler advises beyond what it does itself.",
-                "items": {
-                    "type": "object",
-                    "description": "One piece of advice.",
-                    "properties": {
-                        "type": {"type": "string", "description": "e.g. AddReadReplicas, ShardWrites."},
-                        "message": {
-                            "type": "string",
-                            "description": "The advice, with the numbers behind it.",
-                        },
-                        "replicas": {"type": "integer", "description": "Replica count it refers to, if any."},
-                    },
-                },
-            },
-        },
-    }
+    """The status's schema, from the model `rwscaler.core.status.WorkloadStatus`. Status keeps keys
+    it does not describe (another tool's), and `memory` and a rule's `inputs` are kept whole."""
+    return _schema(WorkloadStatus)
 
 
 def render_crd() -> dict[str, Any]:
@@ -221,5 +150,8 @@ def render_crd_yaml() -> str:
         def ignore_aliases(self, data: Any) -> bool:
             return True
 
-    header = "# Generated by `rwscaler crd` from operator/rwscaler/core/spec.py; do not edit by hand.\n"
+    header = (
+        "# Generated by `rwscaler crd` from operator/rwscaler/core/spec.py and core/status.py;"
+        " do not edit by hand.\n"
+    )
     return header + yaml.dump(render_crd(), Dumper=_NoAliases, sort_keys=False, width=100)

@@ -24,10 +24,33 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rwscaler.core.classify import WorkloadClass
 from rwscaler.core.durations import format_seconds, rfc3339
 from rwscaler.core.learned_capacity import LEARNED_CAPACITY_TTL_S
 from rwscaler.core.observation import Aggregation, Observation, Signal
 from rwscaler.core.plan import Condition, Plan
+from rwscaler.core.status import (
+    OWNED_KEYS as status_model_fields,
+)
+from rwscaler.core.status import (
+    StatusCondition,
+    StatusDecision,
+    StatusDecisionReason,
+    StatusForecast,
+    StatusLearnedCapacity,
+    StatusObserved,
+    StatusPrimary,
+    StatusReadWriteTrend,
+    StatusRecommendation,
+    StatusReplica,
+    StatusReplicaCounts,
+    StatusScaleTarget,
+    TrendVerdict,
+    WorkloadStatus,
+    dump_status,
+    parse_status,
+    without_nulls,
+)
 from rwscaler.core.vocabulary import (
     ConditionType,
     EffectiveMode,
@@ -38,25 +61,9 @@ from rwscaler.core.vocabulary import (
     Status,
 )
 
-# The status keys rwscaler writes; anything else under status (another tool's) is left alone.
-OWNED_KEYS = (
-    "observedGeneration",
-    "mode",
-    "workloadClass",
-    "readWriteRatio",
-    "observed",
-    "replicas",
-    "readEndpoints",
-    "lastScaleTime",
-    "maxReplicationLag",
-    "recommendations",
-    "conditions",
-    "learnedCapacity",
-    "forecast",
-    "readWriteTrend",
-    "decision",
-    "memory",
-)
+# The status keys rwscaler writes (the status model's fields); anything else under status
+# (another tool's) is left alone.
+OWNED_KEYS = status_model_fields
 
 # Memory fields that move on every tick without changing any later decision: a status patch is
 # not worth making for them alone (see `needs_patch`).
@@ -119,36 +126,36 @@ def _unknown_text(signal: Signal) -> str:
     return f"{reason}: {signal.message}" if signal.message else reason
 
 
-def _observed(obs: Observation, plan: Plan) -> dict[str, Any]:
+def _observed(obs: Observation, plan: Plan) -> StatusObserved:
     signals = {
         "readQPS": (obs.read_qps, _format_qps),
         "writeQPS": (obs.write_qps, _format_qps),
         "readLatencyP99": (obs.read_p99, _format_duration),
         "writeLatencyP99": (obs.write_p99, _format_duration),
     }
-    out: dict[str, Any] = {name: fmt(s) for name, (s, fmt) in signals.items()}
     unknown = {name: _unknown_text(s) for name, (s, _) in signals.items() if not s.known}
     pool = set(plan.read_pool)
-    out["replicas"] = [
-        {
-            "name": r.name,
-            "ready": r.ready,
-            "lag": _format_duration(r.lag),
-            "inReadPool": r.name in pool,
-            **({"draining": True} if r.name in plan.draining else {}),
-        }
-        for r in sorted(obs.replicas, key=lambda r: r.ordinal)
+    replicas = [
+        StatusReplica(
+            name=r.name,
+            ready=r.ready,
+            lag=_format_duration(r.lag),
+            inReadPool=r.name in pool,
+            draining=True if r.name in plan.draining else None,
+        )
+        for r in sorted(obs.replicas, key=lambda r: r.rank)
     ]
     for r in obs.replicas:
         if not r.lag.known:
             unknown[f"replicationLag/{r.name}"] = _unknown_text(r.lag)
-    if unknown:
-        out["unknown"] = unknown
     # An exporter without histograms gives a mean where a p99 is asked for: say which.
     averages = [n for n, (s, _) in signals.items() if s.known and s.aggregation is Aggregation.AVERAGE]
-    if averages:
-        out["averages"] = averages
-    return out
+    return StatusObserved(
+        **{name: fmt(s) for name, (s, fmt) in signals.items()},
+        replicas=replicas,
+        unknown=unknown or None,
+        averages=averages or None,
+    )
 
 
 def _json_value(value: float | int | str | None) -> float | int | str | None:
@@ -159,41 +166,39 @@ def _json_value(value: float | int | str | None) -> float | int | str | None:
     return value
 
 
-def _decision(plan: Plan) -> dict[str, Any]:
-    return {
-        "summary": plan.summary,
-        "reasons": [
-            {
-                "rule": r.rule.value,
-                "message": r.message,
-                **({"inputs": {k: _json_value(v) for k, v in r.inputs}} if r.inputs else {}),
-            }
+def _decision(plan: Plan) -> StatusDecision:
+    return StatusDecision(
+        summary=plan.summary,
+        reasons=[
+            StatusDecisionReason(
+                rule=r.rule.value,
+                message=r.message,
+                inputs={k: _json_value(v) for k, v in r.inputs} if r.inputs else None,
+            )
             for r in plan.reasons
         ],
-    }
+    )
 
 
 def merge_conditions(
-    previous: object, conditions: Iterable[Condition], now: float, generation: int | None
-) -> list[dict[str, Any]]:
+    previous: Sequence[StatusCondition], conditions: Iterable[Condition], now: float, generation: int | None
+) -> list[StatusCondition]:
     """Conditions as status entries; `lastTransitionTime` is kept unless the status flipped."""
-    before = {
-        c.get("type"): c for c in (previous if isinstance(previous, list) else []) if isinstance(c, dict)
-    }
-    out: list[dict[str, Any]] = []
+    before = {c.type: c for c in previous}
+    out: list[StatusCondition] = []
     for c in conditions:
         old = before.get(c.type.value)
-        flipped = old is None or old.get("status") != c.status.value or "lastTransitionTime" not in old
-        entry: dict[str, Any] = {
-            "type": c.type.value,
-            "status": c.status.value,
-            "reason": c.reason,
-            "message": c.message,
-            "lastTransitionTime": rfc3339(now) if flipped else old["lastTransitionTime"],  # type: ignore[index]
-        }
-        if generation is not None:
-            entry["observedGeneration"] = generation
-        out.append(entry)
+        kept = None if old is None or old.status is not c.status else old.lastTransitionTime
+        out.append(
+            StatusCondition(
+                type=c.type.value,
+                status=c.status,
+                reason=c.reason,
+                message=c.message,
+                lastTransitionTime=rfc3339(now) if kept is None else kept,
+                observedGeneration=generation,
+            )
+        )
     return out
 
 
@@ -217,84 +222,89 @@ def render_status(
     now: float,
     mode: EffectiveMode,
     ready_override: ReadyOverride | None = None,
+    primary: StatusPrimary | None = None,
+    scale_target: StatusScaleTarget | None = None,
 ) -> dict[str, Any]:
-    """The whole status rwscaler owns, for this tick's plan."""
+    """The whole status rwscaler owns, for this tick's plan, as written to the API.
+
+    `primary` and `scale_target` are what the tick found (None: left out of status)."""
     ready_pods = sum(1 for r in obs.replicas if r.ready)
     conditions = _apply_override(plan.conditions, ready_override)
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "mode": mode.value,
-        "workloadClass": plan.workload_class,
-        "readWriteRatio": format_ratio(plan.ratio),
-        "observed": _observed(obs, plan),
-        "replicas": {"current": plan.current_replicas, "desired": plan.desired_replicas, "ready": ready_pods},
-        "readEndpoints": list(plan.read_pool),
-        "lastScaleTime": None
-        if plan.memory.last_scale_time is None
-        else rfc3339(plan.memory.last_scale_time),
-        "maxReplicationLag": "unknown" if plan.max_lag_s is None else format_seconds(plan.max_lag_s),
-        "recommendations": [
-            {
-                "type": r.type.value,
-                "message": r.message,
-                **({"replicas": r.replicas} if r.replicas is not None else {}),
-            }
+    status = WorkloadStatus(
+        observedGeneration=generation,
+        mode=mode,
+        workloadClass=WorkloadClass(plan.workload_class),
+        readWriteRatio=format_ratio(plan.ratio),
+        observed=_observed(obs, plan),
+        replicas=StatusReplicaCounts(
+            current=plan.current_replicas, desired=plan.desired_replicas, ready=ready_pods
+        ),
+        primary=primary,
+        scaleTarget=scale_target,
+        readEndpoints=list(plan.read_pool),
+        lastScaleTime=None if plan.memory.last_scale_time is None else rfc3339(plan.memory.last_scale_time),
+        maxReplicationLag="unknown" if plan.max_lag_s is None else format_seconds(plan.max_lag_s),
+        recommendations=[
+            StatusRecommendation(type=r.type.value, message=r.message, replicas=r.replicas)
             for r in plan.recommendations
         ],
-        "conditions": merge_conditions(previous.get("conditions"), conditions, now, generation),
-        "learnedCapacity": _learned_capacity(plan),
-        "forecast": _forecast(plan),
-        "readWriteTrend": _read_write_trend(plan),
-        "decision": _decision(plan),
-        "memory": plan.memory.to_status(),
-    }
-    result: dict[str, Any] = prune(status)
-    return result
+        conditions=merge_conditions(parse_status(previous).conditions or [], conditions, now, generation),
+        learnedCapacity=_learned_capacity(plan),
+        forecast=_forecast(plan),
+        readWriteTrend=_read_write_trend(plan),
+        decision=_decision(plan),
+        memory=plan.memory.to_status(),
+    )
+    return dump_status(status)
 
 
-def _forecast(plan: Plan) -> dict[str, Any] | None:
+def _forecast(plan: Plan) -> StatusForecast | None:
     """The read load the capacity model provisions for and keeps, and what said so (forecast.py).
-    None (pruned) without a capacity model."""
+    None (left out) without a capacity model."""
     f = plan.forecast
     if f is None:
         return None
-    return {
-        "expectedReadQPS": f"{f.expected_qps:.0f}/s",
-        "horizon": format_seconds(f.horizon_s),
-        "basis": f.basis,
-        "keepReadQPS": None if f.hold_qps is None else f"{f.hold_qps:.0f}/s",
-        "keepHorizon": None if f.hold_qps is None else format_seconds(f.hold_horizon_s),
-        "keepBasis": f.hold_basis,
-    }
+    return StatusForecast(
+        expectedReadQPS=f"{f.expected_qps:.0f}/s",
+        horizon=format_seconds(f.horizon_s),
+        basis=f.basis,
+        keepReadQPS=None if f.hold_qps is None else f"{f.hold_qps:.0f}/s",
+        keepHorizon=None if f.hold_qps is None else format_seconds(f.hold_horizon_s),
+        keepBasis=f.hold_basis,
+    )
 
 
-def _read_write_trend(plan: Plan) -> dict[str, Any] | None:
+def _read_write_trend(plan: Plan) -> StatusReadWriteTrend | None:
     """Whether reads or writes gain share over the trend window (ratio_trend.py), in words."""
     t = plan.ratio_trend
     if t is None:
         return None
-    verdict = _TREND_VERDICTS[t.direction] if t.known else "Unknown"
-    return {"verdict": verdict, "points": t.points, "message": t.message}
+    verdict = _TREND_VERDICTS[t.direction] if t.known else TrendVerdict.UNKNOWN
+    return StatusReadWriteTrend(verdict=verdict, points=t.points, message=t.message)
 
 
-_TREND_VERDICTS = {1: "ReadsGainingShare", -1: "WritesGainingShare", 0: "Steady"}
+_TREND_VERDICTS = {
+    1: TrendVerdict.READS_GAINING_SHARE,
+    -1: TrendVerdict.WRITES_GAINING_SHARE,
+    0: TrendVerdict.STEADY,
+}
 
 
-def _learned_capacity(plan: Plan) -> dict[str, Any] | None:
+def _learned_capacity(plan: Plan) -> StatusLearnedCapacity | None:
     """The per-replica read load at which the read objective broke, when one is learned: its value,
     when it was last learned or confirmed, when it expires, and whether replicas are sized with it
-    (it is under targetReadQPSPerReplica). None (pruned) when nothing is learned."""
+    (it is under targetReadQPSPerReplica). None (left out) when nothing is learned."""
     mem = plan.memory
     value = mem.breach_qps_per_replica
     if value is None:
         return None
     since = mem.breach_time
-    return {
-        "readQPSPerReplica": f"{value:.0f}/s",
-        "since": None if since is None else rfc3339(since),
-        "expires": None if since is None else rfc3339(since + LEARNED_CAPACITY_TTL_S),
-        "sizingWith": plan.read_capacity is not None and plan.read_capacity == value,
-    }
+    return StatusLearnedCapacity(
+        readQPSPerReplica=f"{value:.0f}/s",
+        since=None if since is None else rfc3339(since),
+        expires=None if since is None else rfc3339(since + LEARNED_CAPACITY_TTL_S),
+        sizingWith=plan.read_capacity is not None and plan.read_capacity == value,
+    )
 
 
 def problem_status(
@@ -306,38 +316,23 @@ def problem_status(
     message: str,
 ) -> dict[str, Any]:
     """The previous status (memory included, so nothing is forgotten) with Ready=False and why."""
-    status = {k: previous[k] for k in OWNED_KEYS if k in previous}
-    old_conditions = previous.get("conditions")
-    kept = [
-        c
-        for c in (old_conditions if isinstance(old_conditions, list) else [])
-        if isinstance(c, dict) and c.get("type") != ConditionType.READY.value
-    ]
+    before = parse_status(previous)
+    old_conditions = before.conditions or []
+    kept = [c for c in old_conditions if c.type != ConditionType.READY.value]
     ready = merge_conditions(
         old_conditions,
         [Condition(ConditionType.READY, Status.FALSE, reason.value, message)],
         now,
         generation,
     )
-    status["conditions"] = ready + kept
+    update: dict[str, Any] = {"conditions": ready + kept}
     if generation is not None:
-        status["observedGeneration"] = generation
-    result: dict[str, Any] = prune(status)
-    return result
-
-
-def prune(value: Any) -> Any:
-    """The value without null entries at any depth: a merge patch would delete such keys anyway,
-    and a status read back must compare equal to the one written."""
-    if isinstance(value, Mapping):
-        return {k: prune(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [prune(v) for v in value]
-    return value
+        update["observedGeneration"] = generation
+    return dump_status(before.model_copy(update=update))
 
 
 def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: prune(status.get(k)) for k in OWNED_KEYS if status.get(k) is not None}
+    out = {k: without_nulls(status.get(k)) for k in OWNED_KEYS if status.get(k) is not None}
     memory = out.get("memory")
     if isinstance(memory, dict):
         out["memory"] = {k: v for k, v in memory.items() if k not in _VOLATILE_MEMORY_KEYS}

@@ -28,6 +28,7 @@ from tests.unit.builders import spec_dict
 
 from rwscaler.core.durations import parse_duration
 from rwscaler.core.spec import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, ReadWriteWorkloadSpec
+from rwscaler.core.status import OWNED_KEYS, WorkloadStatus, dump_status
 from rwscaler.render_crd import render_crd, render_crd_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,10 +242,79 @@ def test_every_status_field_has_a_description() -> None:
     missing = [
         f"status{path}"
         for path, node in walk(status)
-        # the items of an array of scalars are described by the array itself
-        if not node.get("description") and not (path.endswith("[]") and node["type"] != "object")
+        # the items of an array of scalars (the values of a map of scalars) are described by the
+        # array (the map) itself
+        if not node.get("description")
+        and not ((path.endswith("[]") or path.endswith("{*}")) and node["type"] != "object")
     ]
     assert not missing
+
+
+def status_node() -> dict[str, Any]:
+    s: dict[str, Any] = root_schema()["properties"]["status"]
+    return s
+
+
+def test_the_status_schema_is_the_status_model() -> None:
+    """Every key rwscaler owns under status is described, and status keeps other tools' keys."""
+    assert list(status_node()["properties"]) == list(OWNED_KEYS)
+    assert status_node()["x-kubernetes-preserve-unknown-fields"] is True
+    assert status_node()["properties"]["memory"] == {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "description": WorkloadStatus.model_fields["memory"].description,
+    }
+
+
+def pruned(node: dict[str, Any], value: Any) -> Any:
+    """`value` after the API server's structural pruning by `node`: keys the schema does not
+    describe are dropped unless the node preserves unknown fields or maps them."""
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        values = node.get("additionalProperties")
+        keep = node.get("x-kubernetes-preserve-unknown-fields") is True
+        out = {}
+        for key, sub in value.items():
+            if key in props:
+                out[key] = pruned(props[key], sub)
+            elif isinstance(values, dict):
+                out[key] = pruned(values, sub)
+            elif keep:
+                out[key] = sub
+        return out
+    if isinstance(value, list):
+        return [pruned(node.get("items", {}), v) for v in value]
+    return value
+
+
+def _example(annotation: Any) -> Any:
+    """A value for every field of a status model (and of the models inside it), as JSON."""
+    inner, _ = _unwrap(annotation)
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        return {name: _example(info.annotation) for name, info in inner.model_fields.items()}
+    if isinstance(inner, type) and issubclass(inner, Enum):
+        return next(iter(inner)).value
+    if typing.get_origin(inner) is list:
+        (item,) = typing.get_args(inner)
+        return [_example(item), _example(item)]
+    if typing.get_origin(inner) is dict:
+        _, value = typing.get_args(inner)
+        return (
+            {"a/b": _example(value), "c": _example(value)}
+            if value is not typing.Any
+            else {"k": [1, {"x": "y"}]}
+        )
+    return {int: 7, float: 0.5, str: "2026-12-05T08:00:00Z", bool: True}[inner]
+
+
+def test_a_status_with_every_field_passes_the_schema_and_loses_nothing_to_pruning() -> None:
+    status = _example(WorkloadStatus)
+    assert set(status) == set(OWNED_KEYS)
+    assert dump_status(WorkloadStatus.model_validate(status)) == status
+    assert pruned(status_node(), status) == status
+    assert not [e.message for e in jsonschema.Draft4Validator(status_node()).iter_errors(status)]
+    foreign = {**status, "otherTool": {"x": 1}}
+    assert pruned(status_node(), foreign) == foreign
 
 
 def test_cel_rules_are_well_formed() -> None:
@@ -301,12 +371,25 @@ def _check_field(path: str, info: FieldInfo, node: dict[str, Any]) -> None:
         assert node["type"] == "string", path
         assert node["enum"] == [e.value for e in inner], f"{path}: enum differs"
     elif typing.get_origin(inner) is list:
-        # A list of scalars: the items carry the scalar's type and bounds.
+        # A list of models (checked as models) or of scalars (the items carry the scalar's type
+        # and bounds).
         assert node["type"] == "array", path
         (item,) = typing.get_args(inner)
         item_type, item_meta = _unwrap(item)
-        assert node["items"]["type"] == _SCALARS[item_type], f"{path}[]: {item_type}"
-        _check_bounds(f"{path}[]", item_meta, node["items"])
+        if isinstance(item_type, type) and issubclass(item_type, BaseModel):
+            assert node["items"]["type"] == "object", f"{path}[]"
+            _check_model(f"{path}[]", item_type, node["items"])
+        else:
+            assert node["items"]["type"] == _SCALARS[item_type], f"{path}[]: {item_type}"
+            _check_bounds(f"{path}[]", item_meta, node["items"])
+    elif typing.get_origin(inner) is dict:
+        # A map of scalars: the values carry the scalar's type and bounds (a structural schema
+        # cannot bound the keys).
+        assert node["type"] == "object" and "properties" not in node, path
+        _, value = typing.get_args(inner)
+        value_type, value_meta = _unwrap(value)
+        assert node["additionalProperties"]["type"] == _SCALARS[value_type], f"{path}{{*}}: {value_type}"
+        _check_bounds(f"{path}{{*}}", value_meta, node["additionalProperties"])
     else:
         assert node["type"] == _SCALARS[inner], f"{path}: {inner} is not {node['type']}"
     # Defaults: the model's default is the CRD's default (None means no default).

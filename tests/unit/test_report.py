@@ -18,8 +18,19 @@ from rwscaler.core.durations import rfc3339
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
 from rwscaler.core.plan import Condition
+from rwscaler.core.status import (
+    PrimarySource,
+    StatusPrimary,
+    StatusReplicaCounts,
+    StatusScaleTarget,
+    WorkloadStatus,
+    dump_status,
+    parse_status,
+    without_nulls,
+)
 from rwscaler.core.vocabulary import ConditionType, EffectiveMode, EventReason, EventType, ReadyReason, Status
 from rwscaler.report import (
+    OWNED_KEYS,
     ReadyOverride,
     ScaleOutcome,
     events,
@@ -27,7 +38,6 @@ from rwscaler.report import (
     merge_conditions,
     needs_patch,
     problem_status,
-    prune,
     render_status,
 )
 
@@ -105,10 +115,10 @@ def test_last_transition_time_moves_only_on_a_flip() -> None:
     flipped = merge_conditions(
         same, [Condition(ConditionType.READY, Status.FALSE, "MetricsUnavailable", "c")], T0 + 120, 2
     )
-    assert before[0]["lastTransitionTime"] == rfc3339(T0)
-    assert same[0]["lastTransitionTime"] == rfc3339(T0)
-    assert same[0]["reason"] == "Other" and same[0]["observedGeneration"] == 2
-    assert flipped[0]["lastTransitionTime"] == rfc3339(T0 + 120)
+    assert before[0].lastTransitionTime == rfc3339(T0)
+    assert same[0].lastTransitionTime == rfc3339(T0)
+    assert same[0].reason == "Other" and same[0].observedGeneration == 2
+    assert flipped[0].lastTransitionTime == rfc3339(T0 + 120)
 
 
 def test_no_patch_when_only_the_tick_time_moved() -> None:
@@ -199,5 +209,92 @@ def test_conditions_that_start_fine_are_not_news_but_bad_ones_are() -> None:
     assert all(e.type is EventType.WARNING for e in evs)
 
 
-def test_prune_removes_nulls_at_every_depth() -> None:
-    assert prune({"a": None, "b": {"c": None, "d": 1}, "e": [{"f": None}]}) == {"b": {"d": 1}, "e": [{}]}
+def test_without_nulls_removes_nulls_at_every_depth() -> None:
+    assert without_nulls({"a": None, "b": {"c": None, "d": 1}, "e": [{"f": None}]}) == {
+        "b": {"d": 1},
+        "e": [{}],
+    }
+
+
+def test_primary_and_scale_target_are_written_when_given_and_left_out_when_not() -> None:
+    plan, status = _status()
+    assert "primary" not in status and "scaleTarget" not in status
+    obs = make_obs()
+    given = render_status(
+        plan,
+        obs,
+        previous={},
+        generation=3,
+        now=T0,
+        mode=EffectiveMode.ENFORCE,
+        primary=StatusPrimary(pod="db-0", source=PrimarySource.LABEL),
+        scale_target=StatusScaleTarget(
+            apiVersion="apps/v1", kind="StatefulSet", name="db-replica", replicas=2
+        ),
+    )
+    assert given["primary"] == {"pod": "db-0", "source": "Label"}
+    assert given["scaleTarget"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "db-replica",
+        "replicas": 2,
+    }
+    assert {k: v for k, v in given.items() if k not in ("primary", "scaleTarget")} == status
+    # Owned: a problem report keeps them, and a change of primary is worth a patch.
+    bad = problem_status(given, generation=3, now=T0, reason=ReadyReason.SECRET_NOT_FOUND, message="m")
+    assert bad["primary"] == given["primary"] and bad["scaleTarget"] == given["scaleTarget"]
+    assert needs_patch(given, {**given, "primary": {"pod": "db-1", "source": "Metric"}})
+
+
+def test_owned_keys_are_the_status_model_fields() -> None:
+    assert tuple(WorkloadStatus.model_fields) == OWNED_KEYS
+    _, status = _status()
+    assert set(status) <= set(OWNED_KEYS)
+
+
+def test_a_rendered_status_reads_back_as_itself() -> None:
+    """What the tick writes, parsed through the model and written again, is the same JSON."""
+    spec = no_stabilization()
+    for obs in (
+        make_obs(),
+        make_obs(read_p99=2 * READ_OBJECTIVE, lags=[0.1, 30.0]),
+        make_obs(read_qps=None, write_qps=None, lags=[None, None]),
+        make_obs(read_p99=Signal(0.03, aggregation=Aggregation.AVERAGE)),
+    ):
+        _, status = _status(obs, spec=spec)
+        assert dump_status(parse_status(status)) == status
+
+
+def test_parse_status_reads_what_it_can_and_never_raises() -> None:
+    _, status = _status()
+    odd = {
+        **status,
+        "somebodyElse": {"x": 1},  # another tool's key: ignored
+        "mode": "Observe",  # a mode of a later version: left out
+        "replicas": {"current": "three", "desired": 4, "later": True},
+        "conditions": [*status["conditions"], {"status": "True"}, "junk"],
+        "observed": {"readQPS": "5", "replicas": [{"name": "r", "lag": 3}]},
+    }
+    parsed = parse_status(odd)
+    assert parsed.mode is None
+    assert parsed.replicas == StatusReplicaCounts(desired=4)
+    assert [c.type for c in parsed.conditions or []] == [c["type"] for c in status["conditions"]]
+    assert parsed.observed is not None and parsed.observed.readQPS == "5"
+    assert parsed.observed.replicas is not None and parsed.observed.replicas[0].name == "r"
+    assert parsed.observed.replicas[0].lag is None
+    assert parsed.memory == status["memory"]
+    for nothing in (None, "status", [], {}):
+        assert parse_status(nothing) == WorkloadStatus()
+
+
+def test_a_problem_status_drops_what_it_cannot_read_and_keeps_the_rest() -> None:
+    _, status = _status()
+    bad = problem_status(
+        {**status, "replicas": "garbage", "somebodyElse": 1},
+        generation=4,
+        now=T0,
+        reason=ReadyReason.SECRET_NOT_FOUND,
+        message="m",
+    )
+    assert "replicas" not in bad and "somebodyElse" not in bad
+    assert bad["memory"] == status["memory"] and bad["decision"] == status["decision"]
