@@ -175,14 +175,6 @@ async def _load(
     url_problem = prometheus_url_problem(spec.prometheus.url)
     if url_problem:
         raise ClusterProblem(ReadyReason.PROMETHEUS_URL_INVALID, url_problem)
-    ref = spec.replicas.target
-    port = await cluster.target(ref)
-    state = await port.read(namespace, ref)
-    if state is None:
-        raise ClusterProblem(
-            ReadyReason.SCALE_TARGET_NOT_FOUND,
-            f"the scale target {ref.describe()} does not exist in {namespace}",
-        )
     apart: _Side | None = None
     if spec.primary_apart is not None:
         primary_ref = ScaleTargetRef(
@@ -196,6 +188,14 @@ async def _load(
                 f"the primary StatefulSet {namespace}/{spec.primary_apart} does not exist",
             )
         apart = _Side(primary_port, primary_state)
+    ref = spec.replicas.target
+    port = await cluster.target(ref)
+    state = await port.read(namespace, ref)
+    if state is None:
+        raise ClusterProblem(
+            ReadyReason.SCALE_TARGET_NOT_FOUND,
+            f"the scale target {ref.describe()} does not exist in {namespace}",
+        )
     token = ca = None
     if spec.prometheus.bearerTokenSecret is not None:
         secret = spec.prometheus.bearerTokenSecret

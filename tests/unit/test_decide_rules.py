@@ -1137,3 +1137,19 @@ def test_pre_provisioning_within_the_tolerance_names_the_current_count() -> None
     pre = next(r for r in plan.recommendations if r.type is RT.PRE_PROVISION_REPLICAS)
     assert pre.replicas == 2
     assert pre.message.endswith("(2 for the forecast load)")
+
+
+@pytest.mark.parametrize("signal_name", ["readLatencyP99", "writeLatencyP99"])
+def test_a_latency_the_preset_cannot_give_does_not_hold_a_capacity_model(signal_name: str) -> None:
+    """CloudNativePG without a pooler exports no latency (NotConfigured): with a capacity model
+    the replicas are sized from read QPS all the same; without one there is nothing to size from."""
+    not_configured = Signal.unknown(
+        UnknownReason.NOT_CONFIGURED, f"{signal_name}: CloudNativePG exports none"
+    )
+    obs = {"read_qps": 1000.0, "write_qps": 10.0, **levels(0.5, 0.5), SIGNALS[signal_name]: not_configured}
+    plan = plan_for({"replicas": {"targetReadQPSPerReplica": 100.0}}, current=4, **obs)
+    assert plan.scale_to is not None and plan.scale_to > 4
+    assert Rule.METRICS_UNKNOWN not in rules(plan)
+    assert cond(plan, CT.METRICS_AVAILABLE).status is Status.FALSE, "it still says the latency is missing"
+    held = plan_for(current=4, **obs)  # no capacity model
+    assert held.scale_to is None and Rule.METRICS_UNKNOWN in rules(held)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from rwscaler.boundary import Endpoint, OwnerRef, Port
 from rwscaler.core.vocabulary import Event, EventReason, EventType
 from rwscaler.kube.objects import (
+    controller_uid,
     endpoint_slice,
     event,
     label_selector,
     merge_patch,
-    controller_uid,
     ordinal_suffix,
     pod_info,
     read_service,

@@ -267,12 +267,18 @@ def test_manifest_rejects_wrong_kind_and_version() -> None:
     "replicas",
     [
         {"maxReplicas": 3},
-        {"maxReplicas": 3, "statefulSet": "a", "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "a"}},
+        {
+            "maxReplicas": 3,
+            "statefulSet": "a",
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "a"},
+        },
     ],
     ids=["neither", "both"],
 )
 def test_the_read_side_names_exactly_one_scale_target(replicas: dict[str, object]) -> None:
-    with pytest.raises(ValidationError, match="set exactly one of replicas.statefulSet and replicas.scaleTargetRef"):
+    with pytest.raises(
+        ValidationError, match=r"set exactly one of replicas\.statefulSet and replicas\.scaleTargetRef"
+    ):
         ReadWriteWorkloadSpec.model_validate({"replicas": replicas})
 
 

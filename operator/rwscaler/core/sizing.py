@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from rwscaler.core.forecast import Forecast, forecast_read_qps, trend_horizon
 from rwscaler.core.learned_capacity import MIN_LEARNED_SHARE, Learned, effective_target, update_learned
 from rwscaler.core.memory import Memory
-from rwscaler.core.observation import Observation
+from rwscaler.core.observation import Observation, UnknownReason
 from rwscaler.core.plan import Reason
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
 from rwscaler.core.trends import SideState, Trend
@@ -86,7 +86,17 @@ def recommend_replicas(
     tol = spec.behavior.tolerance
     learned = memory.breach_qps_per_replica
     learned_at = memory.breach_time
-    unknown = obs.unknown_signals()
+    unknown = [
+        (name, s)
+        for name, s in obs.unknown_signals()
+        # A latency the preset cannot give in this setup (CloudNativePG without a pooler) does
+        # not hold a capacity model, which sizes from read QPS: only the latency rules are off.
+        if not (
+            spec.replicas.targetReadQPSPerReplica is not None
+            and s.reason is UnknownReason.NOT_CONFIGURED
+            and name in ("readLatencyP99", "writeLatencyP99")
+        )
+    ]
     if unknown:
         names = ", ".join(name for name, _ in unknown)
         reason = Reason(

@@ -7,6 +7,7 @@
 - `objects.py`: pure builders and parsers of the objects rwscaler reads and writes (owner
   references, the selector-less read Service, EndpointSlices, Events, status merge patches);
 - `cluster.py`: `KubeCluster`, the implementation of `rwscaler.boundary.Cluster`;
-- `endpointslice.py`: `EndpointSliceRouter`, the `EndpointSlice` pooler.
-`configmap.py` (the PgBouncer ConfigMap) belongs to the PgBouncer pooler.
+- `targets/`: one `rwscaler.boundary.ScaleTarget` module per kind of scale target (StatefulSet,
+  CloudNativePG Cluster, any kind serving `scale`) and their registry.
+The pooler routers live in `rwscaler.pooler` (one package per pooler).
 """

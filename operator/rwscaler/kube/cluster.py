@@ -19,11 +19,11 @@ from typing import Any
 
 from rwscaler.boundary import ClusterProblem, OwnerRef, ScaleTarget
 from rwscaler.core.spec import GROUP, PLURAL, VERSION, ScaleTargetRef
+from rwscaler.core.status import OWNED_KEYS
 from rwscaler.core.vocabulary import Event, ReadyReason
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
 from rwscaler.kube.targets.registry import target_for
-from rwscaler.report import OWNED_KEYS
 
 log = logging.getLogger(__name__)
 

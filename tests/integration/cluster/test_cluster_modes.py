@@ -101,7 +101,8 @@ def test_unusable_specs_are_ready_false_with_a_specific_reason(
     assert f"{ns}/db does not exist" in cond["message"]
 
     kube.create_statefulset(ns, "db", 1)
-    cond = reason_becomes("ReplicaStatefulSetNotFound")
+    cond = reason_becomes("ScaleTargetNotFound")
+    assert f"StatefulSet {REPLICA_SET} (apps/v1) does not exist in {ns}" in cond["message"]
     kube.create_statefulset(ns, REPLICA_SET, 2)
     kube.wait_pods(ns, REPLICA_SET, 2)
 
