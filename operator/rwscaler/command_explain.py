@@ -4,8 +4,10 @@
     kubectl get rww orders-db -o yaml | rwscaler explain -f -
 
 Everything shown was written by the operator's tick (`rwscaler.report`): the summary, the rules
-that fired with their inputs, the signals, the read pool, conditions and recommendations. Nothing
-is recomputed here, so the explanation is the one the decision was made with.
+that fired with their inputs, the scale target and the primary, the signals, the read pool,
+conditions and recommendations. Nothing is recomputed here, so the explanation is the one the
+decision was made with. The status is read through its model (`rwscaler.core.status`), so a
+status of another version shows what it has and `?` for what it lacks.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import yaml
 
 from rwscaler.core.spec import PLURAL
+from rwscaler.core.status import StatusObserved, StatusReplicaCounts, WorkloadStatus, parse_status
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,71 +33,83 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
 
 
-def _get(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(key)
-    return obj
+def _or_unknown(value: object) -> object:
+    return "?" if value is None else value
+
+
+def _condition_lines(status: WorkloadStatus, indent: str) -> list[str]:
+    return [f"{indent}{c.type}={c.status} ({c.reason}): {c.message}" for c in status.conditions or []]
 
 
 def render(obj: Mapping[str, Any]) -> str:
     """The explanation of one ReadWriteWorkload object (as read from the API)."""
     meta = obj.get("metadata") or {}
-    status = obj.get("status") or {}
     lines = [f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"]
-    if not status:
+    if not obj.get("status"):
         return lines[0] + ": no status yet (is the operator running?)"
-    decision = status.get("decision") or {}
-    if not decision:
+    status = parse_status(obj.get("status"))
+    decision = status.decision
+    if decision is None or not decision.model_fields_set:
         # Only a problem was ever reported (the spec could not be used): the conditions say why.
         lines.append("  no decision yet:")
-        for c in status.get("conditions") or []:
-            lines.append(f"    {c.get('type')}={c.get('status')} ({c.get('reason')}): {c.get('message')}")
+        lines.extend(_condition_lines(status, "    "))
         return "\n".join(lines)
-    mode = status.get("mode", "?")
-    lines.append(f"  mode:      {mode}")
-    if decision.get("summary"):
-        lines.append(f"  decision:  {decision['summary']}")
-    replicas = status.get("replicas") or {}
+    lines.append(f"  mode:      {_or_unknown(status.mode)}")
+    if decision.summary:
+        lines.append(f"  decision:  {decision.summary}")
+    replicas = status.replicas or StatusReplicaCounts()
     lines.append(
-        f"  replicas:  current {replicas.get('current', '?')}, desired {replicas.get('desired', '?')}, "
-        f"ready {replicas.get('ready', '?')}"
-        + (f"; last scaled {status['lastScaleTime']}" if status.get("lastScaleTime") else "")
+        f"  replicas:  current {_or_unknown(replicas.current)}, desired {_or_unknown(replicas.desired)}, "
+        f"ready {_or_unknown(replicas.ready)}"
+        + (f"; last scaled {status.lastScaleTime}" if status.lastScaleTime else "")
     )
+    if status.scaleTarget is not None:
+        t = status.scaleTarget
+        lines.append(
+            f"  target:    {_or_unknown(t.kind)}/{_or_unknown(t.name)} ({_or_unknown(t.apiVersion)}), "
+            f"its count {_or_unknown(t.replicas)}"
+        )
+    if status.primary is not None:
+        lines.append(
+            f"  primary:   {_or_unknown(status.primary.pod)} (source: {_or_unknown(status.primary.source)})"
+        )
     lines.append(
-        f"  class:     {status.get('workloadClass', '?')} (reads:writes {status.get('readWriteRatio', '?')})"
+        f"  class:     {_or_unknown(status.workloadClass)} (reads:writes {_or_unknown(status.readWriteRatio)})"
     )
-    observed = status.get("observed") or {}
+    observed = status.observed or StatusObserved()
     lines.append(
         "  signals:   "
         + ", ".join(
-            f"{k} {observed.get(k, '?')}"
-            for k in ("readQPS", "writeQPS", "readLatencyP99", "writeLatencyP99")
+            f"{name} {_or_unknown(value)}"
+            for name, value in (
+                ("readQPS", observed.readQPS),
+                ("writeQPS", observed.writeQPS),
+                ("readLatencyP99", observed.readLatencyP99),
+                ("writeLatencyP99", observed.writeLatencyP99),
+            )
         )
     )
-    for name, why in (observed.get("unknown") or {}).items():
+    for name, why in (observed.unknown or {}).items():
         lines.append(f"             {name} unknown: {why}")
-    lines.append(f"  read pool: {', '.join(status.get('readEndpoints') or []) or 'none'}")
-    for r in observed.get("replicas") or []:
-        flags = ["ready" if r.get("ready") else "not ready", f"lag {r.get('lag')}"]
-        flags.append("in pool" if r.get("inReadPool") else "out of pool")
-        if r.get("draining"):
+    lines.append(f"  read pool: {', '.join(status.readEndpoints or []) or 'none'}")
+    for r in observed.replicas or []:
+        flags = ["ready" if r.ready else "not ready", f"lag {r.lag}"]
+        flags.append("in pool" if r.inReadPool else "out of pool")
+        if r.draining:
             flags.append("draining")
-        lines.append(f"             {r.get('name')}: {', '.join(flags)}")
+        lines.append(f"             {r.name}: {', '.join(flags)}")
     lines.append("  conditions:")
-    for c in status.get("conditions") or []:
-        lines.append(f"    {c.get('type')}={c.get('status')} ({c.get('reason')}): {c.get('message')}")
-    if decision.get("reasons"):
+    lines.extend(_condition_lines(status, "    "))
+    if decision.reasons:
         lines.append("  why:")
-        for r in decision["reasons"]:
-            inputs = r.get("inputs") or {}
+        for reason in decision.reasons:
+            inputs = reason.inputs or {}
             shown = f" [{', '.join(f'{k}={v}' for k, v in inputs.items())}]" if inputs else ""
-            lines.append(f"    {r.get('rule')}: {r.get('message')}{shown}")
-    if status.get("recommendations"):
+            lines.append(f"    {reason.rule}: {reason.message}{shown}")
+    if status.recommendations:
         lines.append("  recommendations:")
-        for r in status["recommendations"]:
-            lines.append(f"    {r.get('type')}: {r.get('message')}")
+        for rec in status.recommendations:
+            lines.append(f"    {rec.type}: {rec.message}")
     return "\n".join(lines)
 
 

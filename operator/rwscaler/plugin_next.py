@@ -2,12 +2,13 @@
 
 Called by `rwscaler.command_plugin` with a ReadWriteWorkload object (a plain dict, as read from
 the API) and the time. Pure: the clock is an argument. Derived only from what the operator wrote
-(status.mode, status.replicas, status.memory: last_tick, recommendations, last_scale_time,
-last_scale_direction, drain) and the spec's behavior and bounds, following the same rules as
-`rwscaler.core.sizing.stabilize`: a decision every `intervalSeconds`; a scale in one direction
-waits until no recommendation inside that direction's stabilization window argues against it;
-a reversal (down after up, or up after down) waits that window after the last scale; a scale-in
-waits for its drain. The times are the earliest possible, if the signals call for the action.
+(status.mode, status.replicas, read through `rwscaler.core.status.parse_status`, and
+status.memory, read as `rwscaler.core.memory.Memory`: last_tick, recommendations,
+last_scale_time, last_scale_direction, drain) and the spec's behavior and bounds, following the
+same rules as `rwscaler.core.sizing.stabilize`: a decision every `intervalSeconds`; a scale in
+one direction waits until no recommendation inside that direction's stabilization window argues
+against it; a reversal (down after up, or up after down) waits that window after the last
+scale; a scale-in waits for its drain. The times are the earliest possible, if the signals call for the action.
 
 The operator does not rewrite status when only memory.last_tick would change, so the time of the
 next decision is known only while last_tick + intervalSeconds is still ahead; past it, the
@@ -23,7 +24,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from rwscaler.core.durations import format_seconds, rfc3339
+from rwscaler.core.memory import Memory
 from rwscaler.core.spec import BehaviorSpec, is_paused
+from rwscaler.core.status import StatusReplicaCounts, parse_status
+from rwscaler.core.vocabulary import EffectiveMode
 
 # Closer to now than this is "now" (not "in 0ms" or "-0ms ago").
 NOW_SLACK_S = 0.5
@@ -46,16 +50,6 @@ def _behavior(spec: Mapping[str, Any]) -> BehaviorSpec:
         return BehaviorSpec()
 
 
-def _history(memory: Mapping[str, Any]) -> list[tuple[float, int]]:
-    out: list[tuple[float, int]] = []
-    for item in memory.get("recommendations") or []:
-        if isinstance(item, list | tuple) and len(item) == 2:
-            t, r = _number(item[0]), _number(item[1])
-            if t is not None and r is not None:
-                out.append((t, int(r)))
-    return out
-
-
 def when(t: float, now: float) -> str:
     """An instant as RFC 3339 with how far it is from now ("2026-12-05T08:00:00Z, in 4m45s")."""
     delta = t - now
@@ -76,7 +70,7 @@ def _earliest(candidates: list[tuple[float, str]], next_tick: float, now: float)
 
 def _scale_up(
     behavior: BehaviorSpec,
-    memory: Mapping[str, Any],
+    memory: Memory,
     current: int,
     high: int | None,
     next_tick: float,
@@ -86,15 +80,15 @@ def _scale_up(
         return f"not possible: at maxReplicas {high}"
     window = behavior.scaleUp.stabilizationWindowSeconds
     gates: list[tuple[float, str]] = [(next_tick, "")]
-    last, direction = _number(memory.get("last_scale_time")), _number(memory.get("last_scale_direction"))
-    if last is not None and direction is not None and direction < 0:
+    last, direction = memory.last_scale_time, memory.last_scale_direction
+    if last is not None and direction < 0:
         gates.append(
             (
                 last + window,
                 f"scaled down at {rfc3339(last)}; no reversal within the scaleUp window {window}s",
             )
         )
-    holding = [(t, r) for t, r in _history(memory) if r <= current]
+    holding = [(t, r) for t, r in memory.recommendations if r <= current]
     if holding and window > 0:
         t, r = max(holding)
         gates.append(
@@ -108,7 +102,7 @@ def _scale_up(
 
 def _scale_down(
     behavior: BehaviorSpec,
-    memory: Mapping[str, Any],
+    memory: Memory,
     current: int,
     low: int,
     last_tick: float,
@@ -119,15 +113,15 @@ def _scale_down(
         return f"not possible: at minReplicas {low}"
     window = behavior.scaleDown.stabilizationWindowSeconds
     gates: list[tuple[float, str]] = [(next_tick, "")]
-    last, direction = _number(memory.get("last_scale_time")), _number(memory.get("last_scale_direction"))
-    if last is not None and direction is not None and direction > 0:
+    last, direction = memory.last_scale_time, memory.last_scale_direction
+    if last is not None and direction > 0:
         gates.append(
             (
                 last + window,
                 f"scaled up at {rfc3339(last)}; no reversal within the scaleDown window {window}s",
             )
         )
-    history = _history(memory)
+    history = memory.recommendations
     if window > 0 and (not history or history[-1][0] < last_tick):
         # The last tick recorded nothing (it held): the next one seeds the window with the current
         # count, as the HPA does, so a scale-down waits a whole window from then.
@@ -150,14 +144,14 @@ def next_action(obj: Mapping[str, Any], now: float) -> list[str]:
     """Lines saying when the next decision is due and the earliest each kind of action may happen.
 
     Empty when the operator has not decided yet (`rwscaler explain` says so already)."""
-    status, spec = _mapping(obj.get("status")), _mapping(obj.get("spec"))
-    if not _mapping(status.get("decision")):
+    status, spec = parse_status(obj.get("status")), _mapping(obj.get("spec"))
+    if status.decision is None or not status.decision.model_fields_set:
         return []
-    memory = _mapping(status.get("memory"))
+    memory = Memory.from_status(status.memory)
     behavior = _behavior(spec)
     interval = behavior.intervalSeconds
     lines = ["  next action (the earliest, if the signals call for it):"]
-    last_tick = _number(memory.get("last_tick"))
+    last_tick = memory.last_tick
     if last_tick is None:
         lines.append("    decision:   unknown (status.memory has no time of the last decision)")
         return lines
@@ -172,31 +166,29 @@ def next_action(obj: Mapping[str, Any], now: float) -> list[str]:
             "it is rewritten only when something changes)"
         )
         next_tick = now
-    mode = status.get("mode")
-    if is_paused(obj) and mode != "Paused":
+    mode = status.mode
+    if is_paused(obj) and mode is not EffectiveMode.PAUSED:
         lines.append(
             "    changes:    none once the operator sees the annotation rwscaler.io/paused=true "
             f"(status still says mode {mode})"
         )
         return lines
-    if mode == "Paused" and not is_paused(obj):
+    if mode is EffectiveMode.PAUSED and not is_paused(obj):
         lines.append("    changes:    paused until the operator sees that the pause annotation is gone")
         return lines
-    if mode == "Paused":
+    if mode is EffectiveMode.PAUSED:
         lines.append(
             "    changes:    none while paused (annotation rwscaler.io/paused=true); "
             "`kubectl rwscaler resume` lets it act again"
         )
         return lines
-    if mode == "Recommend":
+    if mode is EffectiveMode.RECOMMEND:
         lines.append("    changes:    none: mode Recommend (rwscaler decides and reports only)")
         return lines
     # The count after the last decision: the desired one when it acted (Enforce), which the next
     # decision starts from; the observed one otherwise.
-    replicas = _mapping(status.get("replicas"))
-    current = _number(replicas.get("desired"))
-    if current is None:
-        current = _number(replicas.get("current"))
+    replicas = status.replicas or StatusReplicaCounts()
+    current = replicas.current if replicas.desired is None else replicas.desired
     if current is None:
         lines.append("    scaling:    unknown (status has no current replica count)")
         return lines
@@ -205,22 +197,21 @@ def next_action(obj: Mapping[str, Any], now: float) -> list[str]:
     high = _number(bounds.get("maxReplicas"))
     lines.append(
         "    scale up:   "
-        + _scale_up(behavior, memory, int(current), None if high is None else int(high), next_tick, now)
+        + _scale_up(behavior, memory, current, None if high is None else int(high), next_tick, now)
     )
-    drain = _mapping(memory.get("drain"))
-    if drain:
-        leaving = ", ".join(str(r) for r in drain.get("replicas") or []) or "?"
-        started = _number(drain.get("started"))
-        since = f" since {rfc3339(started)}" if started is not None else ""
+    drain = memory.drain
+    if drain is not None:
+        leaving = ", ".join(drain.replicas) or "?"
         lines.append(
-            f"    scale down: under way: draining {leaving}{since}, then to {drain.get('target_replicas', '?')} "
+            f"    scale down: under way: draining {leaving} since {rfc3339(drain.started)}, "
+            f"then to {drain.target_replicas} "
             "(once no connection is left, or at the pooler's drain timeout)"
         )
     else:
         lines.append(
             "    scale down: "
             + _scale_down(
-                behavior, memory, int(current), 1 if low is None else int(low), last_tick, next_tick, now
+                behavior, memory, current, 1 if low is None else int(low), last_tick, next_tick, now
             )
         )
     return lines

@@ -2,8 +2,9 @@
 the API) -> rows of short cells -> aligned text. Pure: no I/O, no clock.
 
 Called by `rwscaler.command_plugin`. Every cell comes from what the operator's tick wrote in
-status (`rwscaler.report.render_status`); nothing is recomputed. A value that is absent prints
-as `-` and a signal the operator could not read prints as `unknown` (as status says it), never 0.
+status (`rwscaler.report.render_status`), read through the status model
+(`rwscaler.core.status.parse_status`); nothing is recomputed. A value that is absent prints as
+`-` and a signal the operator could not read prints as `unknown` (as status says it), never 0.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rwscaler.core.spec import is_paused
-from rwscaler.core.vocabulary import ConditionType
+from rwscaler.core.status import StatusCondition, StatusPrimary, StatusReplicaCounts, parse_status
+from rwscaler.core.vocabulary import ConditionType, EffectiveMode
 
 MISSING = "-"
 # Beyond this many characters the read pool cell shows a count instead of the names.
@@ -32,7 +34,7 @@ OK_STATUS: dict[str, str] = {
     ConditionType.SCALING_LIMITED.value: "False",
 }
 
-HEADERS = ("NAME", "CLASS", "RATIO", "REPLICAS", "READ POOL", "MAX LAG", "MODE", "NOT OK")
+HEADERS = ("NAME", "CLASS", "RATIO", "REPLICAS", "PRIMARY", "READ POOL", "MAX LAG", "MODE", "NOT OK")
 NAMESPACE_HEADER = "NAMESPACE"
 
 
@@ -43,6 +45,7 @@ class Row:
     workload_class: str
     ratio: str
     replicas: str
+    primary: str
     read_pool: str
     max_lag: str
     mode: str
@@ -54,6 +57,7 @@ class Row:
             self.workload_class,
             self.ratio,
             self.replicas,
+            self.primary,
             self.read_pool,
             self.max_lag,
             self.mode,
@@ -62,18 +66,14 @@ class Row:
         return (self.namespace, *own) if with_namespace else own
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """A status value as a cell: absent or empty -> `-`; anything else as written."""
     if value is None or value == "":
         return MISSING
     return str(value)
 
 
-def ratio_cell(value: Any) -> str:
+def ratio_cell(value: str | None) -> str:
     """status.readWriteRatio ("10.0", "inf", "unknown") as read:write ("10.0:1")."""
     text = _text(value)
     if text in (MISSING, "unknown"):
@@ -81,43 +81,42 @@ def ratio_cell(value: Any) -> str:
     return f"{text}:1"
 
 
-def replicas_cell(replicas: Any) -> str:
+def replicas_cell(replicas: StatusReplicaCounts | None) -> str:
     """status.replicas as current/desired; a side that is absent is `-` (never 0)."""
-    r = _mapping(replicas)
-    if not r:
+    if replicas is None or not replicas.model_fields_set:
         return MISSING
-    return f"{_text(r.get('current'))}/{_text(r.get('desired'))}"
+    return f"{_text(replicas.current)}/{_text(replicas.desired)}"
 
 
-def pool_cell(endpoints: Any, width: int = POOL_NAMES_WIDTH) -> str:
+def primary_cell(primary: StatusPrimary | None) -> str:
+    """status.primary's pod; `-` when status names none (an operator before roles, or none found)."""
+    return MISSING if primary is None else _text(primary.pod)
+
+
+def pool_cell(endpoints: list[str] | None, width: int = POOL_NAMES_WIDTH) -> str:
     """status.readEndpoints: the names when they fit in `width`, else how many there are."""
-    if not isinstance(endpoints, list):
+    if endpoints is None:
         return MISSING
-    names = [str(e) for e in endpoints]
-    if not names:
+    if not endpoints:
         return "none"
-    joined = ",".join(names)
-    return joined if len(joined) <= width else f"{len(names)} endpoints"
+    joined = ",".join(endpoints)
+    return joined if len(joined) <= width else f"{len(endpoints)} endpoints"
 
 
-def not_ok_conditions(conditions: Any) -> list[str]:
+def not_ok_conditions(conditions: list[StatusCondition] | None) -> list[str]:
     """`Type=Status(Reason)` for each condition whose status is not its OK status.
 
-    A condition of a type this version does not know is shown unless it is True (a new problem
+    A condition of a type this version does not know is shown unless it is False (a new problem
     condition would be named after the problem)."""
     out: list[str] = []
-    for c in conditions if isinstance(conditions, list) else []:
-        if not isinstance(c, Mapping):
+    for c in conditions or []:
+        if c.status.value == OK_STATUS.get(c.type, "False"):
             continue
-        kind, status = str(c.get("type", "?")), str(c.get("status", "Unknown"))
-        if status == OK_STATUS.get(kind, "False"):
-            continue
-        reason = c.get("reason")
-        out.append(f"{kind}={status}({reason})" if reason else f"{kind}={status}")
+        out.append(f"{c.type}={c.status}({c.reason})" if c.reason else f"{c.type}={c.status}")
     return out
 
 
-def not_ok_cell(conditions: Any, limit: int = NOT_OK_SHOWN) -> str:
+def not_ok_cell(conditions: list[StatusCondition] | None, limit: int = NOT_OK_SHOWN) -> str:
     """The not-OK conditions, the definite ones (True/False) before the Unknown ones, at most
     `limit` of them and then how many more (`explain` lists them all); `-` when all are OK."""
     found = not_ok_conditions(conditions)
@@ -130,45 +129,48 @@ def not_ok_cell(conditions: Any, limit: int = NOT_OK_SHOWN) -> str:
     return ",".join(shown)
 
 
-def mode_cell(obj: Mapping[str, Any]) -> str:
-    """status.mode, or `Pausing`/`Resuming` while the pause annotation and status disagree (it
-    was just set or removed and the operator has not reported since)."""
-    mode = _text(_mapping(obj.get("status")).get("mode"))
-    paused = is_paused(obj)
-    if paused and mode not in (MISSING, "Paused"):
+def mode_cell(mode: EffectiveMode | None, paused: bool) -> str:
+    """status.mode, or `Pausing`/`Resuming` while the pause annotation (`paused`) and status
+    disagree (it was just set or removed and the operator has not reported since)."""
+    text = _text(mode)
+    if paused and text not in (MISSING, EffectiveMode.PAUSED.value):
         return "Pausing"
-    if not paused and mode == "Paused":
+    if not paused and mode is EffectiveMode.PAUSED:
         return "Resuming"
-    return mode
+    return text
 
 
 def row(obj: Mapping[str, Any]) -> Row:
     """One table row from one ReadWriteWorkload object."""
-    meta = _mapping(obj.get("metadata"))
-    status = _mapping(obj.get("status"))
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
     namespace, name = _text(meta.get("namespace")), _text(meta.get("name"))
-    if not status:
+    raw = obj.get("status")
+    if not isinstance(raw, Mapping) or not raw:
         return Row(
             namespace=namespace,
             name=name,
             workload_class=MISSING,
             ratio=MISSING,
             replicas=MISSING,
+            primary=MISSING,
             read_pool=MISSING,
             max_lag=MISSING,
             mode=MISSING,
             not_ok="no status yet (is the operator running?)",
         )
+    status = parse_status(raw)
     return Row(
         namespace=namespace,
         name=name,
-        workload_class=_text(status.get("workloadClass")),
-        ratio=ratio_cell(status.get("readWriteRatio")),
-        replicas=replicas_cell(status.get("replicas")),
-        read_pool=pool_cell(status.get("readEndpoints")),
-        max_lag=_text(status.get("maxReplicationLag")),
-        mode=mode_cell(obj),
-        not_ok=not_ok_cell(status.get("conditions")),
+        workload_class=_text(status.workloadClass),
+        ratio=ratio_cell(status.readWriteRatio),
+        replicas=replicas_cell(status.replicas),
+        primary=primary_cell(status.primary),
+        read_pool=pool_cell(status.readEndpoints),
+        max_lag=_text(status.maxReplicationLag),
+        mode=mode_cell(status.mode, is_paused(obj)),
+        not_ok=not_ok_cell(status.conditions),
     )
 
 

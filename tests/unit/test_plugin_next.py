@@ -118,3 +118,12 @@ def test_a_due_decision_counts_the_gates_from_now() -> None:
     down = _line(plugin_next.next_action(obj, T0 + 17), "scale down:")
     assert f"not before {rfc3339(T0 + 17 + 300)}" in down and "starts again" in down
     assert plugin_next.when(T0 + 0.2, T0) == f"{rfc3339(T0)} (now)"
+
+
+def test_an_unreadable_memory_or_count_is_unknown_never_a_crash() -> None:
+    obj = _workload()
+    obj["status"]["memory"]["last_tick"] = "yesterday"
+    assert "unknown" in _line(plugin_next.next_action(obj, T0), "decision:")
+    obj = _workload()
+    obj["status"]["replicas"] = {"current": "many"}
+    assert "unknown" in _line(plugin_next.next_action(obj, T0 + 1), "scaling:")

@@ -11,6 +11,13 @@ from tests.unit.builders import READ_OBJECTIVE, make_obs, no_stabilization
 from rwscaler import plugin_table
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
+from rwscaler.core.status import (
+    PrimarySource,
+    StatusCondition,
+    StatusPrimary,
+    StatusReplicaCounts,
+    StatusScaleTarget,
+)
 from rwscaler.core.vocabulary import EffectiveMode, ReadyReason
 from rwscaler.report import problem_status, render_status
 
@@ -21,12 +28,13 @@ def _workload(
     name: str = "orders-db",
     namespace: str = "shop",
     mode: EffectiveMode = EffectiveMode.ENFORCE,
+    primary: StatusPrimary | None = None,
     **obs: Any,
 ) -> dict[str, Any]:
     """A ReadWriteWorkload whose status is what the operator's tick renders for `obs`."""
     observation = make_obs(**obs)
     plan = decide(no_stabilization(), observation, Memory(), NOW)
-    status = render_status(plan, observation, previous={}, generation=1, now=NOW, mode=mode)
+    status = render_status(plan, observation, previous={}, generation=1, now=NOW, mode=mode, primary=primary)
     return {"metadata": {"name": name, "namespace": namespace}, "status": status}
 
 
@@ -40,6 +48,7 @@ def test_a_healthy_workload_fills_every_column() -> None:
     assert row.workload_class == "ReadHeavy"
     assert row.ratio == "10.0:1"
     assert row.replicas == "2/2"
+    assert row.primary == "-"  # the tick did not say (render_status without primary)
     assert row.read_pool == "db-replica-0,db-replica-1"
     assert row.max_lag == "100ms"
     assert row.mode == "Enforce"
@@ -49,12 +58,14 @@ def test_a_healthy_workload_fills_every_column() -> None:
 def test_the_table_has_the_columns_in_order_and_namespace_only_with_all_namespaces() -> None:
     objects = [_workload("b", "zz"), _workload("a", "shop")]
     one = plugin_table.render(objects, all_namespaces=False).splitlines()
-    assert _cells(one[0]) == ["NAME", "CLASS", "RATIO", "REPLICAS", "READ POOL", "MAX LAG", "MODE", "NOT OK"]
+    assert _cells(one[0]) == [
+        "NAME", "CLASS", "RATIO", "REPLICAS", "PRIMARY", "READ POOL", "MAX LAG", "MODE", "NOT OK"
+    ]  # fmt: skip
     every = plugin_table.render(objects, all_namespaces=True).splitlines()
     assert _cells(every[0])[0] == "NAMESPACE"
     assert [_cells(line)[:2] for line in every[1:]] == [["shop", "a"], ["zz", "b"]]
     assert _cells(every[1]) == [
-        "shop", "a", "ReadHeavy", "10.0:1", "2/2", "db-replica-0,db-replica-1", "100ms", "Enforce", "-"
+        "shop", "a", "ReadHeavy", "10.0:1", "2/2", "-", "db-replica-0,db-replica-1", "100ms", "Enforce", "-"
     ]  # fmt: skip
     # Aligned: every column starts at the same offset on every line; nothing trails.
     starts = {line.index("ReadHeavy") for line in every[1:]}
@@ -103,13 +114,14 @@ def test_not_ok_conditions_are_listed_with_their_reason() -> None:
     ],
 )
 def test_what_is_ok_for_each_condition(condition: dict[str, str], shown: str | None) -> None:
-    assert plugin_table.not_ok_conditions([condition]) == ([shown] if shown else [])
+    parsed = [StatusCondition.model_validate(condition)]
+    assert plugin_table.not_ok_conditions(parsed) == ([shown] if shown else [])
 
 
 def test_a_workload_without_status_is_all_dashes() -> None:
     row = plugin_table.row({"metadata": {"name": "new", "namespace": "shop"}})
     cells = row.cells(with_namespace=False)
-    assert cells[1:-1] == ("-",) * 6
+    assert cells[1:-1] == ("-",) * 7
     assert "no status yet" in row.not_ok
     assert "0" not in "".join(cells)
 
@@ -119,13 +131,16 @@ def test_a_problem_only_status_keeps_missing_values_as_dashes() -> None:
         {}, generation=1, now=NOW, reason=ReadyReason.PRIMARY_NOT_FOUND, message="the primary is gone"
     )
     row = plugin_table.row({"metadata": {"name": "w", "namespace": "s"}, "status": status})
-    assert (row.workload_class, row.ratio, row.replicas, row.read_pool, row.max_lag) == ("-",) * 5
+    assert (row.workload_class, row.ratio, row.replicas, row.primary, row.read_pool, row.max_lag) == (
+        "-",
+    ) * 6
     assert row.not_ok == "Ready=False(PrimaryStatefulSetNotFound)"
 
 
 def test_a_missing_side_of_the_replica_count_is_a_dash() -> None:
-    assert plugin_table.replicas_cell({"current": 3}) == "3/-"
-    assert plugin_table.replicas_cell({"current": 0, "desired": 1}) == "0/1"
+    assert plugin_table.replicas_cell(StatusReplicaCounts(current=3)) == "3/-"
+    assert plugin_table.replicas_cell(StatusReplicaCounts(current=0, desired=1)) == "0/1"
+    assert plugin_table.replicas_cell(StatusReplicaCounts()) == "-"
     assert plugin_table.replicas_cell(None) == "-"
 
 
@@ -162,3 +177,27 @@ def test_a_pause_the_operator_has_not_reported_yet_is_pausing_or_resuming() -> N
     assert plugin_table.row(paused).mode == "Resuming"
     paused["metadata"]["annotations"] = {"rwscaler.io/paused": "true"}
     assert plugin_table.row(paused).mode == "Paused"
+
+
+def test_the_primary_column_names_the_pod_status_says_is_primary() -> None:
+    obj = _workload(primary=StatusPrimary(pod="orders-2", source=PrimarySource.LABEL))
+    assert plugin_table.row(obj).primary == "orders-2"
+    line = plugin_table.render([obj], all_namespaces=False).splitlines()[1]
+    assert _cells(line)[4] == "orders-2"
+
+
+def test_a_status_of_another_version_still_makes_a_row() -> None:
+    """Foreign keys are ignored, a value of the wrong type is a dash, a condition without a
+    status is left out: the row never fails."""
+    status = {
+        "workloadClass": "ReadHeavy",
+        "readWriteRatio": 12,  # not a string: unreadable
+        "replicas": {"current": 3, "future": True},
+        "readEndpoints": ["a"],
+        "scaleTarget": StatusScaleTarget(kind="Cluster", name="o").model_dump(exclude_none=True),
+        "conditions": [{"type": "Ready"}, {"type": "Shiny", "status": "True", "reason": "New"}],
+        "somethingNew": {"x": 1},
+    }
+    row = plugin_table.row({"metadata": {"name": "w", "namespace": "s"}, "status": status})
+    assert (row.workload_class, row.ratio, row.replicas, row.read_pool) == ("ReadHeavy", "-", "3/-", "a")
+    assert row.not_ok == "Shiny=True(New)"

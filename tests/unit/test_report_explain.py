@@ -14,6 +14,7 @@ from tests.unit.builders import READ_OBJECTIVE, assert_readable, make_obs, no_st
 from rwscaler import command_explain
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
+from rwscaler.core.status import PrimarySource, StatusPrimary, StatusScaleTarget
 from rwscaler.core.vocabulary import EffectiveMode, ReadyReason
 from rwscaler.report import problem_status, render_status
 
@@ -68,3 +69,39 @@ def test_a_problem_only_status_shows_its_conditions() -> None:
     assert "no decision yet" in text
     assert "Ready=False (PrimaryStatefulSetNotFound)" in text
     assert "?" not in text
+
+
+def test_the_scale_target_and_the_primary_are_shown_when_status_has_them() -> None:
+    assert "primary:" not in command_explain.render(_object())
+    spec = no_stabilization()
+    obs = make_obs()
+    plan = decide(spec, obs, Memory(), 1_700_000_000.0)
+    status = render_status(
+        plan,
+        obs,
+        previous={},
+        generation=1,
+        now=1_700_000_000.0,
+        mode=EffectiveMode.ENFORCE,
+        primary=StatusPrimary(pod="orders-2", source=PrimarySource.METRIC),
+        scale_target=StatusScaleTarget(
+            apiVersion="postgresql.cnpg.io/v1", kind="Cluster", name="orders", replicas=3
+        ),
+    )
+    text = command_explain.render({"metadata": {"name": "orders", "namespace": "shop"}, "status": status})
+    assert "  target:    Cluster/orders (postgresql.cnpg.io/v1), its count 3" in text
+    assert "  primary:   orders-2 (source: Metric)" in text
+    assert_readable(text)
+
+
+def test_a_status_of_another_version_is_explained_with_what_it_has() -> None:
+    status = _object()["status"]
+    del status["replicas"], status["observed"]
+    status["mode"] = "Observe"  # a later version's word
+    status["conditions"].append({"status": "True"})  # no type: left out
+    status["elsewhere"] = {"x": 1}
+    text = command_explain.render({"metadata": {"name": "w", "namespace": "s"}, "status": status})
+    assert "mode:      ?" in text
+    assert "replicas:  current ?, desired ?, ready ?" in text
+    assert "readQPS ?" in text
+    assert "ReadCapacityExhausted=True" in text

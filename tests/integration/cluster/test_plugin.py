@@ -3,7 +3,8 @@ and the same through the real kubectl binary as a plugin.
 
 Workloads get their status either from a running operator (pause/resume) or written by the admin
 through the status subresource, rendered by the operator's own `report.render_status` (so the
-table reads exactly what a tick writes). Covered: status -A and -n, explain, pause then resume,
+table reads exactly what a tick writes). Covered: status -A and -n, explain, the status schema
+keeping every field a tick writes (primary and scale target included), pause then resume,
 `--context` in a kubeconfig with two contexts, `--kubeconfig` and `$KUBECONFIG`, a missing
 workload, and a ServiceAccount without RBAC.
 """
@@ -43,6 +44,7 @@ from tests.unit.builders import make_obs
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.spec import ReadWriteWorkloadSpec
+from rwscaler.core.status import PrimarySource, StatusPrimary, StatusScaleTarget
 from rwscaler.core.vocabulary import EffectiveMode
 from rwscaler.report import render_status
 
@@ -94,24 +96,43 @@ def rows(table: str) -> dict[str, list[str]]:
     return out
 
 
-def rendered_status(spec: Mapping[str, Any], now: float, **obs: Any) -> dict[str, Any]:
+def rendered_status(
+    spec: Mapping[str, Any],
+    now: float,
+    primary: StatusPrimary | None = None,
+    scale_target: StatusScaleTarget | None = None,
+    **obs: Any,
+) -> dict[str, Any]:
     """The status the operator's tick writes for this spec and observation."""
     model = ReadWriteWorkloadSpec.model_validate(dict(spec))
     observation = make_obs(**obs)
     plan = decide(model, observation, Memory(), now)
-    return render_status(plan, observation, previous={}, generation=1, now=now, mode=EffectiveMode.ENFORCE)
+    return render_status(
+        plan,
+        observation,
+        previous={},
+        generation=1,
+        now=now,
+        mode=EffectiveMode.ENFORCE,
+        primary=primary,
+        scale_target=scale_target,
+    )
 
 
 def put_workload(
     kube: Kube, ns: str, name: str, *, status: bool = True, interval: int = 60, **obs: Any
-) -> None:
-    """A ReadWriteWorkload, and (unless `status=False`) its status written through the subresource."""
+) -> dict[str, Any] | None:
+    """A ReadWriteWorkload, and (unless `status=False`) its status written through the
+    subresource; returns that status."""
     spec = workload_spec(NO_PROMETHEUS, behavior={"intervalSeconds": interval})
     kube.create_workload(ns, name, spec)
+    written = None
     if status:
-        body = {"status": rendered_status(spec, time.time(), **obs)}
+        written = rendered_status(spec, time.time(), **obs)
+        body = {"status": written}
         kube.custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, PLURAL, name, body)
         wait_for(f"{ns}/{name}'s status", lambda: kube.status(ns, name).get("mode"))
+    return written
 
 
 @pytest.fixture
@@ -145,13 +166,13 @@ def test_status_lists_all_namespaces_or_one(plugin: Path, kube: Kube, ns: str, o
     assert every.splitlines()[0].split()[:2] == ["NAMESPACE", "NAME"]
     table = rows(every)
     assert table[f"{ns}/healthy"] == [
-        ns, "healthy", "ReadHeavy", "10.0:1", "2/2", "db-replica-0,db-replica-1", "100ms", "Enforce", "-"
+        ns, "healthy", "ReadHeavy", "10.0:1", "2/2", "-", "db-replica-0,db-replica-1", "100ms", "Enforce", "-"
     ]  # fmt: skip
     blind = table[f"{ns}/blind"]
-    assert blind[2:4] == ["Unknown", "unknown"] and blind[6] == "unknown"
-    assert "MetricsAvailable=False(" in blind[8]
-    assert "ReadCapacityExhausted=True(" in table[f"{other_ns}/hot"][8]
-    assert table[f"{other_ns}/fresh"][2:8] == ["-"] * 6
+    assert blind[2:4] == ["Unknown", "unknown"] and blind[7] == "unknown"
+    assert "MetricsAvailable=False(" in blind[9]
+    assert "ReadCapacityExhausted=True(" in table[f"{other_ns}/hot"][9]
+    assert table[f"{other_ns}/fresh"][2:9] == ["-"] * 7
 
     one = ok(run([str(plugin), "status", "-n", other_ns], kubeconfig=kube.kubeconfig))
     assert one.splitlines()[0].split()[0] == "NAME"
@@ -159,6 +180,33 @@ def test_status_lists_all_namespaces_or_one(plugin: Path, kube: Kube, ns: str, o
 
     empty = ok(run([str(plugin), "status", "-n", "kube-public"], kubeconfig=kube.kubeconfig))
     assert empty.strip() == 'No ReadWriteWorkloads found in namespace "kube-public".'
+
+
+def test_the_api_server_keeps_every_status_field_and_the_plugin_shows_primary_and_target(
+    plugin: Path, kube: Kube, ns: str
+) -> None:
+    """The CRD's status schema (rendered from the status model) accepts what a tick writes and
+    prunes none of it, the primary and the scale target included."""
+    written = put_workload(
+        kube,
+        ns,
+        "cnpg-db",
+        read_p99=2 * READ_OBJECTIVE,
+        lags=[0.1, None],
+        primary=StatusPrimary(pod="orders-2", source=PrimarySource.LABEL),
+        scale_target=StatusScaleTarget(
+            apiVersion="postgresql.cnpg.io/v1", kind="Cluster", name="orders", replicas=3
+        ),
+    )
+    assert written is not None and {"primary", "scaleTarget", "memory", "decision", "observed"} <= set(
+        written
+    )
+    assert kube.status(ns, "cnpg-db") == written
+    table = rows(ok(run([str(plugin), "status", "-n", ns], kubeconfig=kube.kubeconfig)))
+    assert table["cnpg-db"][4] == "orders-2"
+    text = ok(run([str(plugin), "explain", "cnpg-db", "-n", ns], kubeconfig=kube.kubeconfig))
+    assert "  target:    Cluster/orders (postgresql.cnpg.io/v1), its count 3" in text
+    assert "  primary:   orders-2 (source: Label)" in text
 
 
 def test_kubectl_runs_it_as_a_plugin(plugin: Path, kube: Kube, ns: str) -> None:
@@ -213,7 +261,7 @@ def test_pause_then_resume_with_the_operator_running(
     wait_for("status.mode Paused", lambda: kube.status(ns, "orders-db").get("mode") == "Paused")
     kube.wait_condition(ns, "orders-db", "Ready", reason="Paused")
     table = rows(ok(run([str(plugin), "status", "-n", ns], kubeconfig=kube.kubeconfig)))
-    assert table["orders-db"][6] == "Paused"
+    assert table["orders-db"][7] == "Paused"
     again = ok(run([str(plugin), "pause", "orders-db", "-n", ns], kubeconfig=kube.kubeconfig))
     assert again.strip() == f"{ns}/orders-db already paused: rwscaler decides and reports, changes nothing"
     explained = ok(run([str(plugin), "explain", "orders-db", "-n", ns], kubeconfig=kube.kubeconfig))
