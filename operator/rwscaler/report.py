@@ -5,7 +5,9 @@ it wrote. Everything a user sees about a decision is rendered here from the Plan
 events and `explain` cannot disagree:
 
 - `render_status`: the whole status rwscaler owns (the keys in `OWNED_KEYS`), including the
-  decision memory (`status.memory`) that a restarted operator continues from;
+  decision memory (`status.memory`) that a restarted operator continues from, built as the status
+  model (`rwscaler.core.status.WorkloadStatus`, the one description of status) and written as
+  its JSON; the tick passes what it found of the primary and the scale target;
 - `problem_status`: the previous status with `Ready=False` and a specific reason, for a spec that
   passes the schema but cannot be used (a StatefulSet or Secret that does not exist, ...);
 - `merge_conditions`: `lastTransitionTime` moves only when a condition's status flips;

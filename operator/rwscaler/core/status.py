@@ -1,6 +1,7 @@
 """The ReadWriteWorkload status as Pydantic models: the one description of what rwscaler writes there.
 
-Everything else derives from these models, so status, CRD, docs and readers cannot drift apart:
+Everything else derives from these models, so the status written, the CRD and the readers
+cannot drift apart:
 
 - `rwscaler.report` builds a `WorkloadStatus` each tick and writes `dump_status` of it;
   `report.OWNED_KEYS` (the keys rwscaler owns under status) are its fields;
