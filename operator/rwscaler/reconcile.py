@@ -57,7 +57,7 @@ from rwscaler.core.spec import (
     ScaleTargetRef,
     is_paused,
 )
-from rwscaler.core.status import PrimarySource, StatusPrimary, StatusScaleTarget
+from rwscaler.core.status import StatusPrimary, StatusScaleTarget
 from rwscaler.core.vocabulary import ConditionType, EffectiveMode, Event, ReadyReason, Status
 from rwscaler.metrics.source import MetricsReading, MetricsSource, WorkloadQuery
 from rwscaler.report import ReadyOverride, ScaleOutcome
@@ -442,7 +442,7 @@ async def _route(
 def _primary_status(roles: RoleVerdict) -> StatusPrimary | None:
     if roles.primary is None or roles.source is None:
         return None
-    return StatusPrimary(pod=roles.primary, source=PrimarySource(roles.source.value))
+    return StatusPrimary(pod=roles.primary, source=roles.source)
 
 
 def _target_status(state: TargetState) -> StatusScaleTarget:

@@ -11,8 +11,8 @@ from tests.unit.builders import READ_OBJECTIVE, make_obs, no_stabilization
 from rwscaler import plugin_table
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
+from rwscaler.core.roles import RoleSource
 from rwscaler.core.status import (
-    PrimarySource,
     StatusCondition,
     StatusPrimary,
     StatusReplicaCounts,
@@ -180,7 +180,7 @@ def test_a_pause_the_operator_has_not_reported_yet_is_pausing_or_resuming() -> N
 
 
 def test_the_primary_column_names_the_pod_status_says_is_primary() -> None:
-    obj = _workload(primary=StatusPrimary(pod="orders-2", source=PrimarySource.LABEL))
+    obj = _workload(primary=StatusPrimary(pod="orders-2", source=RoleSource.LABEL))
     assert plugin_table.row(obj).primary == "orders-2"
     line = plugin_table.render([obj], all_namespaces=False).splitlines()[1]
     assert _cells(line)[4] == "orders-2"

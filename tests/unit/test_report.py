@@ -18,8 +18,8 @@ from rwscaler.core.durations import rfc3339
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
 from rwscaler.core.plan import Condition
+from rwscaler.core.roles import RoleSource
 from rwscaler.core.status import (
-    PrimarySource,
     StatusPrimary,
     StatusReplicaCounts,
     StatusScaleTarget,
@@ -227,7 +227,7 @@ def test_primary_and_scale_target_are_written_when_given_and_left_out_when_not()
         generation=3,
         now=T0,
         mode=EffectiveMode.ENFORCE,
-        primary=StatusPrimary(pod="db-0", source=PrimarySource.LABEL),
+        primary=StatusPrimary(pod="db-0", source=RoleSource.LABEL),
         scale_target=StatusScaleTarget(
             apiVersion="apps/v1", kind="StatefulSet", name="db-replica", replicas=2
         ),

@@ -14,7 +14,8 @@ from tests.unit.builders import READ_OBJECTIVE, assert_readable, make_obs, no_st
 from rwscaler import command_explain
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
-from rwscaler.core.status import PrimarySource, StatusPrimary, StatusScaleTarget
+from rwscaler.core.roles import RoleSource
+from rwscaler.core.status import StatusPrimary, StatusScaleTarget
 from rwscaler.core.vocabulary import EffectiveMode, ReadyReason
 from rwscaler.report import problem_status, render_status
 
@@ -83,7 +84,7 @@ def test_the_scale_target_and_the_primary_are_shown_when_status_has_them() -> No
         generation=1,
         now=1_700_000_000.0,
         mode=EffectiveMode.ENFORCE,
-        primary=StatusPrimary(pod="orders-2", source=PrimarySource.METRIC),
+        primary=StatusPrimary(pod="orders-2", source=RoleSource.METRIC),
         scale_target=StatusScaleTarget(
             apiVersion="postgresql.cnpg.io/v1", kind="Cluster", name="orders", replicas=3
         ),

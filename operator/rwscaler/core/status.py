@@ -29,20 +29,13 @@ from pydantic.config import JsonDict
 from pydantic.json_schema import WithJsonSchema
 
 from rwscaler.core.classify import WorkloadClass
+from rwscaler.core.roles import RoleSource
 from rwscaler.core.vocabulary import (
     ConditionType,
     EffectiveMode,
     RecommendationType,
     Status,
 )
-
-
-class PrimarySource(StrEnum):
-    """What said which pod is the primary (status.primary.source)."""
-
-    LABEL = "Label"  # a role label (or spec.primary.primarySelector)
-    METRIC = "Metric"  # the preset's role metric (no label said)
-    LAYOUT = "Layout"  # neither: the pod of spec.primary.statefulSet
 
 
 class TrendVerdict(StrEnum):
@@ -136,7 +129,7 @@ class StatusPrimary(_Part):
     """The pod that is the primary now, and what said so."""
 
     pod: str | None = Field(default=None, description="The primary's pod.")
-    source: PrimarySource | None = Field(
+    source: RoleSource | None = Field(
         default=None,
         description="What said it is the primary: Label (a role label or primarySelector), Metric "
         "(the preset's role metric) or Layout (the pod of spec.primary.statefulSet).",

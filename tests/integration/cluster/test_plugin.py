@@ -43,8 +43,9 @@ from tests.unit.builders import make_obs
 
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
+from rwscaler.core.roles import RoleSource
 from rwscaler.core.spec import ReadWriteWorkloadSpec
-from rwscaler.core.status import PrimarySource, StatusPrimary, StatusScaleTarget
+from rwscaler.core.status import StatusPrimary, StatusScaleTarget
 from rwscaler.core.vocabulary import EffectiveMode
 from rwscaler.report import render_status
 
@@ -193,7 +194,7 @@ def test_the_api_server_keeps_every_status_field_and_the_plugin_shows_primary_an
         "cnpg-db",
         read_p99=2 * READ_OBJECTIVE,
         lags=[0.1, None],
-        primary=StatusPrimary(pod="orders-2", source=PrimarySource.LABEL),
+        primary=StatusPrimary(pod="orders-2", source=RoleSource.LABEL),
         scale_target=StatusScaleTarget(
             apiVersion="postgresql.cnpg.io/v1", kind="Cluster", name="orders", replicas=3
         ),
