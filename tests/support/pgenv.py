@@ -965,7 +965,7 @@ class PgEnv(SetupLifecycle):
         steps["promoted"] = time.monotonic() - t0
         for replica in list(self.replicas):
             try:
-                self.repoint(replica, timeout=min(timeout, 20.0))
+                self.repoint(replica, timeout=min(timeout, 10.0))
             except TimeoutError:
                 self.rejoin(replica, timeout=timeout)
         steps["replicas re-pointed"] = time.monotonic() - t0

@@ -35,6 +35,7 @@ instead of skipping under RWSCALER_REQUIRE_ALL_TIERS=1.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -79,8 +80,30 @@ WITHIN_S = 2 * INTERVAL_S + 2 * 1.0 + 1.0
 
 
 # ---- the control plane (as tests/integration/cluster/conftest.py sets it up) -----------------
+def _plane_objects(kube: Kube, files: list[Path]) -> dict[str, bool]:
+    """The objects of these manifests that exist now (``kind/name``), each with True while it
+    is being deleted."""
+    args = ["get", "--ignore-not-found", "-o", "json"]
+    for f in files:
+        args += ["-f", str(f)]
+    out = kube.kubectl(*args).strip()
+    if not out:
+        return {}
+    doc = json.loads(out)
+    items = doc.get("items", [doc]) if doc.get("kind") == "List" else [doc]
+    return {
+        f"{i['kind'].lower()}/{i['metadata']['name']}": bool(i["metadata"].get("deletionTimestamp"))
+        for i in items
+    }
+
+
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    """The CRD and manifests/rbac applied, and a kubeconfig of the operator's ServiceAccount.
+
+    What this module creates it deletes at the end (unless another run's workloads use them)
+    and waits until it is gone, so a module after it (the other failover test) never applies
+    onto objects still being deleted."""
     need(*cluster_available())
     kube = Kube(kubeconfig_path())
     rbac = [
@@ -88,14 +111,13 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         *sorted(p for p in RBAC_DIR.glob("*.yaml") if p.name != "namespace.yaml"),
     ]
     files = [CRD_FILE, *rbac]
-
-    def existing() -> set[str]:
-        args = ["get", "--ignore-not-found", "-o", "name"]
-        for f in files:
-            args += ["-f", str(f)]
-        return set(kube.kubectl(*args).split())
-
-    existed = existing()
+    wait_for(
+        "no CRD or RBAC object of rwscaler being deleted",
+        lambda: not any(_plane_objects(kube, files).values()),
+        timeout=90,
+        last=lambda: _plane_objects(kube, files),
+    )
+    existed = set(_plane_objects(kube, files))
     kube.apply(CRD_FILE)
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_FILE))
     kube.apply(rbac[0])
@@ -108,9 +130,18 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         text=True,
     )
     yield Plane(kube, out)
-    created = existing() - existed
-    if created:
-        kube.kubectl("delete", "--wait=false", "--ignore-not-found", *sorted(created))
+    created = set(_plane_objects(kube, files)) - existed
+    # Workloads of another test run on the same plane (not ours, which go with their
+    # namespaces) still need the CRD and the operator's RBAC: then leave them.
+    try:
+        listed = kube.kubectl(
+            "get", "readwriteworkloads", "-A", "--no-headers", "-o", "custom-columns=NS:.metadata.namespace"
+        )
+    except RuntimeError:  # no CRD any more: nothing uses it
+        listed = ""
+    others = [ns for ns in listed.split() if not ns.startswith("rwt-failover-")]
+    if created and not others:
+        kube.kubectl("delete", "--ignore-not-found", "--timeout=90s", *sorted(created))
 
 
 @pytest.fixture

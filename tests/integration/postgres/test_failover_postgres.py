@@ -20,7 +20,8 @@ becoming visible to Prometheus (two scrapes):
 - status.primary.pod names ``orders-pg-replica-1``, and status.observed.writeQPS is known and
   non-zero while the writer runs on it (write QPS follows the new primary);
 - ``orders-pg-replica-1`` leaves the read pool (status.readEndpoints and the EndpointSlice);
-- ``orders-pg-0``, back as a replica, joins the pool once caught up;
+- ``orders-pg-0``, back as a replica, joins the pool once caught up, and once reads reach it
+  status.observed.readQPS is known;
 - a scale-in of ``orders-pg-replica`` (min and max lowered to 1), which would remove ordinal 1,
   the primary, is refused: ScalingLimited reason PrimaryWouldBeRemoved, the StatefulSet stays
   at 2; and throughout the test the StatefulSet never goes below 2 (no scale action removes
@@ -33,6 +34,7 @@ test. Needs the local control plane (`make cluster`) and the PostgreSQL setup
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -76,8 +78,30 @@ WITHIN_S = 2 * INTERVAL_S + 2 * 1.0 + 1.0
 
 
 # ---- the control plane (as tests/integration/cluster/conftest.py sets it up) -----------------
+def _plane_objects(kube: Kube, files: list[Path]) -> dict[str, bool]:
+    """The objects of these manifests that exist now (``kind/name``), each with True while it
+    is being deleted."""
+    args = ["get", "--ignore-not-found", "-o", "json"]
+    for f in files:
+        args += ["-f", str(f)]
+    out = kube.kubectl(*args).strip()
+    if not out:
+        return {}
+    doc = json.loads(out)
+    items = doc.get("items", [doc]) if doc.get("kind") == "List" else [doc]
+    return {
+        f"{i['kind'].lower()}/{i['metadata']['name']}": bool(i["metadata"].get("deletionTimestamp"))
+        for i in items
+    }
+
+
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    """The CRD and manifests/rbac applied, and a kubeconfig of the operator's ServiceAccount.
+
+    What this module creates it deletes at the end (unless another run's workloads use them)
+    and waits until it is gone, so a module after it (the other failover test) never applies
+    onto objects still being deleted."""
     need(*cluster_available())
     kube = Kube(kubeconfig_path())
     rbac = [
@@ -85,14 +109,13 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         *sorted(p for p in RBAC_DIR.glob("*.yaml") if p.name != "namespace.yaml"),
     ]
     files = [CRD_FILE, *rbac]
-
-    def existing() -> set[str]:
-        args = ["get", "--ignore-not-found", "-o", "name"]
-        for f in files:
-            args += ["-f", str(f)]
-        return set(kube.kubectl(*args).split())
-
-    existed = existing()
+    wait_for(
+        "no CRD or RBAC object of rwscaler being deleted",
+        lambda: not any(_plane_objects(kube, files).values()),
+        timeout=90,
+        last=lambda: _plane_objects(kube, files),
+    )
+    existed = set(_plane_objects(kube, files))
     kube.apply(CRD_FILE)
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_FILE))
     kube.apply(rbac[0])
@@ -105,9 +128,18 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         text=True,
     )
     yield Plane(kube, out)
-    created = existing() - existed
-    if created:
-        kube.kubectl("delete", "--wait=false", "--ignore-not-found", *sorted(created))
+    created = set(_plane_objects(kube, files)) - existed
+    # Workloads of another test run on the same plane (not ours, which go with their
+    # namespaces) still need the CRD and the operator's RBAC: then leave them.
+    try:
+        listed = kube.kubectl(
+            "get", "readwriteworkloads", "-A", "--no-headers", "-o", "custom-columns=NS:.metadata.namespace"
+        )
+    except RuntimeError:  # no CRD any more: nothing uses it
+        listed = ""
+    others = [ns for ns in listed.split() if not ns.startswith("rwt-failover-")]
+    if created and not others:
+        kube.kubectl("delete", "--ignore-not-found", "--timeout=90s", *sorted(created))
 
 
 @pytest.fixture
@@ -321,6 +353,18 @@ def test_failover_postgres_write_qps_read_pool_and_scale_in_follow_the_new_prima
             back,
         )
         assert primary_pod(kube.status(ns, NAME)) == "orders-pg-replica-1"
+        # Readers follow the pool, as clients of the read Service would: PgBouncer's read
+        # database -> both replicas. Until its first read the rejoined server has no read
+        # series (pg_stat_statements starts empty) and read QPS is unknown; after it, known.
+        pg.write_pgbouncer_databases(pg.initial_databases())
+        routed = time.monotonic()
+        timed(
+            "status.observed.readQPS known with reads on the rejoined replica",
+            lambda: (kube.status(ns, NAME).get("observed") or {}).get("readQPS", "unknown") != "unknown",
+            kube,
+            ns,
+            routed,
+        )
 
         # A scale-in of orders-pg-replica would remove ordinal 1, the primary: refused.
         kube.patch_workload(ns, NAME, {"spec": {"replicas": {"minReplicas": 1, "maxReplicas": 1}}})
