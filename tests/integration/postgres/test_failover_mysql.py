@@ -30,7 +30,8 @@ primary ``orders-db-0`` replicate from it (read_only=1). Checked:
 
 The module's MariaDbEnv is reset (failed back, namespace label restored) after the test. Needs
 the local control plane (`make cluster`) and MariaDB (`make pgenv-deps-mysql`); both fail
-instead of skipping under RWSCALER_REQUIRE_ALL_TIERS=1.
+instead of skipping under RWSCALER_REQUIRE_ALL_TIERS=1. Run by pytest with this
+folder's tests (markers `postgres` and `cluster`).
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def ns(plane: Plane) -> Iterator[str]:
     wait_for(
         f"the default ServiceAccount of {name}",
         lambda: any(
-            sa.metadata.name == "default"
+            sa.metadata is not None and sa.metadata.name == "default"
             for sa in plane.kube.core.list_namespaced_service_account(name).items
         ),
     )
@@ -199,7 +200,7 @@ def slice_pods(kube: Kube, ns: str) -> list[str] | None:
         if err.status == 404:
             return None
         raise
-    return sorted(e.target_ref.name for e in es.endpoints or [])
+    return sorted(str(e.target_ref.name) for e in es.endpoints or [] if e.target_ref is not None)
 
 
 def primary_pod(status: dict[str, Any]) -> str | None:

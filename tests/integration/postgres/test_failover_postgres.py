@@ -29,7 +29,8 @@ becoming visible to Prometheus (two scrapes):
 
 The shared PgEnv is reset (failed back to ``orders-pg-0``, namespace label restored) after the
 test. Needs the local control plane (`make cluster`) and the PostgreSQL setup
-(`make pgenv-deps`); both fail instead of skipping under RWSCALER_REQUIRE_ALL_TIERS=1.
+(`make pgenv-deps`); both fail instead of skipping under RWSCALER_REQUIRE_ALL_TIERS=1. Run by pytest with this
+folder's tests (markers `postgres` and `cluster`).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def ns(plane: Plane) -> Iterator[str]:
     wait_for(
         f"the default ServiceAccount of {name}",
         lambda: any(
-            sa.metadata.name == "default"
+            sa.metadata is not None and sa.metadata.name == "default"
             for sa in plane.kube.core.list_namespaced_service_account(name).items
         ),
     )
@@ -188,7 +189,7 @@ def slice_pods(kube: Kube, ns: str) -> list[str] | None:
         if err.status == 404:
             return None
         raise
-    return sorted(e.target_ref.name for e in es.endpoints or [])
+    return sorted(str(e.target_ref.name) for e in es.endpoints or [] if e.target_ref is not None)
 
 
 def primary_pod(status: dict[str, Any]) -> str | None:
