@@ -345,3 +345,14 @@ def test_find_deletable_instance_is_cloudnativepgs_rule() -> None:
         "a name without a pod first"
     )
     assert cnpg.find_deletable_instance(names[3:], [pods[3]]) is None
+
+
+def test_serials_follow_the_release() -> None:
+    """v1.30.0 takes the lowest serial not in status.instanceNames; v1.28/v1.29 count on."""
+    names = ["orders-1", "orders-2", "orders-4"]
+    lowest = cnpg.FakeCnpgController(k8s.ApiClient(), "ns", NAME)
+    assert lowest._next_serial(names) == 3
+    assert lowest._next_serial([*names, "orders-3"]) == 5
+    counting = cnpg.FakeCnpgController(k8s.ApiClient(), "ns", NAME, serials="increment")
+    counting._latest_serial = 4
+    assert counting._next_serial(names) == 5
