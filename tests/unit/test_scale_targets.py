@@ -116,8 +116,14 @@ def cnpg_api(*, selector: str | None) -> FakeApi:
     )
     roles = {1: "replica", 2: "primary", 3: "replica", 4: "replica"}
     for serial, role in roles.items():
-        labels = {"cnpg.io/cluster": "orders", "cnpg.io/instanceRole": role}
-        api.pods.append(pod(f"orders-{serial}", labels, "cl", ready=serial != 4))
+        labels = {"cnpg.io/cluster": "orders", "cnpg.io/podRole": "instance", "cnpg.io/instanceRole": role}
+        instance = pod(f"orders-{serial}", labels, "cl", ready=serial != 4)
+        instance["metadata"]["annotations"] = {"cnpg.io/nodeSerial": str(serial)}  # what CloudNativePG reads
+        api.pods.append(instance)
+    # A CloudNativePG Pooler's pod carries the cluster label too, but is no instance of it.
+    api.pods.append(
+        pod("orders-pooler-rw-7d9f", {"cnpg.io/cluster": "orders", "cnpg.io/podRole": "pooler"}, "rs")
+    )
     return api
 
 
@@ -128,7 +134,8 @@ async def test_a_cnpg_cluster_ranks_pods_in_the_order_cloudnativepg_removes_them
     api = cnpg_api(selector=selector)
     target = await target_for(api, CNPG)  # type: ignore[arg-type]
     state = await target.read(NS, CNPG)
-    assert state is not None and state.count == 4 and state.selector == "cnpg.io/cluster=orders"
+    assert state is not None and state.count == 4
+    assert state.selector == (selector or "cnpg.io/cluster=orders,cnpg.io/podRole=instance")
     ranks = {p.name: p.rank for p in await target.pods(NS, state, counts_primary=True)}
     # CloudNativePG removes the Ready non-primary pod of the highest serial first, never the
     # primary, never a pod that is not Ready: keep orders-4 (not Ready), then orders-1, then 3.

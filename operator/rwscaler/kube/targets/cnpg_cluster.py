@@ -2,12 +2,16 @@
 
 Registered in `registry.KINDS` for postgresql.cnpg.io Cluster. The count (`spec.instances`)
 includes the primary. Pods are `<cluster>-<serial>`, controlled by the Cluster. On a scale-in
-CloudNativePG removes, one at a time, the Ready, active, non-primary instance with the highest
-serial (`getSacrificialInstance` in its cluster controller), so the ranks follow that order: the
-primary has none (never removed), pods that are not Ready or are terminating come first (never
-picked), then the Ready replicas by serial. rwscaler drains exactly the pods CloudNativePG will
-remove. Before CloudNativePG published `status.selector` (the scale subresource's
-labelSelectorPath), the selector falls back to its `cnpg.io/cluster=<name>` pod label.
+CloudNativePG removes, one at a time, first an instance that has no pod, then the Ready, active,
+non-primary pod with the highest serial (`findDeletableInstance` in
+internal/controller/replicas.go, v1.30.0; `getSacrificialInstance` before), so the ranks follow
+that order: the primary has none (never removed), pods that are not Ready or are terminating
+come first (never picked), then the Ready replicas by serial. rwscaler drains exactly the pods
+CloudNativePG will remove. The serial is the `cnpg.io/nodeSerial` annotation CloudNativePG reads
+(the name's suffix when it is missing). Before CloudNativePG published `status.selector` (the
+scale subresource's labelSelectorPath, v1.28.4 / v1.29.2 / v1.30.0), the selector falls back to
+the one it publishes, `cnpg.io/cluster=<name>,cnpg.io/podRole=instance`. Serials are reused from
+v1.30.0 (the lowest free one), so nothing here is keyed by a pod name beyond one scale-in.
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ from rwscaler.kube.client import KubeClient
 from rwscaler.kube.targets.scalable import ScalableTarget
 
 CLUSTER_LABEL = "cnpg.io/cluster"
+INSTANCE_SELECTOR = "cnpg.io/podRole=instance"
+SERIAL_ANNOTATION = "cnpg.io/nodeSerial"
+
+
+def _serial(item: dict[str, Any], cluster: str) -> int | None:
+    meta = item.get("metadata") or {}
+    annotated = str((meta.get("annotations") or {}).get(SERIAL_ANNOTATION, ""))
+    return int(annotated) if annotated.isdigit() else objects.ordinal_suffix(meta.get("name", ""), cluster)
 
 
 class CnpgClusterTarget(ScalableTarget):
@@ -32,14 +44,14 @@ class CnpgClusterTarget(ScalableTarget):
 
     def selector(self, ref: ScaleTargetRef, scale: dict[str, Any]) -> str:
         published = (scale.get("status") or {}).get("selector")
-        return str(published) if published else f"{CLUSTER_LABEL}={ref.name}"
+        return str(published) if published else f"{CLUSTER_LABEL}={ref.name},{INSTANCE_SELECTOR}"
 
     async def pods(self, namespace: str, target: TargetState, counts_primary: bool) -> list[PodInfo]:
         primary: list[dict[str, Any]] = []
         never_picked: list[tuple[int, dict[str, Any]]] = []
         candidates: list[tuple[int, dict[str, Any]]] = []
         for item in await self.pod_objects(namespace, target):
-            serial = objects.ordinal_suffix(item["metadata"].get("name", ""), target.ref.name)
+            serial = _serial(item, target.ref.name)
             if serial is None or objects.controller_uid(item) != target.uid:
                 continue
             # CloudNativePG knows its primary by its own role label, so this order uses it too.
