@@ -417,7 +417,7 @@ class Loop:
             replicas=tuple(
                 ReplicaObservation(
                     name=name,
-                    ordinal=self.env.instance(name).ordinal,
+                    rank=self.env.instance(name).ordinal,
                     ready=True,
                     lag=Signal.of(lag) if lag is not None else Signal.unknown(UnknownReason.EMPTY),
                     connections=conns.get(name),
