@@ -57,7 +57,7 @@ from rwscaler.core.spec import (
     ScaleTargetRef,
     is_paused,
 )
-from rwscaler.core.status import StatusPrimary, StatusScaleTarget
+from rwscaler.core.status import StatusPrimary, StatusScaleTarget, parse_status
 from rwscaler.core.vocabulary import ConditionType, EffectiveMode, Event, ReadyReason, Status
 from rwscaler.metrics.source import MetricsReading, MetricsSource, WorkloadQuery
 from rwscaler.report import ReadyOverride, ScaleOutcome
@@ -331,15 +331,9 @@ async def _observe(
         seen += [_seen(p, apart=True) for p in apart]
     # Which pods to read the write side from, before this tick's role metric is in: what the
     # labels and the layout say, and the primary the last tick found (a promotion it saw).
-    last = (
-        (previous.get("primary") or {}).get("pod") if isinstance(previous.get("primary"), Mapping) else None
-    )
-    hinted = [
-        PodSeen(p.name, p.ready, p.rank, p.labels, p.in_primary_set, is_replica=Signal.of(0.0))
-        if p.name == last
-        else p
-        for p in seen
-    ]
+    found = parse_status(previous).primary
+    last = found.pod if found is not None else None
+    hinted = [replace(p, is_replica=Signal.of(0.0)) if p.name == last else p for p in seen]
     planned = roles_of(spec, hinted)
     query = WorkloadQuery(
         key=f"{owner.namespace}/{owner.name}",
@@ -374,7 +368,7 @@ async def _observe(
 # ---- act -------------------------------------------------------------------------------------
 
 
-async def _scale(deps: Deps, usable: _Usable, namespace: str, plan: Plan) -> ScaleOutcome | None:
+async def _scale(usable: _Usable, namespace: str, plan: Plan) -> ScaleOutcome | None:
     counts = scale_count(usable.spec, plan)
     if counts is None:
         return None
@@ -482,7 +476,7 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
         routing_problem = await _route(deps, owner, usable, plan, seen.pods, obs.primary)
         if routing_problem is not None:
             plan = hold_scale_in(plan, obs, now)
-    outcome = await _scale(deps, usable, namespace, plan)
+    outcome = await _scale(usable, namespace, plan)
     scale_events = tuple(report.scale_events(outcome, plan))
     if scale_events:
         # Said at once: the scale happened (or failed) whatever becomes of the rest of the tick.

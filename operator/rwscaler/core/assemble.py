@@ -101,6 +101,7 @@ def assemble(
             lag=p.lag,
             synchronous=p.synchronous,
             connections=p.connections,
+            in_target=p.rank is not None,
         )
         for p in sorted(
             (by_name[n] for n in verdict.replicas), key=lambda p: (p.rank is not None, p.rank, p.name)

@@ -79,6 +79,9 @@ class ReplicaObservation:
     synchronous: bool = False
     # Server connections the pooler still holds to this replica; None when the pooler cannot say.
     connections: int | None = None
+    # False for a replica outside the scale target (a former primary of the pair layout's
+    # primary StatefulSet, back as a replica): it serves reads, but is none of the target's count.
+    in_target: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,5 +61,11 @@ def starting_replicas(obs: Observation, pool: Mapping[str, ReplicaMemory]) -> in
         warming = mem is not None and not mem.in_pool and not mem.left_pool
         if not r.ready or warming:
             count += 1
-    missing = obs.current_replicas - sum(1 for r in obs.replicas if r.rank < obs.current_replicas)
+    # The target's pods that exist: its replicas, and the primary when the target runs it (a
+    # promotion inside the replica StatefulSet of the pair layout); a former primary outside
+    # the target serves reads but is none of them.
+    present = sum(1 for r in obs.replicas if r.in_target and r.rank < obs.current_replicas)
+    if obs.primary_rank is not None and obs.primary_rank < obs.current_replicas:
+        present += 1
+    missing = obs.current_replicas - present
     return count + max(missing, 0)
