@@ -1,4 +1,5 @@
-"""kube/objects.py: the objects the operator sends, and how it reads what it gets back (pure)."""
+"""kube/objects.py and pooler/endpointslice/objects.py: the objects the operator sends, and how it
+reads what it gets back (pure)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from rwscaler.boundary import Endpoint, OwnerRef, Port
 from rwscaler.core.vocabulary import Event, EventReason, EventType
 from rwscaler.kube.objects import (
     controller_uid,
-    endpoint_slice,
     event,
     label_selector,
     merge_patch,
     ordinal_suffix,
     pod_info,
+)
+from rwscaler.pooler.endpointslice.objects import (
+    endpoint_slice,
     read_service,
     service_ports_differ,
     slice_differs,

@@ -1,27 +1,25 @@
-"""Pure builders and parsers of the Kubernetes objects rwscaler reads and writes.
+"""Pure builders and parsers of the Kubernetes objects every part of the adapter shares.
 
-Used by `KubeCluster` and `EndpointSliceRouter`; no I/O, so the unit tests check every object
-the operator would send. Everything rwscaler creates carries an owner reference to its
-ReadWriteWorkload (controller, not blocking deletion), so deleting the workload deletes it
-through the garbage collector, with no finalizer.
+Used by `KubeCluster`, the scale targets (`kube/targets`) and the pooler packages: owner
+references, Events, status merge patches, label selectors, pods. No I/O, so the unit tests check
+every object. Everything rwscaler creates carries an owner reference to its ReadWriteWorkload
+(controller, not blocking deletion), so deleting the workload deletes it through the garbage
+collector, with no finalizer. The EndpointSlice pooler's own objects are in
+`rwscaler.pooler.endpointslice.objects`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from rwscaler.boundary import Endpoint, OwnerRef, PodInfo, Port
+from rwscaler.boundary import OwnerRef, PodInfo, Port
 from rwscaler.core.durations import rfc3339
 from rwscaler.core.vocabulary import Event
 
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "rwscaler.io"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-WORKLOAD_LABEL = "rwscaler.io/workload"
 COMPONENT = "rwscaler"
-DEFAULT_PORT = Port(name="db", port=5432)
 EVENT_MESSAGE_LIMIT = 1024
 
 
@@ -40,116 +38,6 @@ def owner_reference(owner: OwnerRef) -> dict[str, Any]:
 def owned_by(obj: Mapping[str, Any], owner: OwnerRef) -> bool:
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     return any(isinstance(r, dict) and r.get("uid") == owner.uid for r in refs)
-
-
-def _port_name(port: Port) -> str:
-    return port.name or f"port-{port.port}"
-
-
-def service_ports(ports: Sequence[Port]) -> list[dict[str, Any]]:
-    return [
-        {"name": _port_name(p), "port": p.port, "targetPort": p.port, "protocol": p.protocol}
-        for p in (ports or (DEFAULT_PORT,))
-    ]
-
-
-def slice_ports(ports: Sequence[Port]) -> list[dict[str, Any]]:
-    return [
-        {"name": _port_name(p), "port": p.port, "protocol": p.protocol} for p in (ports or (DEFAULT_PORT,))
-    ]
-
-
-def _labels(owner: OwnerRef) -> dict[str, str]:
-    return {"app.kubernetes.io/managed-by": COMPONENT, WORKLOAD_LABEL: owner.name}
-
-
-def read_service(owner: OwnerRef, name: str, ports: Sequence[Port]) -> dict[str, Any]:
-    """A selector-less ClusterIP Service: its endpoints are the EndpointSlice rwscaler writes."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": owner.namespace,
-            "labels": _labels(owner),
-            "ownerReferences": [owner_reference(owner)],
-        },
-        "spec": {"type": "ClusterIP", "ports": service_ports(ports)},
-    }
-
-
-def endpoint_slice_name(service: str) -> str:
-    return f"{service}-rwscaler"[:253]
-
-
-def endpoint_slice(
-    owner: OwnerRef, service: str, ports: Sequence[Port], endpoints: Sequence[Endpoint]
-) -> dict[str, Any]:
-    """One IPv4 EndpointSlice of the read Service listing exactly `endpoints`."""
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": endpoint_slice_name(service),
-            "namespace": owner.namespace,
-            "labels": {**_labels(owner), MANAGED_BY_LABEL: MANAGED_BY, SERVICE_NAME_LABEL: service},
-            "ownerReferences": [owner_reference(owner)],
-        },
-        "addressType": "IPv4",
-        "ports": slice_ports(ports),
-        "endpoints": [
-            {
-                "addresses": [e.ip],
-                "conditions": {"ready": True, "serving": True, "terminating": False},
-                "targetRef": {"kind": "Pod", "namespace": owner.namespace, "name": e.pod, "uid": e.uid},
-            }
-            for e in endpoints
-        ],
-    }
-
-
-def _sorted_endpoints(items: object) -> list[tuple[tuple[str, ...], str]]:
-    out = []
-    for e in items if isinstance(items, list) else []:
-        if isinstance(e, dict):
-            ref = e.get("targetRef") or {}
-            ready = (e.get("conditions") or {}).get("ready")
-            out.append((tuple(e.get("addresses") or ()), f"{ref.get('name')}/{ready}"))
-    return sorted(out)
-
-
-def _port_tuples(items: object) -> list[tuple[str, str, str]]:
-    return sorted(
-        (str(p.get("name") or ""), str(p.get("port")), str(p.get("protocol") or "TCP"))
-        for p in (items if isinstance(items, list) else [])
-        if isinstance(p, dict)
-    )
-
-
-def slice_differs(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    """Whether the existing slice needs rewriting to become `desired` (order does not matter)."""
-    meta, want = existing.get("metadata") or {}, desired["metadata"]
-    labels = meta.get("labels") or {}
-    return (
-        any(labels.get(k) != v for k, v in want["labels"].items())
-        or existing.get("addressType") != desired["addressType"]
-        or _port_tuples(existing.get("ports")) != _port_tuples(desired["ports"])
-        or _sorted_endpoints(existing.get("endpoints")) != _sorted_endpoints(desired["endpoints"])
-        or not any(
-            isinstance(r, dict) and r.get("uid") == want["ownerReferences"][0]["uid"]
-            for r in meta.get("ownerReferences") or []
-        )
-    )
-
-
-def service_ports_differ(existing: Mapping[str, Any], ports: Sequence[Port]) -> bool:
-    have = [
-        (p.get("name"), p.get("port"), p.get("protocol", "TCP"))
-        for p in (existing.get("spec") or {}).get("ports") or []
-        if isinstance(p, dict)
-    ]
-    want = [(p["name"], p["port"], p["protocol"]) for p in service_ports(ports)]
-    return sorted(have, key=str) != sorted(want, key=str)
 
 
 def event(owner: OwnerRef, ev: Event, now: float, instance: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from rwscaler.boundary import ClusterProblem, OwnerRef, Port, RouteRequest
 from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.pooler.endpointslice import objects as slice_objects
 
 
 def _service_path(namespace: str, name: str = "") -> str:
@@ -50,7 +51,7 @@ class EndpointSliceRouter:
         if existing is None:
             try:
                 await self._client.create(
-                    _service_path(owner.namespace), objects.read_service(owner, name, ports)
+                    _service_path(owner.namespace), slice_objects.read_service(owner, name, ports)
                 )
                 return True
             except KubeApiError as err:
@@ -66,20 +67,20 @@ class EndpointSliceRouter:
                 f"the Service {owner.namespace}/{name} has a selector (or is ExternalName); the read "
                 "Service must be selector-less so that only rwscaler's EndpointSlice routes it",
             )
-        if objects.owned_by(existing, owner) and objects.service_ports_differ(existing, ports):
-            await self._client.merge_patch(path, {"spec": {"ports": objects.service_ports(ports)}})
+        if objects.owned_by(existing, owner) and slice_objects.service_ports_differ(existing, ports):
+            await self._client.merge_patch(path, {"spec": {"ports": slice_objects.service_ports(ports)}})
             return True
         return False
 
     async def _ensure_slice(self, request: RouteRequest, service: str) -> bool:
         owner = request.owner
-        desired = objects.endpoint_slice(owner, service, request.ports, request.endpoints)
+        desired = slice_objects.endpoint_slice(owner, service, request.ports, request.endpoints)
         path = _slice_path(owner.namespace, desired["metadata"]["name"])
         existing = await self._client.get(path)
         if existing is None:
             await self._client.create(_slice_path(owner.namespace), desired)
             return True
-        if not objects.slice_differs(existing, desired):
+        if not slice_objects.slice_differs(existing, desired):
             return False
         await self._client.merge_patch(
             path,
