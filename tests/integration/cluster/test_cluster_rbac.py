@@ -15,8 +15,10 @@ from kubernetes import config as k8s_config
 ALLOWED = [
     ("rwscaler.io", "readwriteworkloads", "", "watch"),
     ("rwscaler.io", "readwriteworkloads", "status", "patch"),
-    ("apps", "statefulsets", "", "get"),
+    ("apps", "statefulsets", "scale", "get"),  # a scale target's count and selector
     ("apps", "statefulsets", "scale", "patch"),
+    ("postgresql.cnpg.io", "clusters", "scale", "get"),  # CloudNativePG Clusters (docs/topologies.md)
+    ("postgresql.cnpg.io", "clusters", "scale", "patch"),
     ("", "pods", "", "list"),
     ("", "secrets", "", "get"),
     ("", "services", "", "create"),
@@ -26,7 +28,9 @@ ALLOWED = [
     ("", "configmaps", "", "patch"),
 ]
 DENIED = [
+    ("apps", "statefulsets", "", "get"),  # the scale subresource says all rwscaler reads
     ("apps", "statefulsets", "", "patch"),  # replicas only through the scale subresource
+    ("postgresql.cnpg.io", "clusters", "", "patch"),  # a Cluster's spec only through scale
     ("apps", "statefulsets", "", "delete"),
     ("apps", "statefulsets", "", "create"),
     ("", "pods", "", "delete"),

@@ -10,6 +10,9 @@
   in tests that pause replay, rewrite PgBouncer's config, add or remove replicas, or
   stop a process, and in tests that need the initial state.
 
+- ``plane``, ``ns``, ``operator``: the control plane, a namespace and the operator for the two
+  failover tests (defined in failover_helpers.py).
+
 Every test collected from this folder is marked ``postgres``.
 """
 
@@ -26,6 +29,8 @@ _REPO = Path(__file__).resolve().parents[3]
 if str(_REPO) not in sys.path:  # plain `pytest` (not `python -m pytest`) does not add the checkout
     sys.path.insert(0, str(_REPO))
 
+# The failover tests' fixtures (the control plane, a namespace, the operator): failover_helpers.py.
+from failover_helpers import ns, operator, plane  # noqa: E402, F401
 from tests.support.pgenv import PgEnv, pgenv_available  # noqa: E402
 
 _HERE = Path(__file__).resolve().parent

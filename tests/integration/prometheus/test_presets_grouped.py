@@ -79,7 +79,9 @@ async def test_one_query_per_signal_for_all_workloads_split_correctly(env: PromE
         finally:
             await source.close()
 
-    assert source.last_stats is not None and source.last_stats.queries == 5
+    assert (
+        source.last_stats is not None and source.last_stats.queries == 6
+    )  # five signals and the role metric
     for (_ns, name, read_qps, write_qps, read_ms, write_ms, lags), q in zip(WORKLOADS, queries, strict=True):
         r = readings[q.key]
         assert r.read_qps.value == pytest.approx(read_qps, rel=0.1), (name, r.read_qps)
