@@ -685,4 +685,3 @@ async def test_a_label_and_metric_that_disagree_hold_scaling_and_say_so() -> Non
         and "spilo-role=replica" in cond["message"]
     )
     assert "db-1" not in w.router.served()
-
