@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rwscaler.core.act_rules import scale_count
 from rwscaler.core.classify import classify
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
@@ -57,8 +58,11 @@ class RwscalerPolicy:
         plan = decide(self.spec, obs, self.memory, t)
         self.memory = plan.memory
         pool = [o for o in (_ordinal(n) for n in plan.read_pool) if o is not None]
+        # The count the operator would set, by the same rule (core/act_rules.py); the model's
+        # replicas are read replicas only, so the target's own count is not needed here.
+        counts = scale_count(self.spec, plan)
         return Decision(
-            target=plan.scale_to if plan.scale_to is not None else obs.current_replicas,
+            target=counts[0] if counts is not None else obs.current_replicas,
             pool=pool,
             workload_class=plan.workload_class,
             conditions=plan.true_conditions(),
