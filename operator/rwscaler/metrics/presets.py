@@ -59,11 +59,14 @@ def _fresh_by_set(metric: str, selector: str) -> str:
 
 
 # ---- PgBouncer (postgres and cnpg presets, when the workload has a PgBouncer pooler) -------------
-# Three exporters name the same SHOW STATS columns differently; each template asks all three
-# with `or`, so whichever the cluster runs answers:
+# Four exporter generations name the same SHOW STATS columns differently; each template asks
+# all of them with `or`, so whichever the cluster runs answers (detected per series, never configured):
 #   Spreaker prometheus-pgbouncer-exporter (PyPI):  pgbouncer_stats_queries_total,
 #       pgbouncer_stats_queries_duration_microseconds_total, pgbouncer_stats_waiting_duration_microseconds_total
-#   prometheus-community pgbouncer_exporter (Go):  pgbouncer_stats_queries_pooled_total,
+#   prometheus-community pgbouncer_exporter (Go) 0.11+, reading SHOW STATS_TOTALS:
+#       pgbouncer_stats_totals_queries_pooled_total, pgbouncer_stats_totals_queries_duration_seconds_total,
+#       pgbouncer_stats_totals_client_wait_seconds_total
+#   the same Go exporter 0.4-0.10:  pgbouncer_stats_queries_pooled_total,
 #       pgbouncer_stats_queries_duration_seconds_total, pgbouncer_stats_client_wait_seconds_total
 #   CloudNativePG Pooler:  cnpg_pgbouncer_stats_total_query_count, _total_query_time, _total_wait_time (µs)
 _PGB_FLAVOURS = (
@@ -73,6 +76,12 @@ _PGB_FLAVOURS = (
         "pgbouncer_stats_queries_duration_microseconds_total",
         "pgbouncer_stats_waiting_duration_microseconds_total",
         "1e-6",
+    ),
+    (
+        "pgbouncer_stats_totals_queries_pooled_total",
+        "pgbouncer_stats_totals_queries_duration_seconds_total",
+        "pgbouncer_stats_totals_client_wait_seconds_total",
+        "1",
     ),
     (
         "pgbouncer_stats_queries_pooled_total",
@@ -88,7 +97,11 @@ _PGB_FLAVOURS = (
     ),
 )
 _PGB_BY = ("namespace", "database")
-_PGB_HINT = "no PgBouncer exporter series for this database; it appears after the pooler's first use of it"
+_PGB_HINT = (
+    "no PgBouncer exporter series for this database: the exporter is not scraped or is not one of "
+    "those docs/metrics.md names (Debian's prometheus-pgbouncer-exporter cannot read PgBouncer >= 1.8), "
+    "or the pooler has not served this database yet"
+)
 
 
 def _pgb_sum(metric: str, selector: str) -> str:
@@ -354,7 +367,10 @@ _MYSQL_LAG = SignalTemplate(
     # replica has applied, right on an idle primary and growing when the stream breaks. `min`
     # over server_id picks the current source's row (a former primary's row only ever ages).
     # Otherwise Seconds_Behind_Master/Source, only while the replica's IO thread runs (it reads
-    # 0 or NULL when the stream is broken); no series at all is unknown, never 0.
+    # 0 or NULL when the stream is broken); no series at all is unknown, never 0. mysqld_exporter
+    # names the columns as the server does: SHOW SLAVE STATUS (MariaDB, MySQL < 8.4) gives
+    # seconds_behind_master and slave_io_running, SHOW REPLICA STATUS (MySQL 8.4+, exporter
+    # 0.16+) seconds_behind_source and replica_io_running; either pair counts.
     "min by (namespace, pod) ("
     f"mysql_heartbeat_now_timestamp_seconds{_MYSQL_REPLICA}"
     " - on (namespace, pod, server_id) "
@@ -362,7 +378,8 @@ _MYSQL_LAG = SignalTemplate(
     " or max by (namespace, pod) ("
     f"(mysql_slave_status_seconds_behind_master{_MYSQL_REPLICA}"
     f" or mysql_slave_status_seconds_behind_source{_MYSQL_REPLICA})"
-    f" and on (namespace, pod) (mysql_slave_status_slave_io_running{_NS_ONLY} == 1))",
+    f" and on (namespace, pod) ((mysql_slave_status_slave_io_running{_NS_ONLY}"
+    f" or mysql_slave_status_replica_io_running{_NS_ONLY}) == 1))",
     ("namespace", "pod"),
     Owner.REPLICA_PODS,
     None,
