@@ -16,6 +16,7 @@ import pytest
 from rwscaler.boundary import ClusterProblem
 from rwscaler.core.spec import ScaleTargetRef
 from rwscaler.core.vocabulary import ReadyReason
+from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.targets.registry import target_for
 
 NS = "shop"
@@ -171,3 +172,24 @@ async def test_an_unknown_kind_is_refused_by_name() -> None:
     api.objects["/apis/example.com/v1"] = {"resources": []}
     with pytest.raises(ClusterProblem, match="serves no kind Nope"):
         await target_for(api, ref)  # type: ignore[arg-type]
+
+
+async def test_the_cluster_discovers_a_kind_once_and_not_a_refusal() -> None:
+    class CountingApi(FakeApi):
+        discoveries = 0
+
+        async def get(self, path: str, params: Any = None) -> dict[str, Any] | None:
+            if path == "/apis/example.com/v1":
+                CountingApi.discoveries += 1
+            return await super().get(path, params)
+
+    api = CountingApi()
+    api.objects["/apis/example.com/v1"] = {"resources": [{"name": "dbs", "kind": "Db"}]}
+    cluster = KubeCluster(api, instance="test")  # type: ignore[arg-type]
+    ref = ScaleTargetRef(apiVersion="example.com/v1", kind="Db", name="x")
+    with pytest.raises(ClusterProblem):
+        await cluster.target(ref)  # no scale subresource yet
+    api.objects["/apis/example.com/v1"]["resources"].append({"name": "dbs/scale", "kind": "Scale"})
+    first = await cluster.target(ref)
+    assert await cluster.target(ref) is first
+    assert CountingApi.discoveries == 2, "asked again after the refusal, then kept"

@@ -40,12 +40,19 @@ class KubeCluster:
     def __init__(self, client: KubeClient, instance: str | None = None) -> None:
         self._client = client
         self._instance = instance or socket.gethostname()
+        # One port per (apiVersion, kind), found once: for a kind without a module of its own
+        # that is an API discovery request, which every tick of every workload would repeat.
+        self._targets: dict[tuple[str, str], ScaleTarget] = {}
 
     async def get_workload(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._client.get(workload_path(namespace, name))
 
     async def target(self, ref: ScaleTargetRef) -> ScaleTarget:
-        return await target_for(self._client, ref)
+        key = (ref.apiVersion, ref.kind)
+        port = self._targets.get(key)
+        if port is None:  # a refusal (ClusterProblem) is not kept: the kind may be installed later
+            port = self._targets[key] = await target_for(self._client, ref)
+        return port
 
     async def deployment_pod_ips(self, namespace: str, deployment: str) -> list[str] | None:
         """IPs of the Ready, not terminating pods of a Deployment (None: no such Deployment).

@@ -246,7 +246,8 @@ def history_expansions(members: Sequence[WorkloadQuery], window: str) -> dict[st
         if primary & replica or "" in primary | replica:
             pieces["primary_pods"].update(re2_escape(p) for p in q.primary_pods)
             pieces["replica_pods"].update(re2_escape(p) for p in q.replica_pods)
-            pieces["pods"].update(_set_pattern(set_of(p)) if set_of(p) else re2_escape(p) for p in q.pods)
+            pieces["pods"].update(_set_pattern(s) for s in sets_of(q.pods) if s)
+            pieces["pods"].update(re2_escape(p) for p in q.pods if not set_of(p))
         else:
             pieces["primary_pods"].update(_set_pattern(s) for s in primary)
             pieces["replica_pods"].update(_set_pattern(s) for s in replica)

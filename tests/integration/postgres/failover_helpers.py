@@ -205,3 +205,33 @@ def timed(what: str, probe: Callable[[], Any], kube: Kube, ns: str, since: float
     took = time.monotonic() - since
     print(f"{what}: {took:.1f}s")
     return took
+
+
+def limited_by(kube: Kube, ns: str, reason: str) -> Callable[[], bool]:
+    """A probe: the workload's ScalingLimited is True with `reason`."""
+
+    def probe() -> bool:
+        cond = kube.condition(ns, NAME, "ScalingLimited")
+        return cond.get("status") == "True" and cond.get("reason") == reason
+
+    return probe
+
+
+def assert_scale_in_refused(kube: Kube, ns: str, statefulset: str, count: int) -> None:
+    """Ask for one read replica, a scale-in that would remove the primary: ScalingLimited
+    PrimaryWouldBeRemoved within two intervals, and the StatefulSet stays at `count` for two more."""
+    kube.patch_workload(ns, NAME, {"spec": {"replicas": {"minReplicas": 1, "maxReplicas": 1}}})
+    timed(
+        "ScalingLimited PrimaryWouldBeRemoved",
+        limited_by(kube, ns, "PrimaryWouldBeRemoved"),
+        kube,
+        ns,
+        time.monotonic(),
+    )
+    print(f"ScalingLimited: {kube.condition(ns, NAME, 'ScalingLimited').get('message')}")
+    print(f"status.observed: {kube.status(ns, NAME).get('observed')}")
+    deadline = time.monotonic() + 2 * INTERVAL_S
+    while time.monotonic() < deadline:  # a state that must hold, sampled: no event to wait for
+        assert kube.replicas(ns, statefulset) == count, summary(kube, ns)
+        assert kube.condition(ns, NAME, "ScalingLimited").get("reason") == "PrimaryWouldBeRemoved"
+        time.sleep(0.5)

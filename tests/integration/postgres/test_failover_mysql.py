@@ -49,6 +49,8 @@ from failover_helpers import (
     OperatorProcess,
     Plane,
     SizeWatch,
+    assert_scale_in_refused,
+    limited_by,
     primary_pod,
     read_pool,
     slice_pods,
@@ -147,10 +149,7 @@ def test_failover_mysql_write_qps_read_pool_and_scale_in_follow_the_new_primary(
         promoted = time.monotonic()
         timed(
             "ScalingLimited RoleUnknown while label and read_only disagree",
-            lambda: (
-                (c := kube.condition(ns, NAME, "ScalingLimited")).get("status") == "True"
-                and c.get("reason") == "RoleUnknown"
-            ),
+            limited_by(kube, ns, "RoleUnknown"),
             kube,
             ns,
             promoted,
@@ -179,25 +178,7 @@ def test_failover_mysql_write_qps_read_pool_and_scale_in_follow_the_new_primary(
         )
 
         # One read replica: the StatefulSet 3 -> 2 would remove ordinal 2, the primary: refused.
-        kube.patch_workload(ns, NAME, {"spec": {"replicas": {"minReplicas": 1, "maxReplicas": 1}}})
-        asked = time.monotonic()
-        timed(
-            "ScalingLimited PrimaryWouldBeRemoved",
-            lambda: (
-                (c := kube.condition(ns, NAME, "ScalingLimited")).get("status") == "True"
-                and c.get("reason") == "PrimaryWouldBeRemoved"
-            ),
-            kube,
-            ns,
-            asked,
-        )
-        print(f"ScalingLimited: {kube.condition(ns, NAME, 'ScalingLimited').get('message')}")
-        print(f"status.observed: {kube.status(ns, NAME).get('observed')}")
-        deadline = time.monotonic() + 2 * INTERVAL_S
-        while time.monotonic() < deadline:
-            assert kube.replicas(ns, STATEFULSET) == 3, summary(kube, ns)
-            assert kube.condition(ns, NAME, "ScalingLimited").get("reason") == "PrimaryWouldBeRemoved"
-            time.sleep(0.5)
+        assert_scale_in_refused(kube, ns, STATEFULSET, 3)
     finally:
         watch.stop()
         for load in loads:

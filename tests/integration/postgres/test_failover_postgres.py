@@ -47,6 +47,7 @@ from failover_helpers import (
     OperatorProcess,
     Plane,
     SizeWatch,
+    assert_scale_in_refused,
     primary_pod,
     read_pool,
     slice_pods,
@@ -186,26 +187,7 @@ def test_failover_postgres_write_qps_read_pool_and_scale_in_follow_the_new_prima
         )
 
         # A scale-in of orders-pg-replica would remove ordinal 1, the primary: refused.
-        kube.patch_workload(ns, NAME, {"spec": {"replicas": {"minReplicas": 1, "maxReplicas": 1}}})
-        asked = time.monotonic()
-        timed(
-            "ScalingLimited PrimaryWouldBeRemoved",
-            lambda: (
-                (c := kube.condition(ns, NAME, "ScalingLimited")).get("status") == "True"
-                and c.get("reason") == "PrimaryWouldBeRemoved"
-            ),
-            kube,
-            ns,
-            asked,
-        )
-        print(f"ScalingLimited: {kube.condition(ns, NAME, 'ScalingLimited').get('message')}")
-        print(f"status.observed: {kube.status(ns, NAME).get('observed')}")
-        # Two more intervals: still refused, the StatefulSet still at 2.
-        deadline = time.monotonic() + 2 * INTERVAL_S
-        while time.monotonic() < deadline:
-            assert kube.replicas(ns, REPLICA_SET) == 2, summary(kube, ns)
-            assert kube.condition(ns, NAME, "ScalingLimited").get("reason") == "PrimaryWouldBeRemoved"
-            time.sleep(0.5)
+        assert_scale_in_refused(kube, ns, REPLICA_SET, 2)
     finally:
         watch.stop()
         for run in runs:
