@@ -352,6 +352,7 @@ async def _observe(
         replace(
             p,
             lag=reading.replica_lag.get(p.name, missing),
+            lag_bytes=reading.replica_lag_bytes.get(p.name, missing),
             is_replica=reading.is_replica.get(p.name, missing),
             connections=connections.get(p.name),
         )

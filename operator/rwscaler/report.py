@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rwscaler.core.byte_sizes import format_bytes
 from rwscaler.core.classify import WorkloadClass
 from rwscaler.core.durations import format_seconds, rfc3339
 from rwscaler.core.learned_capacity import LEARNED_CAPACITY_TTL_S
@@ -246,6 +247,9 @@ def render_status(
         readEndpoints=list(plan.read_pool),
         lastScaleTime=None if plan.memory.last_scale_time is None else rfc3339(plan.memory.last_scale_time),
         maxReplicationLag="unknown" if plan.max_lag_s is None else format_seconds(plan.max_lag_s),
+        # Known only with objectives.maxReplicationLagBytes; left out otherwise (and when unknown:
+        # ReplicationLagHigh then names the replicas whose lag is unknown).
+        maxReplicationLagBytes=None if plan.max_lag_bytes is None else format_bytes(plan.max_lag_bytes),
         recommendations=[
             StatusRecommendation(type=r.type.value, message=r.message, replicas=r.replicas)
             for r in plan.recommendations

@@ -486,6 +486,8 @@ def manifest_of(spec: dict[str, Any]) -> dict[str, Any]:
         pytest.param({"replicas": {"targetReadQPSPerReplica": 0}}, "0", id="exclusive-minimum"),
         pytest.param({"behavior": {"tolerance": 1}}, "1", id="exclusive-maximum"),
         pytest.param({"replicas": {"statefulSet": ""}}, "''", id="empty-name"),
+        pytest.param({"objectives": {"maxReplicationLagBytes": "64MB"}}, "64MB", id="bad-bytes-unit"),
+        pytest.param({"objectives": {"maxReplicationLagBytes": "0Mi"}}, "0Mi", id="zero-bytes"),
     ],
 )
 def test_schema_rejects_what_the_models_reject(overrides: dict[str, Any], words: str) -> None:
@@ -528,9 +530,9 @@ def _to_python(rule: str) -> str:
         rule,
     )
     expr = expr.replace("duration(", "_duration(").replace(".startsWith(", ".startswith(")
-    expr = expr.replace("&&", " and ").replace("||", " or ")
+    expr = expr.replace("&&", " and ").replace("||", " or ").replace("!_has(", " not _has(")
     assert "!" not in expr.replace("!=", ""), f"unsupported CEL in {rule!r}"
-    return expr
+    return expr.strip()
 
 
 def eval_cel(rule: str, value: dict[str, Any]) -> bool:
@@ -593,6 +595,11 @@ CROSS_FIELD = [
         {"metrics": {"preset": "custom", "queries": {"readQPS": "a", "writeQPS": "b"}}},
         "preset custom needs every query",
         id="custom-some",
+    ),
+    pytest.param(
+        {"metrics": {"preset": "mysql"}, "objectives": {"maxReplicationLagBytes": "64Mi"}},
+        "objectives.maxReplicationLagBytes needs metrics.queries.replicationLagBytes",
+        id="byte-lag-mysql",
     ),
 ]
 
@@ -664,6 +671,18 @@ def test_cel_rejects_zero_durations_and_bad_urls(overrides: dict[str, Any], mess
         pytest.param(
             {"objectives": {"maxReplicationLag": "1m30s"}, "prometheus": {"url": "https://p"}}, id="d"
         ),
+        pytest.param({"objectives": {"maxReplicationLagBytes": "64Mi"}}, id="byte-lag-postgres"),
+        pytest.param(
+            {"metrics": {"preset": "cnpg"}, "objectives": {"maxReplicationLagBytes": "16777216"}},
+            id="byte-lag-cnpg",
+        ),
+        pytest.param(
+            {
+                "metrics": {"preset": "mysql", "queries": {"replicationLagBytes": "my_lag_bytes"}},
+                "objectives": {"maxReplicationLagBytes": "500M"},
+            },
+            id="byte-lag-mysql-query",
+        ),
     ],
 )
 def test_cel_and_models_accept_valid_specs(overrides: dict[str, Any]) -> None:
@@ -685,6 +704,7 @@ def test_every_cross_field_check_has_a_cel_rule() -> None:
         "maxReplicationLag must be a positive duration",
         "timeout must be a positive duration",
         "staleness must be a positive duration",
+        "objectives.maxReplicationLagBytes needs metrics.queries.replicationLagBytes",
     ):
         assert any(m.startswith(expected) for m in messages), expected
 

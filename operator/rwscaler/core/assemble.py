@@ -40,6 +40,9 @@ class PodSeen:
     labels: Mapping[str, str] = field(default_factory=dict)
     in_primary_set: bool = False  # a pod of spec.primary.statefulSet
     lag: Signal = field(default_factory=lambda: _unknown("no lag series for this pod"))
+    lag_bytes: Signal = field(
+        default_factory=lambda: Signal.unknown(UnknownReason.NOT_CONFIGURED, "no byte lag objective")
+    )
     is_replica: Signal = field(default_factory=lambda: _unknown("no role metric for this pod"))  # 1 / 0
     connections: int | None = None
     synchronous: bool = False
@@ -99,6 +102,7 @@ def assemble(
             rank=OUTSIDE_TARGET_RANK if p.rank is None else p.rank,
             ready=p.ready,
             lag=p.lag,
+            lag_bytes=p.lag_bytes,
             synchronous=p.synchronous,
             connections=p.connections,
             in_target=p.rank is not None,

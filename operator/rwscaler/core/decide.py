@@ -206,6 +206,7 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
         draining=drain.replicas if drain else (),
         pool_sizing=size_pools(spec.pooler.serverCores, len(pool.endpoints)),
         max_lag_s=pool.max_lag_s,
+        max_lag_bytes=pool.max_lag_bytes,
         conditions=conds,
         recommendations=recs,
         reasons=tuple(reasons),

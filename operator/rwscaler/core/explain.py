@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from rwscaler.core.byte_sizes import format_bytes
 from rwscaler.core.classify import WorkloadClass
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.observation import Observation
@@ -119,7 +120,10 @@ def conditions(
         )
     elif pool.lagging:
         lag_status, lag_reason = Status.TRUE, "ReplicasLagging"
-        lag_msg = f"{', '.join(pool.lagging)} over {spec.objectives.maxReplicationLag}; out of the read pool"
+        objective = str(spec.objectives.maxReplicationLag)
+        if spec.objectives.max_lag_bytes is not None:
+            objective += f" / {format_bytes(spec.objectives.max_lag_bytes)}"
+        lag_msg = f"{', '.join(pool.lagging)} over {objective}; out of the read pool"
     elif not obs.replicas:
         lag_status, lag_reason = Status.FALSE, "NoReplicas"
         lag_msg = f"no read replicas: the primary {obs.primary} serves reads"
@@ -127,6 +131,9 @@ def conditions(
         lag_status, lag_reason = Status.FALSE, "LagWithinObjective"
         max_lag = "unknown" if pool.max_lag_s is None else format_seconds(pool.max_lag_s)
         lag_msg = f"max lag {max_lag} within {spec.objectives.maxReplicationLag}"
+        if spec.objectives.max_lag_bytes is not None:
+            size = "unknown" if pool.max_lag_bytes is None else format_bytes(pool.max_lag_bytes)
+            lag_msg += f", max byte lag {size} within {format_bytes(spec.objectives.max_lag_bytes)}"
     conds.append(Condition(ConditionType.REPLICATION_LAG_HIGH, lag_status, lag_reason, lag_msg))
     if stable.limited:
         conds.append(

@@ -79,6 +79,10 @@ class ReplicaObservation:
     synchronous: bool = False
     # Server connections the pooler still holds to this replica; None when the pooler cannot say.
     connections: int | None = None
+    # WAL not yet replayed, in bytes: read only when objectives.maxReplicationLagBytes is set.
+    lag_bytes: Signal = field(
+        default_factory=lambda: Signal.unknown(UnknownReason.NOT_CONFIGURED, "no byte lag objective")
+    )
     # False for a replica outside the scale target (a former primary of the pair layout's
     # primary StatefulSet, back as a replica): it serves reads, but is none of the target's count.
     in_target: bool = True

@@ -75,6 +75,8 @@ class Plan:
     # The per-replica read capacity the capacity model sized with: targetReadQPSPerReplica, or
     # the learned capacity when lower; None without a target.
     read_capacity: float | None = None
+    # The highest replica lag in bytes; None: unknown, or no maxReplicationLagBytes objective.
+    max_lag_bytes: float | None = None
     # The read-load forecast the capacity model sized with (None without a capacity model).
     forecast: Forecast | None = None
     # Whether reads or writes gain share of the traffic (ratio_trend.py); None: not judged.

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.config import JsonDict
 from pydantic.json_schema import WithJsonSchema
 
+from rwscaler.core.byte_sizes import BYTES_PATTERN, parse_bytes
 from rwscaler.core.durations import DURATION_PATTERN, parse_duration
 
 GROUP = "rwscaler.io"
@@ -51,6 +52,21 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+
+
+def _positive_bytes(text: str) -> str:
+    if parse_bytes(text) <= 0:  # raises with the expected syntax when it does not parse
+        raise ValueError(f"byte quantity {text!r} must be positive")
+    return text
+
+
+# A byte quantity written as Kubernetes writes memory ("64Mi", "500M", "1048576"): a string, so
+# the pattern checks it at admission.
+ByteQuantity = Annotated[
+    str,
+    AfterValidator(_positive_bytes),
+    WithJsonSchema({"type": "string", "pattern": BYTES_PATTERN}),
+]
 
 
 def _cel(rule: str, message: str) -> JsonDict:
@@ -288,6 +304,13 @@ class SignalQueries(_Model):
     replicationLag: str | None = Field(
         default=None, description="PromQL for replication lag in seconds, one series per replica pod."
     )
+    replicationLagBytes: str | None = Field(
+        default=None,
+        description=(
+            "PromQL for replication lag in bytes (WAL not yet replayed), one series per replica pod. "
+            "Read only when objectives.maxReplicationLagBytes is set."
+        ),
+    )
     isReplica: str | None = Field(
         default=None,
         description=(
@@ -352,6 +375,14 @@ class ObjectivesSpec(_Model):
     maxReplicationLag: Duration = Field(
         default="5s", description="A replica lagging more than this leaves the read pool at once."
     )
+    maxReplicationLagBytes: ByteQuantity | None = Field(
+        default=None,
+        description=(
+            "Optional: a replica whose unreplayed WAL exceeds this (e.g. 64Mi) leaves the read pool too, "
+            "and one whose byte lag is unknown does not serve reads. Time lag alone misses a replica "
+            "that fell behind during a write burst; bytes alone mislead on an idle primary."
+        ),
+    )
 
     @property
     def read_latency_s(self) -> float:
@@ -364,6 +395,10 @@ class ObjectivesSpec(_Model):
     @property
     def max_lag_s(self) -> float:
         return parse_duration(self.maxReplicationLag)
+
+    @property
+    def max_lag_bytes(self) -> int | None:
+        return None if self.maxReplicationLagBytes is None else parse_bytes(self.maxReplicationLagBytes)
 
 
 class PgBouncerSpec(_Model):
@@ -554,7 +589,24 @@ class BehaviorSpec(_Model):
         return self
 
 
+# The presets that read replication lag in bytes (metrics/presets.py); the others need the query.
+BYTE_LAG_PRESETS = ("postgres", "cnpg")
+
+
 class ReadWriteWorkloadSpec(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.objectives) || !has(self.objectives.maxReplicationLagBytes) || "
+                    "!has(self.metrics) || self.metrics.preset in ['postgres', 'cnpg'] || "
+                    "(has(self.metrics.queries) && has(self.metrics.queries.replicationLagBytes))",
+                    "objectives.maxReplicationLagBytes needs metrics.queries.replicationLagBytes: "
+                    "only the postgres and cnpg presets read byte lag",
+                ),
+            ]
+        }
+    )
     primary: PrimarySpec = Field(
         default=PrimarySpec(), description="The write side: where the primary runs and how it is recognised."
     )
@@ -580,6 +632,20 @@ class ReadWriteWorkloadSpec(_Model):
     mode: Mode = Field(
         default=Mode.ENFORCE, description="Enforce acts; Recommend decides and reports but changes nothing."
     )
+
+    @model_validator(mode="after")
+    def _byte_lag_readable(self) -> ReadWriteWorkloadSpec:
+        queries = self.metrics.queries
+        if (
+            self.objectives.maxReplicationLagBytes is not None
+            and self.metrics.preset.value not in BYTE_LAG_PRESETS
+            and (queries is None or queries.replicationLagBytes is None)
+        ):
+            raise ValueError(
+                "objectives.maxReplicationLagBytes needs metrics.queries.replicationLagBytes: "
+                "only the postgres and cnpg presets read byte lag"
+            )
+        return self
 
     @property
     def primary_apart(self) -> str | None:

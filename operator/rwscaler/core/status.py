@@ -267,6 +267,10 @@ class WorkloadStatus(_Part):
         default=None, description="When rwscaler last changed the replica count.", json_schema_extra=_TIME
     )
     maxReplicationLag: str | None = Field(default=None, description="Highest replica lag seen, e.g. 1.2s.")
+    maxReplicationLagBytes: str | None = Field(
+        default=None,
+        description="Highest replica lag in bytes seen, e.g. 3.5MiB; only with objectives.maxReplicationLagBytes.",
+    )
     recommendations: list[StatusRecommendation] | None = Field(
         default=None, description="What rwscaler advises beyond what it does itself."
     )

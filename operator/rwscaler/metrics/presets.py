@@ -144,29 +144,62 @@ _PGB = {
 
 
 # ---- postgres: postgres_exporter with rwscaler's extension queries ---------------------------------
-# Lag, per replica pod, is the largest of three pieces of evidence:
-#  1. while the WAL receiver streams: pg_replica_replay_lag_seconds, 0 when everything received
-#     is replayed (right on an idle primary), else the age of the last replayed commit;
-#  2. while it does not stream (primary gone, network cut, slot lost): the age of the last
-#     replayed commit, pg_replica_last_replay_age_seconds, which keeps growing: the replica is at
-#     most that far behind, and rwscaler cannot tell less, so a broken stream never reads 0;
-#  3. the primary's view, pg_stat_replication.replay_lag for the standby whose application_name
-#     is the pod's name (catches a replica that is slow to RECEIVE, which 1 reads as 0).
+# Lag, per replica pod, in seconds: the largest of four pieces of evidence (docs/metrics.md):
+#  1. the primary's view, pg_stat_replication.replay_lag of the standby whose application_name is
+#     the pod's name: PostgreSQL's lag tracker, right after an idle period (it times the WAL
+#     written now), growing while replay is stuck or slow, NULL (0) when caught up;
+#  2. while the WAL receiver streams: the replica's classic formula pg_replica_replay_lag_seconds
+#     (0 when all received WAL is replayed, else the age of the last replayed commit), CONFIRMED
+#     by the sample before: the smaller of the last two samples. A replica replaying the first WAL
+#     after an idle period reads the whole idle time for a fraction of a second; two samples in a
+#     row never both land in that moment, a replica that is really behind stays behind;
+#  3. while the WAL receiver does not stream (primary gone, stream broken, slot lost): the age of
+#     the last replayed commit, pg_replica_last_replay_age_seconds, which keeps growing: the
+#     replica is at most that far behind and rwscaler cannot tell less, so a broken stream never
+#     reads 0;
+#  4. a silent partition, which the receiver notices only at wal_receiver_timeout: the seconds
+#     since the replica last heard from the primary (pg_wal_receiver_last_msg_receipt_age_seconds),
+#     counted only while the primary holds WAL that standby has not flushed, in its last two
+#     samples (the brake only acts while the primary writes: on an idle primary the receipt age
+#     grows for nothing).
+# "The last two samples" of a gauge g is `g - idelta(g[w])`, the sample before the last one.
 _REPLICA = _sel(NS, 'pod=~"${replica_pods}"')
 # Right-hand sides of `and on (namespace, pod)` need no pod matcher: the left side already
 # picked the pods, and every extra regex over all replica pods costs Prometheus time.
 _NS_ONLY = _sel(NS)
 # The primary's pg_stat_replication rows, one per standby, named by application_name.
 _STANDBY = _sel(NS, 'application_name=~"${replica_pods}"')
+
+
+def _previous(metric: str, selector: str) -> str:
+    """The sample before the last one of a gauge (absent while it has only one)."""
+    return f"({metric}{selector} - idelta({metric}{selector}[{W}]))"
+
+
+def _confirmed(metric: str, selector: str) -> str:
+    """The smaller of the gauge's last two samples: a value that held for two scrapes."""
+    return f"({metric}{selector} - clamp_min(idelta({metric}{selector}[{W}]), 0))"
+
+
+def _held_positive(metric: str, selector: str) -> str:
+    """The series whose last two samples are both above 0."""
+    return f"(({metric}{selector} > 0) and ({_previous(metric, selector)} > 0))"
+
+
+def _as_pod(expr: str) -> str:
+    """A primary-side per-standby expression, labelled with the standby's pod name."""
+    return f'label_replace({expr}, "pod", "$1", "application_name", "(.+)")'
+
+
 _PG_LAG = SignalTemplate(
     "max by (namespace, pod) ("
-    f"(pg_replica_replay_lag_seconds{_REPLICA}"
+    f"{_as_pod(f'pg_standby_replay_lag_seconds{_STANDBY}')}"
+    f" or ({_confirmed('pg_replica_replay_lag_seconds', _REPLICA)}"
     f" and on (namespace, pod) (pg_wal_receiver_streaming{_NS_ONLY} == 1))"
     f" or (pg_replica_last_replay_age_seconds{_REPLICA}"
     f" and on (namespace, pod) (pg_wal_receiver_streaming{_NS_ONLY} == 0))"
-    " or label_replace(pg_standby_replay_lag_seconds"
-    f"{_STANDBY},"
-    ' "pod", "$1", "application_name", "(.+)")'
+    f" or (pg_wal_receiver_last_msg_receipt_age_seconds{_REPLICA}"
+    f" and on (namespace, pod) {_as_pod(_held_positive('pg_standby_flush_lag_bytes', _STANDBY))})"
     ")",
     ("namespace", "pod"),
     Owner.REPLICA_PODS,
@@ -174,6 +207,18 @@ _PG_LAG = SignalTemplate(
     f"timestamp(pg_replica_replay_lag_seconds{_REPLICA})"
     f' or label_replace(timestamp(pg_wal_receiver_streaming{_NS_ONLY}), "m", "streaming", "", ""))',
     hint="needs postgres_exporter with rwscaler's extension queries (pg_replica, pg_wal_receiver)",
+)
+# Lag in bytes: WAL the primary has written and the standby has not replayed (the primary's
+# view), or WAL the replica has received and not replayed (its own view), whichever is larger.
+# On an idle primary both are 0 once the standby reports its replay position.
+_PG_LAG_BYTES = SignalTemplate(
+    "max by (namespace, pod) ("
+    f"{_as_pod(f'pg_standby_replay_lag_bytes{_STANDBY}')}"
+    f" or pg_replica_receive_replay_lag_bytes{_REPLICA})",
+    ("namespace", "pod"),
+    Owner.REPLICA_PODS,
+    f"min by (namespace, pod) (timestamp(pg_replica_receive_replay_lag_bytes{_REPLICA}))",
+    hint="needs postgres_exporter with rwscaler's extension queries (pg_replica, pg_standby)",
 )
 
 # Without a PgBouncer pooler the sides are told apart by statement kind, from the pg_statements
@@ -239,6 +284,8 @@ _PG_ROLE = _role("pg_replication_is_replica", "postgres_exporter's replication c
 def _postgres(signal: SignalName, q: WorkloadQuery) -> Template:
     if signal is SignalName.REPLICATION_LAG:
         return _PG_LAG
+    if signal is SignalName.REPLICATION_LAG_BYTES:
+        return _PG_LAG_BYTES
     if signal is SignalName.IS_REPLICA:
         return _PG_ROLE
     if q.spec.pooler.pgbouncer is not None:
@@ -254,18 +301,25 @@ _CNPG_LAG = SignalTemplate(
     # cnpg_pg_replication_lag is the classic formula: 0 when all received WAL is replayed, which
     # also reads 0 when the stream is broken. So it counts only while the WAL receiver is up; a
     # replica whose receiver is down has no lag series at all: unknown, out of the read pool.
-    # The primary's pg_stat_replication view adds the standby that is slow to receive.
+    # Like the postgres preset's, it is confirmed by the sample before (the idle false alarm),
+    # and the primary's pg_stat_replication view adds the standby that is slow to receive.
     "max by (namespace, pod) ("
-    f"(cnpg_pg_replication_lag{_REPLICA}"
+    f"({_confirmed('cnpg_pg_replication_lag', _REPLICA)}"
     f" and on (namespace, pod) (cnpg_pg_replication_is_wal_receiver_up{_NS_ONLY} == 1))"
-    " or label_replace(cnpg_pg_stat_replication_replay_lag_seconds"
-    f"{_STANDBY},"
-    ' "pod", "$1", "application_name", "(.+)")'
+    f" or {_as_pod(f'cnpg_pg_stat_replication_replay_lag_seconds{_STANDBY}')}"
     ")",
     ("namespace", "pod"),
     Owner.REPLICA_PODS,
     f"min by (namespace, pod) (timestamp(cnpg_pg_replication_lag{_REPLICA}))",
     hint="no cnpg_pg_replication_lag series, or the replica's WAL receiver is down",
+)
+# The primary's view only: CloudNativePG's default queries give the standby's byte distances.
+_CNPG_LAG_BYTES = SignalTemplate(
+    f"max by (namespace, pod) ({_as_pod(f'cnpg_pg_stat_replication_replay_diff_bytes{_STANDBY}')})",
+    ("namespace", "pod"),
+    Owner.REPLICA_PODS,
+    None,
+    hint="no cnpg_pg_stat_replication_replay_diff_bytes row for this standby on the primary",
 )
 
 
@@ -298,6 +352,8 @@ _CNPG_ROLE = _role("cnpg_pg_replication_in_recovery", "CloudNativePG's default m
 def _cnpg(signal: SignalName, q: WorkloadQuery) -> Template:
     if signal is SignalName.REPLICATION_LAG:
         return _CNPG_LAG
+    if signal is SignalName.REPLICATION_LAG_BYTES:
+        return _CNPG_LAG_BYTES
     if signal is SignalName.IS_REPLICA:
         return _CNPG_ROLE
     if q.spec.pooler.pgbouncer is not None:
@@ -386,7 +442,7 @@ _MYSQL_LAG = SignalTemplate(
     hint="no heartbeat or slave status series, or the replica's IO thread is not running",
 )
 
-_MYSQL = {
+_MYSQL: dict[SignalName, SignalTemplate] = {
     SignalName.READ_QPS: _mysql_qps("pods", "select", Owner.ALL_SETS),
     SignalName.WRITE_QPS: _mysql_qps("primary_pods", _MYSQL_WRITES, Owner.PRIMARY_SET),
     SignalName.READ_LATENCY: _mysql_latency("read", "read_pods", "select", Owner.READ_SET),
@@ -401,7 +457,10 @@ _MYSQL = {
 
 
 def _mysql(signal: SignalName, q: WorkloadQuery) -> Template:
-    return _MYSQL[signal]
+    found = _MYSQL.get(signal)
+    if found is None:
+        return _not_configured(signal, "mysqld_exporter gives no replication lag in bytes")
+    return found
 
 
 # ---- entry point --------------------------------------------------------------------------------
@@ -427,8 +486,13 @@ def all_templates() -> dict[str, list[SignalTemplate]]:
     """Every template of every preset (for the docs check and the PromQL syntax test)."""
     out: dict[str, list[SignalTemplate]] = {
         "pgbouncer": list(_PGB.values()),
-        "postgres": [_PG_LAG, _PG_ROLE, *_PG_DIRECT.values()],
-        "cnpg": [_CNPG_LAG, _CNPG_ROLE, *(t for t in _CNPG_DIRECT.values() if isinstance(t, SignalTemplate))],
+        "postgres": [_PG_LAG, _PG_LAG_BYTES, _PG_ROLE, *_PG_DIRECT.values()],
+        "cnpg": [
+            _CNPG_LAG,
+            _CNPG_LAG_BYTES,
+            _CNPG_ROLE,
+            *(t for t in _CNPG_DIRECT.values() if isinstance(t, SignalTemplate)),
+        ],
         "mysql": list(_MYSQL.values()),
     }
     return out

@@ -157,6 +157,15 @@ class PrometheusMetricsSource:
             pendings.append(pending)
             overrides = q.spec.metrics.queries
             for signal in SignalName:
+                if (
+                    signal is SignalName.REPLICATION_LAG_BYTES
+                    and q.spec.objectives.maxReplicationLagBytes is None
+                ):
+                    # Asked only when it is used: one query less per interval for everybody else.
+                    pending.fixed[signal] = Signal.unknown(
+                        UnknownReason.NOT_CONFIGURED, f"{signal}: no objectives.maxReplicationLagBytes"
+                    )
+                    continue
                 custom = getattr(overrides, signal.value) if overrides is not None else None
                 if custom is not None:
                     self._plan_custom(pending, target, signal, custom)
@@ -390,13 +399,14 @@ def _reading(
         write_p99,
         per_pod[SignalName.REPLICATION_LAG],
         per_pod[SignalName.IS_REPLICA],
+        replica_lag_bytes=per_pod[SignalName.REPLICATION_LAG_BYTES],
     )
 
 
 def _pods_of(signal: SignalName, q: WorkloadQuery) -> tuple[str, ...] | None:
     """The pods a per-pod signal has a value for (lag: the replicas; the role: every pod); None
     for a signal with one value per workload."""
-    if signal is SignalName.REPLICATION_LAG:
+    if signal in (SignalName.REPLICATION_LAG, SignalName.REPLICATION_LAG_BYTES):
         return q.replica_pods
     if signal is SignalName.IS_REPLICA:
         return q.pods

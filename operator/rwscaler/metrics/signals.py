@@ -1,4 +1,4 @@
-"""The five signals rwscaler reads, and how a preset declares the PromQL for one of them.
+"""The signals rwscaler reads, and how a preset declares the PromQL for one of them.
 
 Shared vocabulary of `presets.py` (which fills `SignalTemplate`s in), `group.py` (which renders
 them for a group of workloads and splits the answers) and `prometheus.py`.
@@ -20,11 +20,13 @@ class SignalName(StrEnum):
     READ_LATENCY = "readLatencyP99"
     WRITE_LATENCY = "writeLatencyP99"
     REPLICATION_LAG = "replicationLag"
+    # WAL not yet replayed, per replica pod; asked only of workloads with objectives.maxReplicationLagBytes.
+    REPLICATION_LAG_BYTES = "replicationLagBytes"
     IS_REPLICA = "isReplica"  # the role metric: 1 for a replica, 0 for the primary, per pod
 
 
 # Signals answered per pod (a value for each pod of `per_pod_signal_pods`), not one per workload.
-PER_POD_SIGNALS = (SignalName.REPLICATION_LAG, SignalName.IS_REPLICA)
+PER_POD_SIGNALS = (SignalName.REPLICATION_LAG, SignalName.REPLICATION_LAG_BYTES, SignalName.IS_REPLICA)
 LATENCY_SIGNALS = (SignalName.READ_LATENCY, SignalName.WRITE_LATENCY)
 
 SCALAR_SIGNALS = (

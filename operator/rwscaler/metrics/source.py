@@ -45,6 +45,8 @@ class MetricsReading:
     write_p99: Signal  # seconds
     replica_lag: Mapping[str, Signal] = field(default_factory=dict)  # replica pod name -> lag seconds
     is_replica: Mapping[str, Signal] = field(default_factory=dict)  # pod name -> the role metric (1 / 0)
+    # replica pod name -> lag in bytes; NotConfigured unless objectives.maxReplicationLagBytes is set.
+    replica_lag_bytes: Mapping[str, Signal] = field(default_factory=dict)
     # The read load's and the ratio's history (metrics/history.py); empty when not read.
     history: History = field(default_factory=History)
 
@@ -52,7 +54,7 @@ class MetricsReading:
     def all_unknown(cls, signal: Signal, pods: Sequence[str]) -> MetricsReading:
         """Every signal `signal`, every pod's lag and role too."""
         each = {pod: signal for pod in pods}
-        return cls(signal, signal, signal, signal, each, each)
+        return cls(signal, signal, signal, signal, each, each, replica_lag_bytes=each)
 
 
 class MetricsSource(Protocol):
