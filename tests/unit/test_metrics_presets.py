@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from test_metrics_promql import PGBOUNCER, wq
 
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
-from rwscaler.core.spec import MetricsPreset, ReadWriteWorkloadSpec
+from rwscaler.core.spec import MetricsPreset, ObjectivesSpec, ReadWriteWorkloadSpec
 from rwscaler.metrics.presets import all_templates, template_for
 from rwscaler.metrics.prometheus import PrometheusMetricsSource
 from rwscaler.metrics.promql import check_template, placeholders_in, render
@@ -132,6 +133,36 @@ async def test_preset_queries_per_read_do_not_grow_with_workloads(n: int) -> Non
             assert sig.value is None and sig.reason is UnknownReason.UNREACHABLE
         assert all(lag.reason is UnknownReason.UNREACHABLE for lag in reading.replica_lag.values())
         assert "readQPS" in reading.read_qps.message
+
+
+async def test_byte_lag_is_asked_only_of_workloads_with_the_objective() -> None:
+    """docs/metrics.md: "The byte lag is asked of Prometheus only for workloads that set the
+    objective (one query more per interval)"; the others read it as NotConfigured."""
+    url = dead_url()
+    plain = many(3, url)
+    with_bytes = [
+        replace(
+            q, spec=q.spec.model_copy(update={"objectives": ObjectivesSpec(maxReplicationLagBytes="64Mi")})
+        )
+        for q in many(2, url)
+    ]
+    with_bytes = [replace(q, key=f"bytes/{q.name}", namespace="bytes") for q in with_bytes]
+    source = PrometheusMetricsSource()
+    try:
+        alone = await source.read(plain, time.time())
+        alone_stats = source.last_stats
+        mixed = await source.read([*plain, *with_bytes], time.time() + 60)
+        mixed_stats = source.last_stats
+    finally:
+        await source.close()
+    assert alone_stats is not None and mixed_stats is not None
+    assert (alone_stats.queries, mixed_stats.queries) == (6, 7)
+    for reading in alone.values():
+        assert all(b.reason is UnknownReason.NOT_CONFIGURED for b in reading.replica_lag_bytes.values())
+    for q in with_bytes:
+        lag_bytes = mixed[q.key].replica_lag_bytes
+        assert set(lag_bytes) == set(q.replica_pods)
+        assert all(b.reason is UnknownReason.UNREACHABLE for b in lag_bytes.values())
 
 
 async def test_custom_queries_are_per_workload_but_identical_ones_are_asked_once() -> None:

@@ -7,6 +7,7 @@ reentrySeconds (30 s); ticks every 15 s.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -649,3 +650,72 @@ def test_a_larger_scale_in_mid_drain_starts_a_new_clock() -> None:
     assert plans[0].draining == (R2, R3)
     assert plans[0].memory.drain is not None and plans[0].memory.drain.target_replicas == 2
     assert [p.scale_to for p in plans[:5]] == [None, None, None, None, 2]  # 60 s from t = 15
+
+
+# --- lag in bytes (objectives.maxReplicationLagBytes) ------------------------------------------------
+# Objective 64Mi (docs/metrics.md: "a replica must be within both to serve reads, and one whose byte
+# lag is unknown does not serve"); re-entry under 64Mi x 0.5 = 32Mi, with the seconds under 2.5 s.
+MI = 1 << 20
+
+
+def with_bytes(r: ReplicaObservation, lag_bytes: float | None) -> ReplicaObservation:
+    value = (
+        Signal.of(lag_bytes) if lag_bytes is not None else Signal.unknown(UnknownReason.EMPTY, "no series")
+    )
+    return replace(r, lag_bytes=value)
+
+
+def bytes_spec() -> ReadWriteWorkloadSpec:
+    return pool_spec(objectives={"maxReplicationLagBytes": "64Mi"})
+
+
+@pytest.mark.parametrize(
+    ("lag_bytes", "stays"),
+    [(0, True), (64 * MI, True), (64 * MI + 1, False), (None, False)],
+)
+def test_a_replica_behind_in_bytes_leaves_even_when_its_seconds_are_fine(
+    lag_bytes: float | None, stays: bool
+) -> None:
+    d = Driver(bytes_spec())
+    d.replicas(with_bytes(replica(0, 0.1), 0), with_bytes(replica(1, 0.1), 0))
+    plan = d.replicas(with_bytes(replica(0, 0.1), 0), with_bytes(replica(1, 0.1), lag_bytes))
+    assert plan.read_pool == ((R0, R1) if stays else (R0,))
+
+
+def test_without_the_byte_objective_bytes_are_not_needed() -> None:
+    """The default: a replica's unknown byte lag (never asked of Prometheus) does not matter."""
+    d = Driver(pool_spec())
+    plan = d.replicas(with_bytes(replica(0, 0.1), None), with_bytes(replica(1, 0.1), 10 * 1024 * MI))
+    assert plan.read_pool == (R0, R1)
+    assert plan.max_lag_bytes is None
+
+
+def test_reentry_needs_both_lags_under_their_reentry_thresholds() -> None:
+    d = Driver(bytes_spec(), step=15.0)
+    d.replicas(with_bytes(replica(0, 0.1), 0))
+    d.replicas(with_bytes(replica(0, 0.1), 100 * MI))  # leaves
+    for _ in range(4):  # 60 s at 40Mi: under the objective, not under the re-entry threshold
+        plan = d.replicas(with_bytes(replica(0, 0.1), 40 * MI))
+    assert plan.pool_fallback
+    for _ in range(3):  # 30 s (reentrySeconds) under 32Mi: back
+        plan = d.replicas(with_bytes(replica(0, 0.1), 31 * MI))
+    assert plan.read_pool == (R0,)
+
+
+def test_byte_lag_in_words_and_in_the_plan() -> None:
+    d = Driver(bytes_spec())
+    d.replicas(with_bytes(replica(0, 0.1), 0), with_bytes(replica(1, 0.1), 0))
+    plan = d.replicas(with_bytes(replica(0, 0.1), 3 * MI), with_bytes(replica(1, 0.2), 200 * MI))
+    left = next(r for r in plan.reasons if r.rule is Rule.REPLICA_LEFT_POOL)
+    assert R1 in left.message and "200MiB" in left.message and "64MiB" in left.message
+    assert plan.max_lag_bytes == 200 * MI
+    lag = cond(plan, CT.REPLICATION_LAG_HIGH)
+    assert lag.status is Status.TRUE and R1 in lag.message
+
+
+def test_an_unknown_byte_lag_is_said_as_such() -> None:
+    d = Driver(bytes_spec())
+    d.replicas(with_bytes(replica(0, 0.1), 0), with_bytes(replica(1, 0.1), 0))
+    plan = d.replicas(with_bytes(replica(0, 0.1), 0), with_bytes(replica(1, 0.1), None))
+    left = next(r for r in plan.reasons if r.rule is Rule.REPLICA_LEFT_POOL)
+    assert "byte lag is unknown (EmptyResult)" in left.message
