@@ -359,7 +359,12 @@ async def _observe(
         for p in seen
     ]
     sides = SidesSeen(
-        reading.read_qps, reading.write_qps, reading.read_p99, reading.write_p99, planned.primaries
+        reading.read_qps,
+        reading.write_qps,
+        reading.read_p99,
+        reading.write_p99,
+        planned.primaries,
+        reading.diagnostics,
     )
     current = max(0, target.state.count - (1 if spec.target_counts_primary else 0))
     obs, roles = assemble(spec, sides, measured, current, reading.history, target.port.removal_order_known)

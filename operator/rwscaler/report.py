@@ -28,9 +28,10 @@ from typing import Any
 
 from rwscaler.core.byte_sizes import format_bytes
 from rwscaler.core.classify import WorkloadClass
+from rwscaler.core.diagnosis import key_metrics
 from rwscaler.core.durations import format_seconds, rfc3339
 from rwscaler.core.learned_capacity import LEARNED_CAPACITY_TTL_S
-from rwscaler.core.observation import Aggregation, Observation, Signal
+from rwscaler.core.observation import Aggregation, Observation, Signal, UnknownReason
 from rwscaler.core.plan import Condition, Plan
 from rwscaler.core.status import (
     OWNED_KEYS as status_model_fields,
@@ -40,6 +41,7 @@ from rwscaler.core.status import (
     StatusDecision,
     StatusDecisionReason,
     StatusForecast,
+    StatusKeyMetrics,
     StatusLearnedCapacity,
     StatusObserved,
     StatusPrimary,
@@ -143,6 +145,9 @@ def _observed(obs: Observation, plan: Plan) -> StatusObserved:
             name=r.name,
             ready=r.ready,
             lag=_format_duration(r.lag),
+            lagBytes=None
+            if r.lag_bytes.reason is UnknownReason.NOT_CONFIGURED
+            else _format_bytes(r.lag_bytes),
             inReadPool=r.name in pool,
             draining=True if r.name in plan.draining else None,
         )
@@ -158,7 +163,17 @@ def _observed(obs: Observation, plan: Plan) -> StatusObserved:
         replicas=replicas,
         unknown=unknown or None,
         averages=averages or None,
+        keyMetrics=_key_metrics(obs, plan),
     )
+
+
+def _format_bytes(signal: Signal) -> str:
+    return "unknown" if signal.value is None else format_bytes(signal.value)
+
+
+def _key_metrics(obs: Observation, plan: Plan) -> StatusKeyMetrics | None:
+    sizes = plan.pool_sizing
+    return key_metrics(obs.diagnostics, sizes.read_max_connections, sizes.write_max_connections)
 
 
 def _json_value(value: float | int | str | None) -> float | int | str | None:

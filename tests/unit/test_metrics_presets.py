@@ -23,7 +23,7 @@ from rwscaler.core.spec import MetricsPreset, ObjectivesSpec, ReadWriteWorkloadS
 from rwscaler.metrics.presets import all_templates, template_for
 from rwscaler.metrics.prometheus import PrometheusMetricsSource
 from rwscaler.metrics.promql import check_template, placeholders_in, render
-from rwscaler.metrics.signals import SCALAR_SIGNALS, Owner, SignalName, SignalTemplate
+from rwscaler.metrics.signals import MEMBER_LABEL, SCALAR_SIGNALS, Owner, SignalName, SignalTemplate
 from rwscaler.metrics.source import WorkloadQuery
 
 
@@ -55,9 +55,13 @@ def test_templates_are_well_formed(preset: str, template: SignalTemplate) -> Non
     check_template(template.expr)
     if template.fresh is not None:
         check_template(template.fresh)
-    # The answer is split by exactly the labels the owner's keys are made of.
-    assert template.by == OWNER_BY[template.owner]
-    assert f"by ({', '.join(template.by)}" in template.expr or template.owner is Owner.REPLICA_PODS
+    # The answer is split by exactly the labels the owner's keys are made of (and a bundle's
+    # member label, signals.bundle).
+    own = template.by[:-1] if template.member is not None else template.by
+    assert own == OWNER_BY[template.owner]
+    if template.member is not None:
+        assert template.by[-1] == MEMBER_LABEL and f'"{template.member}"' in template.expr
+    assert f"by ({', '.join(own)}" in template.expr or template.owner is Owner.REPLICA_PODS
     # A template must select by namespace, or workloads of two namespaces would be mixed.
     assert "namespace" in placeholders_in(template.expr)
     # Grouped templates must never use ${name}: series carry no workload-name label to split on.
@@ -125,8 +129,9 @@ async def test_preset_queries_per_read_do_not_grow_with_workloads(n: int) -> Non
     finally:
         await source.close()
     assert source.last_stats is not None
-    # The five signals and the role metric (docs/metrics.md), once each for all the workloads.
-    assert source.last_stats.queries == 6 and source.last_stats.grouped_queries == 6
+    # The five signals, the role metric and one bundle of key metrics (docs/metrics.md), once
+    # each for all the workloads.
+    assert source.last_stats.queries == 7 and source.last_stats.grouped_queries == 7
     assert len(readings) == n
     for reading in readings.values():
         for sig in (reading.read_qps, reading.write_qps, reading.read_p99, reading.write_p99):
@@ -156,7 +161,7 @@ async def test_byte_lag_is_asked_only_of_workloads_with_the_objective() -> None:
     finally:
         await source.close()
     assert alone_stats is not None and mixed_stats is not None
-    assert (alone_stats.queries, mixed_stats.queries) == (6, 7)
+    assert (alone_stats.queries, mixed_stats.queries) == (7, 8)
     for reading in alone.values():
         assert all(b.reason is UnknownReason.NOT_CONFIGURED for b in reading.replica_lag_bytes.values())
     for q in with_bytes:
@@ -197,7 +202,8 @@ async def test_a_preset_signal_can_be_overridden_alone() -> None:
     finally:
         await source.close()
     assert source.last_stats is not None
-    assert source.last_stats.grouped_queries == 5 and source.last_stats.custom_queries == 3
+    # The other four signals, the role metric and the key-metrics bundle stay grouped.
+    assert source.last_stats.grouped_queries == 6 and source.last_stats.custom_queries == 3
 
 
 async def test_an_invalid_custom_template_is_a_query_error_not_an_exception() -> None:

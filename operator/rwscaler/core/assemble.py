@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rwscaler.core.observation import History, Observation, ReplicaObservation, Signal, UnknownReason
+from rwscaler.core.observation import (
+    Diagnostics,
+    History,
+    Observation,
+    ReplicaObservation,
+    Signal,
+    UnknownReason,
+)
 from rwscaler.core.roles import PodEvidence, Role, RoleVerdict, resolve_roles
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 
@@ -59,6 +66,7 @@ class SidesSeen:
     # The pods the write signals were read from; None: the signals do not depend on it (a
     # pooler's databases, the simulator).
     write_pods: tuple[str, ...] | None = None
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
 def metric_role(signal: Signal) -> Role | None:
@@ -125,5 +133,6 @@ def assemble(
         primary_rank=primary_pod.rank if primary_pod is not None else None,
         roles_problem=verdict.problem,
         removal_order_known=removal_order_known,
+        diagnostics=sides.diagnostics,
     )
     return obs, verdict

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rwscaler.core.classify import classify, read_write_ratio
+from rwscaler.core.diagnosis import diagnose
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.explain import conditions, recommendations, summarize
 from rwscaler.core.memory import Drain, Memory
@@ -128,6 +129,9 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
     read = latency_side(obs.read_p99.value, objectives.read_latency_s, tol, mem.read_latency)
     write = latency_side(obs.write_p99.value, objectives.write_latency_s, tol, mem.write_latency)
     write = write_side(write, mem.write_qps, mem.read_qps, tol)
+    # The key metrics sharpen the sides: a saturated read pool, lock contention (diagnosis.py).
+    diagnosis = diagnose(obs, read, write)
+    read, write = diagnosis.read, diagnosis.write
 
     draining = memory.drain.replicas if (memory.drain is not None and enforce) else ()
     pool = select_read_pool(spec, obs, memory.pool, draining, first_tick, now)
@@ -168,10 +172,17 @@ def decide(spec: ReadWriteWorkloadSpec, observation: Observation, memory: Memory
     ratio = read_write_ratio(obs.read_qps.value, obs.write_qps.value)
     wclass = classify(obs.read_qps.value, obs.write_qps.value)
     shares = ratio_trend(obs.history.ratios)
-    conds = conditions(spec, obs, read, write, sizing, stable, pool, enforce)
-    recs, rule_reasons = recommendations(spec, obs, conds, read, sizing, ratio, shares, enforce)
+    conds = conditions(spec, obs, read, write, sizing, stable, pool, enforce, diagnosis)
+    recs, rule_reasons = recommendations(spec, obs, conds, read, sizing, ratio, shares, enforce, diagnosis)
 
-    reasons = [*rule_reasons, *sizing.reasons, *stable.reasons, *pool.reasons, *scale_reasons]
+    reasons = [
+        *diagnosis.reasons,
+        *rule_reasons,
+        *sizing.reasons,
+        *stable.reasons,
+        *pool.reasons,
+        *scale_reasons,
+    ]
     if not enforce and stable.desired != obs.current_replicas:
         reasons.append(
             Reason(

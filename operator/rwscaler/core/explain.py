@@ -10,6 +10,7 @@ import math
 
 from rwscaler.core.byte_sizes import format_bytes
 from rwscaler.core.classify import WorkloadClass
+from rwscaler.core.diagnosis import Diagnosis
 from rwscaler.core.durations import format_seconds
 from rwscaler.core.observation import Observation
 from rwscaler.core.plan import Condition, Reason, Recommendation
@@ -33,6 +34,7 @@ def conditions(
     stable: Stabilized,
     pool: PoolResult,
     enforce: bool,
+    diagnosis: Diagnosis,
 ) -> tuple[Condition, ...]:
     unknown = obs.unknown_signals()
     conds: list[Condition] = []
@@ -84,11 +86,20 @@ def conditions(
         write_bound = write.trend is Trend.RISING and read.trend is Trend.STABLE
         rl = f"read p99 at {read.level:.2f}x objective" if read.level is not None else "read p99 unknown"
         wl = f"write p99 at {write.level:.2f}x objective" if write.level is not None else "write p99 unknown"
+        pool_saturated = read.cause == Rule.READ_POOL_SATURATED.value
+        contended = write.cause == Rule.LOCK_CONTENTION.value
+        if pool_saturated:
+            waiting = obs.diagnostics.read_pool_waiting.value or 0.0
+            rl += f", {waiting:.1f} clients waiting for a read pool connection"
+        if contended and diagnosis.lock_contention is not None:
+            wl += f", {diagnosis.lock_contention}"
         conds.append(
             Condition(
                 ConditionType.READ_CAPACITY_EXHAUSTED,
                 Status.TRUE if read_bound or (over_capacity and not write_bound) else Status.FALSE,
-                "ReadLatencyRising"
+                "ReadPoolSaturated"
+                if read_bound and pool_saturated
+                else "ReadLatencyRising"
                 if read_bound
                 else "ReadQPSAboveCapacity"
                 if over_capacity
@@ -100,7 +111,9 @@ def conditions(
             Condition(
                 ConditionType.WRITE_BOTTLENECK,
                 Status.TRUE if write_bound else Status.FALSE,
-                "WriteLatencyRising" if write_bound else "WritesWithinObjective",
+                ("LockContention" if contended else "WriteLatencyRising")
+                if write_bound
+                else "WritesWithinObjective",
                 f"{wl}, {rl}" + ("; replicas are not added for a write bottleneck" if write_bound else ""),
             )
         )
@@ -177,6 +190,7 @@ def recommendations(
     ratio: float | None,
     shares: RatioTrend,
     enforce: bool,
+    diagnosis: Diagnosis,
 ) -> tuple[tuple[Recommendation, ...], list[Reason]]:
     by_type = {c.type: c for c in conds}
     current = obs.current_replicas
@@ -195,7 +209,17 @@ def recommendations(
         reasons.append(
             Reason(Rule.READ_CAPACITY_EXHAUSTED, by_type[ConditionType.READ_CAPACITY_EXHAUSTED].message)
         )
-    if by_type[ConditionType.WRITE_BOTTLENECK].status is Status.TRUE:
+    if diagnosis.lock_contention is not None:
+        recs.append(
+            Recommendation(
+                RecommendationType.REDUCE_LOCK_CONTENTION,
+                f"{diagnosis.lock_contention} on the primary: shorten transactions, update rows in a "
+                f"consistent order and index the rows updated; read replicas do not help",
+            )
+        )
+    if diagnosis.batch_writes is not None:
+        recs.append(Recommendation(RecommendationType.BATCH_WRITES, diagnosis.batch_writes))
+    if by_type[ConditionType.WRITE_BOTTLENECK].status is Status.TRUE and diagnosis.lock_contention is None:
         msg = by_type[ConditionType.WRITE_BOTTLENECK].message
         reasons.append(Reason(Rule.WRITE_BOTTLENECK, msg))
         recs.append(

@@ -88,6 +88,33 @@ class ReplicaObservation:
     in_target: bool = True
 
 
+def _not_read() -> Signal:
+    return Signal.unknown(UnknownReason.NOT_CONFIGURED, "not read by this preset")
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostics:
+    """The seed's key metrics beyond QPS and latency (docs/diagnosis.md), where exporters give them.
+
+    Each is unknown (NotConfigured) where the preset cannot read it; core/diagnosis.py reads them:
+    the byte ratio and the CPU split are shown, the pools, locks and rows per write also sharpen
+    the diagnosis."""
+
+    read_bytes: Signal = field(default_factory=_not_read)  # bytes/s read by queries on the read servers
+    write_bytes: Signal = field(
+        default_factory=_not_read
+    )  # bytes/s of WAL (or binlog) written by the primary
+    read_cpu: Signal = field(default_factory=_not_read)  # seconds/s spent executing reads
+    write_cpu: Signal = field(default_factory=_not_read)  # seconds/s spent executing writes
+    read_pool_active: Signal = field(default_factory=_not_read)  # pooler server connections in use, read side
+    write_pool_active: Signal = field(default_factory=_not_read)
+    read_pool_waiting: Signal = field(default_factory=_not_read)  # clients waiting for a read connection
+    write_pool_waiting: Signal = field(default_factory=_not_read)
+    lock_waits: Signal = field(default_factory=_not_read)  # sessions waiting for a lock on the primary
+    deadlocks: Signal = field(default_factory=_not_read)  # deadlocks per second on the primary
+    rows_per_write: Signal = field(default_factory=_not_read)  # rows written per write statement
+
+
 @dataclass(frozen=True, slots=True)
 class Season:
     """Read QPS one season ago, from Prometheus's history (None: not recorded or not readable).
@@ -156,6 +183,8 @@ class Observation:
     # False when rwscaler does not know which pods the scale target removes on a scale-in (a
     # kind it has no module for): it does not scale in, since it could remove the primary.
     removal_order_known: bool = True
+    # The key metrics beyond QPS and latency (pools, locks, bytes, CPU, rows per write).
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
     def unknown_signals(self) -> list[tuple[str, Signal]]:
         named = (

@@ -237,7 +237,9 @@ def recommend_replicas(
                 )
 
     raw = current if capacity_raw is None else capacity_raw
-    if read.breached and read.level is not None and write_stable:
+    if read.breached and (read.level is not None or read.cause is not None) and write_stable:
+        # A breach of the read p99, or clients waiting for a read pool connection (diagnosis.py).
+        why = _breach_words(read)
         if pending > 0:
             # Replicas asked for are still starting: wait for them before stepping again, or a
             # breach that lasts one provisioning delay would add a replica every tick.
@@ -245,7 +247,7 @@ def recommend_replicas(
             reasons.append(
                 Reason(
                     Rule.LATENCY_STEP,
-                    f"read p99 at {read.level:.2f}x its objective; waiting for {pending} starting replica(s)",
+                    f"{why}; waiting for {pending} starting replica(s)",
                     (("readLatencyRatio", read.level), ("pending", pending)),
                 )
             )
@@ -256,7 +258,7 @@ def recommend_replicas(
             reasons.append(
                 Reason(
                     Rule.LATENCY_STEP,
-                    f"read p99 at {read.level:.2f}x its objective was measured before the replica(s) that "
+                    f"{why} was measured before the replica(s) that "
                     f"just joined the read pool served; waiting one latency window",
                     (("readLatencyRatio", read.level),),
                 )
@@ -264,12 +266,13 @@ def recommend_replicas(
         else:
             # With a capacity model the breach says the model is optimistic: one more than it
             # asks for. Without one, a step proportional to the breach (capped by maxStep later).
-            step = 1 if target is not None else max(1, math.ceil(current * (read.level - 1.0)))
+            proportional = 1 if read.level is None else math.ceil(current * (read.level - 1.0))
+            step = 1 if target is not None else max(1, proportional)
             raw = max(raw, current + step)
             reasons.append(
                 Reason(
                     Rule.LATENCY_STEP,
-                    f"read p99 at {read.level:.2f}x its objective with writes stable: at least {current + step} replicas",
+                    f"{why} with writes stable: at least {current + step} replicas",
                     (("readLatencyRatio", read.level), ("step", step)),
                 )
             )
@@ -294,7 +297,9 @@ def recommend_replicas(
         reasons.append(
             Reason(
                 Rule.LATENCY_STEP,
-                f"no scale-down while read p99 is rising ({read.level:.2f}x its objective)",
+                f"no scale-down while read p99 is rising ({read.level:.2f}x its objective)"
+                if read.cause is None and read.level is not None
+                else f"no scale-down while {_breach_words(read)}",
                 (("readLatencyRatio", read.level),),
             )
         )
@@ -320,6 +325,13 @@ def recommend_replicas(
     return ReplicaAdvice(
         raw, False, blocked, capacity_raw, learned, tuple(reasons), learned_at, target, outlook
     )
+
+
+def _breach_words(read: SideState) -> str:
+    p99 = "read p99 unknown" if read.level is None else f"read p99 at {read.level:.2f}x its objective"
+    if read.cause is None:
+        return p99
+    return f"clients waiting for a read pool connection ({p99})"
 
 
 def _basis_words(basis: str) -> str:

@@ -86,10 +86,37 @@ class StatusReplica(_Part):
     name: str | None = Field(default=None, description="The replica's pod.")
     ready: bool | None = Field(default=None, description="Whether the pod is Ready.")
     lag: str | None = Field(default=None, description="Its replication lag, e.g. 1.2s, or unknown.")
+    lagBytes: str | None = Field(
+        default=None,
+        description="Its replication lag in bytes, e.g. 3.5MiB, or unknown (only with maxReplicationLagBytes).",
+    )
     inReadPool: bool | None = Field(default=None, description="Whether it is in the read pool.")
     draining: bool | None = Field(
         default=None, description="True while it is drained before a scale-in (absent otherwise)."
     )
+
+
+class StatusKeyMetrics(_Part):
+    """The key metrics beyond QPS and latency, where the exporters give them (docs/diagnosis.md).
+
+    A metric that is unknown (the preset does not read it, or no series) is left out."""
+
+    readWriteByteRatio: str | None = Field(
+        default=None, description="Bytes read by queries per byte of WAL written, e.g. 40.5."
+    )
+    readCPUShare: str | None = Field(
+        default=None, description="Reads' share of the time spent executing statements, e.g. 85%."
+    )
+    readPool: str | None = Field(
+        default=None,
+        description="Read pool: server connections busy (of the size rwscaler set) and clients waiting.",
+    )
+    writePool: str | None = Field(default=None, description="Write pool, as readPool.")
+    lockWaits: str | None = Field(
+        default=None, description="Sessions waiting for a lock on the primary, on average over the window."
+    )
+    deadlocksPerMinute: str | None = Field(default=None, description="Deadlocks per minute on the primary.")
+    rowsPerWrite: str | None = Field(default=None, description="Rows changed per write statement.")
 
 
 class StatusObserved(_Part):
@@ -111,6 +138,9 @@ class StatusObserved(_Part):
     averages: list[str] | None = Field(
         default=None,
         description="The latency signals that are means, not p99s (the exporter has no histograms).",
+    )
+    keyMetrics: StatusKeyMetrics | None = Field(
+        default=None, description="Pools, locks, bytes, CPU split and rows per write, where known."
     )
 
 

@@ -90,6 +90,9 @@ class SideState:
     trend: Trend
     breached: bool
     level: float | None  # p99 / objective
+    # Why the side is rising besides its latency (core/diagnosis.py): clients waiting for a read
+    # pool connection, lock contention on the primary; None: its latency (or a write surge).
+    cause: str | None = None
 
 
 def latency_side(p99: float | None, objective: float, tolerance: float, history: Ewma | None) -> SideState:

@@ -32,6 +32,10 @@ class RecommendationType(StrEnum):
     WRITE_OPTIMIZED_STORAGE = "WriteOptimizedStorage"
     # The read objective broke under targetReadQPSPerReplica: lower the target to the learned capacity.
     LOWER_READ_TARGET = "LowerTargetReadQPSPerReplica"
+    # Writes commit about one row each at a high rate: batch them (10-100x fewer commits and syncs).
+    BATCH_WRITES = "BatchWrites"
+    # Sessions wait for locks or deadlock on the primary: a write-side problem replicas do not solve.
+    REDUCE_LOCK_CONTENTION = "ReduceLockContention"
 
 
 class Rule(StrEnum):
@@ -58,6 +62,10 @@ class Rule(StrEnum):
     REPLICA_JOINED_POOL = "ReplicaJoinedPool"
     POOL_FALLBACK = "PoolFallbackToPrimary"
     DRAINING = "Draining"
+    # The key metrics (core/diagnosis.py):
+    READ_POOL_SATURATED = "ReadPoolSaturated"  # clients wait for a read pool connection
+    LOCK_CONTENTION = "LockContention"  # lock waits or deadlocks on the primary: the write side
+    BATCH_WRITES = "BatchWrites"  # about one row per write statement at a high rate
     DRAIN_COMPLETE = "DrainComplete"
     SCALE = "Scale"
     RECOMMEND_ONLY = "RecommendOnly"

@@ -112,7 +112,8 @@ class Judge:
                 return part
         if not parts:
             return Signal.unknown(UnknownReason.EMPTY, f"{self.signal}: the workload has no pods to read")
-        combine = max if self.signal in LATENCY_SIGNALS else sum
+        # Latencies and ratios are not added: the worst server's stands for the whole.
+        combine = max if self.signal in (*LATENCY_SIGNALS, SignalName.ROWS_PER_WRITE) else sum
         return Signal.of(combine(p.value for p in parts if p.value is not None), parts[0].aggregation)
 
 

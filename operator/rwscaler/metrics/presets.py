@@ -30,7 +30,7 @@ from collections.abc import Callable
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
 from rwscaler.core.spec import MetricsPreset
 from rwscaler.metrics.promql import AGGREGATION_LABEL
-from rwscaler.metrics.signals import Owner, SignalName, SignalTemplate
+from rwscaler.metrics.signals import SCALAR_SIGNALS, Owner, SignalName, SignalTemplate, bundle
 from rwscaler.metrics.source import WorkloadQuery
 
 Template = SignalTemplate | Signal
@@ -135,7 +135,49 @@ def _pgb_latency(database: str, owner: Owner) -> SignalTemplate:
     )
 
 
+# The pools' own state, averaged over the window (SHOW POOLS: sv_active, cl_waiting): every Go and
+# PyPI exporter generation names them alike; CloudNativePG's Pooler after the columns.
+_PGB_POOL_HINT = "no PgBouncer pool series for this database (SHOW POOLS through the exporter)"
+
+
+def _pgb_pool(metrics: tuple[str, str], database: str) -> str:
+    selector = _sel(NS, f'database=~"${{{database}}}"')
+    return " or ".join(
+        f"sum by (namespace, database) (avg_over_time({metric}{selector}[{W}]))" for metric in metrics
+    )
+
+
+_ACTIVE = ("pgbouncer_pools_server_active_connections", "cnpg_pgbouncer_pools_sv_active")
+_WAITING = ("pgbouncer_pools_client_waiting_connections", "cnpg_pgbouncer_pools_cl_waiting")
+# One query for the four (signals.bundle): they change slowly and share their labels.
+_PGB_POOLS = bundle(
+    {
+        SignalName.READ_POOL_ACTIVE: (
+            _pgb_pool(_ACTIVE, "read_database"),
+            Owner.READ_DATABASE,
+            _PGB_POOL_HINT,
+        ),
+        SignalName.WRITE_POOL_ACTIVE: (
+            _pgb_pool(_ACTIVE, "write_database"),
+            Owner.WRITE_DATABASE,
+            _PGB_POOL_HINT,
+        ),
+        SignalName.READ_POOL_WAITING: (
+            _pgb_pool(_WAITING, "read_database"),
+            Owner.READ_DATABASE,
+            _PGB_POOL_HINT,
+        ),
+        SignalName.WRITE_POOL_WAITING: (
+            _pgb_pool(_WAITING, "write_database"),
+            Owner.WRITE_DATABASE,
+            _PGB_POOL_HINT,
+        ),
+    },
+    _PGB_BY,
+)
+
 _PGB = {
+    **_PGB_POOLS,
     SignalName.READ_QPS: _pgb_qps("read_database", Owner.READ_DATABASE),
     SignalName.WRITE_QPS: _pgb_qps("write_database", Owner.WRITE_DATABASE),
     SignalName.READ_LATENCY: _pgb_latency("read_database", Owner.READ_DATABASE),
@@ -265,6 +307,96 @@ _PG_DIRECT = {
 }
 
 
+# ---- the key metrics beyond QPS and latency (core/diagnosis.py, docs/diagnosis.md) -----------------
+_BLOCK_BYTES = 8192  # PostgreSQL's block size (a compile-time constant, 8 KiB in every distribution)
+
+
+def _set_sum(expr_of: Callable[[str], str], metrics: tuple[str, ...], selector: str) -> str:
+    """Per metric, sum by (namespace, statefulset) of `expr_of(metric + selector)` over the pods; added."""
+    return " + ".join(
+        f"sum by (namespace, statefulset) ({_by_set(expr_of(f'{m}{selector}'))})" for m in metrics
+    )
+
+
+_SET_BY = ("namespace", "statefulset")
+
+
+def _rate(series: str) -> str:
+    return f"rate({series}[{W}])"
+
+
+def _avg(series: str) -> str:
+    return f"avg_over_time({series}[{W}])"
+
+
+def _blocks_read_bytes(prefix: str, pods: str) -> str:
+    # Blocks the queries touched (from shared buffers or disk) on the read servers, x 8 KiB:
+    # the bytes scanned. The monitoring databases are left out.
+    selector = _sel(NS, f'pod=~"${{{pods}}}"', NOT_APP_DBS)
+    return f"({_set_sum(_rate, (f'{prefix}blks_hit', f'{prefix}blks_read'), selector)}) * {_BLOCK_BYTES}"
+
+
+_PRIMARY = _sel(NS, 'pod=~"${primary_pods}"')
+_PRIMARY_APP_DBS = _sel(NS, 'pod=~"${primary_pods}"', NOT_APP_DBS)
+_PG_EXTENSION_HINT = "needs rwscaler's extension query {} on the primary"
+# One query for all seven (signals.bundle): they change slowly and share their labels.
+_PG_DIAGNOSTICS = bundle(
+    {
+        SignalName.READ_BYTES: (
+            _blocks_read_bytes("pg_stat_database_", "read_pods"),
+            Owner.READ_SET,
+            "no pg_stat_database series (postgres_exporter)",
+        ),
+        # WAL written by the primary per second: the slope of its WAL insert position.
+        SignalName.WRITE_BYTES: (
+            f"sum by (namespace, statefulset) ({_by_set(f'deriv(pg_replica_wal_position_bytes{_PRIMARY}[{W}])')})",
+            Owner.PRIMARY_SET,
+            _PG_EXTENSION_HINT.format("pg_replica"),
+        ),
+        # Execution time per second of each side's statements (pg_stat_statements): the CPU split.
+        SignalName.READ_CPU: (
+            _rate_by_set("pg_statements_exec_seconds_total", _stmt_selector("pods", "read")),
+            Owner.ALL_SETS,
+            _STMT_HINT,
+        ),
+        SignalName.WRITE_CPU: (
+            _rate_by_set("pg_statements_exec_seconds_total", _stmt_selector("primary_pods", "write")),
+            Owner.PRIMARY_SET,
+            _STMT_HINT,
+        ),
+        SignalName.LOCK_WAITS: (
+            _set_sum(_avg, ("pg_lock_waits_sessions",), _PRIMARY),
+            Owner.PRIMARY_SET,
+            _PG_EXTENSION_HINT.format("pg_lock_waits"),
+        ),
+        SignalName.DEADLOCKS: (
+            _set_sum(_rate, ("pg_stat_database_deadlocks",), _PRIMARY_APP_DBS),
+            Owner.PRIMARY_SET,
+            "no pg_stat_database_deadlocks series for the primary (postgres_exporter)",
+        ),
+        SignalName.ROWS_PER_WRITE: (
+            f"{_rate_by_set('pg_statements_rows_total', _stmt_selector('primary_pods', 'write'))}"
+            f" / {_rate_by_set('pg_statements_calls_total', _stmt_selector('primary_pods', 'write'))}",
+            Owner.PRIMARY_SET,
+            _STMT_HINT,
+        ),
+    },
+    _SET_BY,
+)
+_POOL_SIGNALS = (
+    SignalName.READ_POOL_ACTIVE,
+    SignalName.WRITE_POOL_ACTIVE,
+    SignalName.READ_POOL_WAITING,
+    SignalName.WRITE_POOL_WAITING,
+)
+
+
+def _pool_signal(signal: SignalName, q: WorkloadQuery) -> Template:
+    if q.spec.pooler.pgbouncer is None:
+        return _not_configured(signal, "the pools are read from PgBouncer (spec.pooler.pgbouncer)")
+    return _PGB[signal]
+
+
 def _role(metric: str, exporter: str) -> SignalTemplate:
     """The role metric, one value per pod: 1 a replica (in recovery, read-only), 0 the primary."""
     selector = _sel(NS, 'pod=~"${pods}"')
@@ -288,6 +420,10 @@ def _postgres(signal: SignalName, q: WorkloadQuery) -> Template:
         return _PG_LAG_BYTES
     if signal is SignalName.IS_REPLICA:
         return _PG_ROLE
+    if signal in _POOL_SIGNALS:
+        return _pool_signal(signal, q)
+    if signal in _PG_DIAGNOSTICS:
+        return _PG_DIAGNOSTICS[signal]
     if q.spec.pooler.pgbouncer is not None:
         return _PGB[signal]
     return _PG_DIRECT[signal]
@@ -345,6 +481,27 @@ _CNPG_DIRECT: dict[SignalName, Template] = {
     SignalName.READ_QPS: _cnpg_xacts("replica_pods", Owner.READ_SET),
     SignalName.WRITE_QPS: _cnpg_xacts("primary_pods", Owner.PRIMARY_SET),
 }
+_CNPG_DIAGNOSTICS = bundle(
+    {
+        SignalName.READ_BYTES: (
+            _blocks_read_bytes("cnpg_pg_stat_database_", "read_pods"),
+            Owner.READ_SET,
+            "no cnpg_pg_stat_database series",
+        ),
+        # backends_waiting: backends blocked by another backend's lock, on the primary.
+        SignalName.LOCK_WAITS: (
+            _set_sum(_avg, ("cnpg_backends_waiting_total",), _PRIMARY),
+            Owner.PRIMARY_SET,
+            "no cnpg_backends_waiting_total series for the primary",
+        ),
+        SignalName.DEADLOCKS: (
+            _set_sum(_rate, ("cnpg_pg_stat_database_deadlocks",), _PRIMARY_APP_DBS),
+            Owner.PRIMARY_SET,
+            "no cnpg_pg_stat_database_deadlocks series for the primary",
+        ),
+    },
+    _SET_BY,
+)
 # CloudNativePG's default pg_replication query: in_recovery is pg_is_in_recovery() as 1 / 0.
 _CNPG_ROLE = _role("cnpg_pg_replication_in_recovery", "CloudNativePG's default monitoring queries")
 
@@ -356,6 +513,12 @@ def _cnpg(signal: SignalName, q: WorkloadQuery) -> Template:
         return _CNPG_LAG_BYTES
     if signal is SignalName.IS_REPLICA:
         return _CNPG_ROLE
+    if signal in _POOL_SIGNALS:
+        return _pool_signal(signal, q)
+    if signal in _CNPG_DIAGNOSTICS:
+        return _CNPG_DIAGNOSTICS[signal]
+    if signal not in SCALAR_SIGNALS:
+        return _not_configured(signal, "CloudNativePG's default monitoring queries do not give it")
     if q.spec.pooler.pgbouncer is not None:
         return _PGB[signal]
     found = _CNPG_DIRECT.get(signal)
@@ -453,13 +616,44 @@ _MYSQL: dict[SignalName, SignalTemplate] = {
     # mysqld_exporter's global variables collector (on by default): read_only as 1 / 0. A
     # replica runs read-only; the primary, once promoted, does not.
     SignalName.IS_REPLICA: _role("mysql_global_variables_read_only", "mysqld_exporter's global variables"),
+    # The key metrics, from SHOW GLOBAL STATUS on the primary (mysqld_exporter's default collector).
+    **bundle(
+        {
+            SignalName.LOCK_WAITS: (
+                _set_sum(_avg, ("mysql_global_status_innodb_row_lock_current_waits",), _PRIMARY),
+                Owner.PRIMARY_SET,
+                "no mysql_global_status_innodb_row_lock_current_waits series for the primary",
+            ),
+            # Innodb_deadlocks is MariaDB's (and Percona Server's); MySQL has no such status variable.
+            SignalName.DEADLOCKS: (
+                _set_sum(_rate, ("mysql_global_status_innodb_deadlocks",), _PRIMARY),
+                Owner.PRIMARY_SET,
+                "no mysql_global_status_innodb_deadlocks series (MariaDB and Percona Server export it, MySQL does not)",
+            ),
+            # Rows written (Handler_write/update/delete) per write statement (Com_insert, ...).
+            SignalName.ROWS_PER_WRITE: (
+                _rate_by_set(
+                    "mysql_global_status_handlers_total",
+                    _sel(NS, 'pod=~"${primary_pods}"', 'handler=~"write|update|delete"'),
+                )
+                + " / "
+                + _rate_by_set(
+                    "mysql_global_status_commands_total",
+                    _sel(NS, 'pod=~"${primary_pods}"', f'command=~"{_MYSQL_WRITES}"'),
+                ),
+                Owner.PRIMARY_SET,
+                "no mysql_global_status_handlers_total or commands_total series for the primary",
+            ),
+        },
+        _SET_BY,
+    ),
 }
 
 
 def _mysql(signal: SignalName, q: WorkloadQuery) -> Template:
     found = _MYSQL.get(signal)
     if found is None:
-        return _not_configured(signal, "mysqld_exporter gives no replication lag in bytes")
+        return _not_configured(signal, "mysqld_exporter does not give it")
     return found
 
 
@@ -486,12 +680,22 @@ def all_templates() -> dict[str, list[SignalTemplate]]:
     """Every template of every preset (for the docs check and the PromQL syntax test)."""
     out: dict[str, list[SignalTemplate]] = {
         "pgbouncer": list(_PGB.values()),
-        "postgres": [_PG_LAG, _PG_LAG_BYTES, _PG_ROLE, *_PG_DIRECT.values()],
+        "postgres": [
+            _PG_LAG,
+            _PG_LAG_BYTES,
+            _PG_ROLE,
+            *_PG_DIRECT.values(),
+            *(t for t in _PG_DIAGNOSTICS.values() if isinstance(t, SignalTemplate)),
+        ],
         "cnpg": [
             _CNPG_LAG,
             _CNPG_LAG_BYTES,
             _CNPG_ROLE,
-            *(t for t in _CNPG_DIRECT.values() if isinstance(t, SignalTemplate)),
+            *(
+                t
+                for t in (*_CNPG_DIRECT.values(), *_CNPG_DIAGNOSTICS.values())
+                if isinstance(t, SignalTemplate)
+            ),
         ],
         "mysql": list(_MYSQL.values()),
     }

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from rwscaler.core.durations import parse_duration
-from rwscaler.core.observation import Aggregation, Signal, UnknownReason
+from rwscaler.core.observation import Aggregation, Diagnostics, Signal, UnknownReason
 from rwscaler.metrics.client import Endpoint, PrometheusClient, QueryFailure, QueryResult, RangeResult
 from rwscaler.metrics.group import Indexed, Judge, index, owner_keys
 from rwscaler.metrics.history import HistoryReader, Job, Side, Wanted
@@ -45,7 +45,14 @@ from rwscaler.metrics.promql import (
     with_freshness,
 )
 from rwscaler.metrics.share import SharedReads, default_reuse_s
-from rwscaler.metrics.signals import PER_POD_SIGNALS, SCALAR_SIGNALS, Owner, SignalName, SignalTemplate
+from rwscaler.metrics.signals import (
+    DIAGNOSTIC_SIGNALS,
+    PER_POD_SIGNALS,
+    SCALAR_SIGNALS,
+    Owner,
+    SignalName,
+    SignalTemplate,
+)
 from rwscaler.metrics.source import MetricsReading, WorkloadQuery
 
 # Clients of a Prometheus no workload has used for this long are closed (a rotated token or a
@@ -79,6 +86,7 @@ class _Ask:
     aggregation: Aggregation
     hint: str = ""
     dated: bool = False  # the query carries a freshness part (see group.Indexed.dated)
+    member: str | None = None  # a bundle member: its series carry this name (signals.bundle)
 
 
 @dataclass(slots=True)
@@ -166,7 +174,8 @@ class PrometheusMetricsSource:
                         UnknownReason.NOT_CONFIGURED, f"{signal}: no objectives.maxReplicationLagBytes"
                     )
                     continue
-                custom = getattr(overrides, signal.value) if overrides is not None else None
+                # The key metrics have no override (spec.metrics.queries names the five signals).
+                custom = getattr(overrides, signal.value, None) if overrides is not None else None
                 if custom is not None:
                     self._plan_custom(pending, target, signal, custom)
                     continue
@@ -234,8 +243,10 @@ class PrometheusMetricsSource:
                         template.aggregation,
                         template.hint,
                         dated=template.fresh is not None,
+                        member=template.member,
                     )
-        return sum(1 for query in rendered.values() if isinstance(query, _Query))
+        # A bundle's members render to the same query, asked once: count it once.
+        return len({query for query in rendered.values() if isinstance(query, _Query)})
 
     # ---- running -----------------------------------------------------------------------
     def _client(self, endpoint: Endpoint, now: float) -> PrometheusClient:
@@ -383,7 +394,10 @@ def _reading(
                 elif ask.owner is None:
                     result = judge.one(indexed, ())
                 else:
-                    result = judge.total(indexed, owner_keys(ask.owner, q))
+                    keys = owner_keys(ask.owner, q)
+                    if ask.member is not None:
+                        keys = [(*key, ask.member) for key in keys]
+                    result = judge.total(indexed, keys)
         if isinstance(result, dict):
             per_pod[signal] = result
         elif pods is not None:
@@ -392,6 +406,7 @@ def _reading(
         else:
             scalars[signal] = result
     read_qps, write_qps, read_p99, write_p99 = (scalars[s] for s in SCALAR_SIGNALS)
+    diagnostics = Diagnostics(*(scalars[s] for s in DIAGNOSTIC_SIGNALS))
     return MetricsReading(
         read_qps,
         write_qps,
@@ -400,6 +415,7 @@ def _reading(
         per_pod[SignalName.REPLICATION_LAG],
         per_pod[SignalName.IS_REPLICA],
         replica_lag_bytes=per_pod[SignalName.REPLICATION_LAG_BYTES],
+        diagnostics=diagnostics,
     )
 
 

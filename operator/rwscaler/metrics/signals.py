@@ -23,11 +23,39 @@ class SignalName(StrEnum):
     # WAL not yet replayed, per replica pod; asked only of workloads with objectives.maxReplicationLagBytes.
     REPLICATION_LAG_BYTES = "replicationLagBytes"
     IS_REPLICA = "isReplica"  # the role metric: 1 for a replica, 0 for the primary, per pod
+    # The key metrics beyond QPS and latency (core/observation.Diagnostics, docs/diagnosis.md):
+    # one value per workload, unknown (NotConfigured) where the preset has no template.
+    READ_BYTES = "readBytesPerSecond"
+    WRITE_BYTES = "writeBytesPerSecond"
+    READ_CPU = "readCPUSecondsPerSecond"
+    WRITE_CPU = "writeCPUSecondsPerSecond"
+    READ_POOL_ACTIVE = "readPoolActive"
+    WRITE_POOL_ACTIVE = "writePoolActive"
+    READ_POOL_WAITING = "readPoolWaiting"
+    WRITE_POOL_WAITING = "writePoolWaiting"
+    LOCK_WAITS = "lockWaits"
+    DEADLOCKS = "deadlocksPerSecond"
+    ROWS_PER_WRITE = "rowsPerWrite"
 
 
 # Signals answered per pod (a value for each pod of `per_pod_signal_pods`), not one per workload.
 PER_POD_SIGNALS = (SignalName.REPLICATION_LAG, SignalName.REPLICATION_LAG_BYTES, SignalName.IS_REPLICA)
 LATENCY_SIGNALS = (SignalName.READ_LATENCY, SignalName.WRITE_LATENCY)
+
+# In the order of core/observation.Diagnostics' fields.
+DIAGNOSTIC_SIGNALS = (
+    SignalName.READ_BYTES,
+    SignalName.WRITE_BYTES,
+    SignalName.READ_CPU,
+    SignalName.WRITE_CPU,
+    SignalName.READ_POOL_ACTIVE,
+    SignalName.WRITE_POOL_ACTIVE,
+    SignalName.READ_POOL_WAITING,
+    SignalName.WRITE_POOL_WAITING,
+    SignalName.LOCK_WAITS,
+    SignalName.DEADLOCKS,
+    SignalName.ROWS_PER_WRITE,
+)
 
 SCALAR_SIGNALS = (
     SignalName.READ_QPS,
@@ -75,3 +103,26 @@ class SignalTemplate:
     aggregation: Aggregation = Aggregation.PERCENTILE
     # Said in the message when the answer has no series for a workload (e.g. which exporter).
     hint: str = ""
+    # Several signals can share one query (a bundle, see `bundle`): each one's series carry the
+    # label MEMBER_LABEL = its name, and `by` ends with that label.
+    member: str | None = None
+
+
+MEMBER_LABEL = "rwscaler_signal"
+
+
+def bundle(
+    members: dict[SignalName, tuple[str, Owner, str]], by: tuple[str, ...]
+) -> dict[SignalName, SignalTemplate]:
+    """One query for several signals of the same `by` labels: each member's expression (with
+    its owner and hint) is labelled with its name and joined with `or`; the source asks the
+    shared query once (identical queries are asked once) and splits it by that label too.
+    For slow-moving signals, the key metrics: one query instead of one per signal."""
+    expr = " or ".join(
+        f'label_replace({member_expr}, "{MEMBER_LABEL}", "{name.value}", "", "")'
+        for name, (member_expr, _owner, _hint) in members.items()
+    )
+    return {
+        name: SignalTemplate(expr, (*by, MEMBER_LABEL), owner, hint=hint, member=name.value)
+        for name, (_expr, owner, hint) in members.items()
+    }

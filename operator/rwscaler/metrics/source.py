@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rwscaler.core.observation import History, Signal
+from rwscaler.core.observation import Diagnostics, History, Signal
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 
 
@@ -49,12 +49,15 @@ class MetricsReading:
     replica_lag_bytes: Mapping[str, Signal] = field(default_factory=dict)
     # The read load's and the ratio's history (metrics/history.py); empty when not read.
     history: History = field(default_factory=History)
+    # The key metrics beyond QPS and latency; NotConfigured where the preset has none.
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
     @classmethod
     def all_unknown(cls, signal: Signal, pods: Sequence[str]) -> MetricsReading:
         """Every signal `signal`, every pod's lag and role too."""
         each = {pod: signal for pod in pods}
-        return cls(signal, signal, signal, signal, each, each, replica_lag_bytes=each)
+        everything = Diagnostics(*([signal] * len(Diagnostics.__dataclass_fields__)))
+        return cls(signal, signal, signal, signal, each, each, replica_lag_bytes=each, diagnostics=everything)
 
 
 class MetricsSource(Protocol):
