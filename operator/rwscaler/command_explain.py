@@ -91,9 +91,14 @@ def render(obj: Mapping[str, Any]) -> str:
     )
     for name, why in (observed.unknown or {}).items():
         lines.append(f"             {name} unknown: {why}")
+    if observed.keyMetrics is not None:
+        known = observed.keyMetrics.model_dump(exclude_none=True)
+        lines.append("  key metrics: " + ", ".join(f"{name} {value}" for name, value in known.items()))
     lines.append(f"  read pool: {', '.join(status.readEndpoints or []) or 'none'}")
     for r in observed.replicas or []:
         flags = ["ready" if r.ready else "not ready", f"lag {r.lag}"]
+        if r.lagBytes is not None:
+            flags.append(f"lag {r.lagBytes}")
         flags.append("in pool" if r.inReadPool else "out of pool")
         if r.draining:
             flags.append("draining")

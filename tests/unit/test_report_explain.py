@@ -106,3 +106,28 @@ def test_a_status_of_another_version_is_explained_with_what_it_has() -> None:
     assert "replicas:  current ?, desired ?, ready ?" in text
     assert "readQPS ?" in text
     assert "ReadCapacityExhausted=True" in text
+
+
+def test_the_key_metrics_and_their_rules_are_explained() -> None:
+    """docs/diagnosis.md: shown in status.observed.keyMetrics and in `explain`, with the rule."""
+    from dataclasses import replace
+
+    from rwscaler.core.observation import Diagnostics, Signal
+
+    spec = no_stabilization()
+    obs = replace(
+        make_obs(write_qps=400.0),
+        diagnostics=Diagnostics(
+            rows_per_write=Signal.of(1.0), lock_waits=Signal.of(2.0), read_pool_waiting=Signal.of(0.0)
+        ),
+    )
+    plan = decide(spec, obs, Memory(), 1_700_000_000.0)
+    status = render_status(
+        plan, obs, previous={}, generation=1, now=1_700_000_000.0, mode=EffectiveMode.ENFORCE
+    )
+    text = command_explain.render({"metadata": {"name": "orders", "namespace": "shop"}, "status": status})
+    assert "key metrics: " in text and "lockWaits 2.0" in text and "rowsPerWrite 1.00" in text
+    assert "WriteBottleneck=True (LockContention)" in text
+    assert "BatchWrites: writes change 1.00 rows each at 400/s" in text
+    assert "ReduceLockContention:" in text
+    assert_readable(text)
