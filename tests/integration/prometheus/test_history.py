@@ -113,9 +113,8 @@ async def test_history_matches_what_was_written(history_prom: tuple[PrometheusSe
     assert now - t0 < 600, "the test's windows assume the query runs within 10 minutes of the data"
 
     # One seasons query and the two ratio queries for the whole group; the ratio ones are kept.
-    assert (
-        first is not None and first.history_queries == 3 and first.queries == 6
-    )  # five signals and the role metric
+    # The five signals, the role metric and the key metrics' two bundles (PgBouncer pools too).
+    assert first is not None and first.history_queries == 3 and first.queries == 8
     assert second is not None and second.history_queries == 1
 
     h = readings["shop/orders"].history

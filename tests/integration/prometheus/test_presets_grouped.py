@@ -79,9 +79,8 @@ async def test_one_query_per_signal_for_all_workloads_split_correctly(env: PromE
         finally:
             await source.close()
 
-    assert (
-        source.last_stats is not None and source.last_stats.queries == 6
-    )  # five signals and the role metric
+    # The five signals, the role metric and the key metrics' two bundles (with PgBouncer pools).
+    assert source.last_stats is not None and source.last_stats.queries == 8
     for (_ns, name, read_qps, write_qps, read_ms, write_ms, lags), q in zip(WORKLOADS, queries, strict=True):
         r = readings[q.key]
         assert r.read_qps.value == pytest.approx(read_qps, rel=0.1), (name, r.read_qps)

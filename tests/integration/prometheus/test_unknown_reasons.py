@@ -204,6 +204,11 @@ async def test_samples_older_than_staleness_are_stale() -> None:
         exporter.set("pg_wal_receiver_streaming", {"namespace": NAMESPACE, "pod": REPLICAS[0]}, 1)
         with PrometheusServer([exporter.target("app")], scrape_interval=20) as prom:
             prom.wait_for_targets()
+            # The preset confirms a replica's lag by its previous sample (docs/metrics.md): wait
+            # for the second scrape, so that a stale lag is stale, not merely unconfirmed.
+            prom.wait_for(
+                "count_over_time(pg_wal_receiver_streaming[1m])", lambda s: bool(s) and s[0].value >= 2, 45
+            )
             await asyncio.sleep(3)  # the samples are now ~3s old, the next scrape is ~17s away
             custom = workload(prom.url, {**custom_metrics(), "staleness": "2s"})
             preset = workload(prom.url, {"preset": "postgres", "staleness": "2s"}, name="preset")
