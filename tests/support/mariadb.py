@@ -44,7 +44,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -241,7 +241,12 @@ class MariaDbEnv(SetupLifecycle):
         scrape_interval: float = 1.0,
         heartbeat_interval: float = 0.5,
         base_dir: Path | None = None,
+        server_args: Sequence[str] = (),
+        exporter_args: Sequence[str] = (),
     ) -> None:
+        """``server_args`` are appended to every ``mariadbd`` command line (a later option wins:
+        ``--performance-schema=ON``), ``exporter_args`` to every mysqld_exporter's (more
+        collectors); by default neither adds anything."""
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
         super().__init__()
@@ -254,6 +259,8 @@ class MariaDbEnv(SetupLifecycle):
         self.scrape_interval = scrape_interval
         self.heartbeat_interval = heartbeat_interval
         self._base_dir = base_dir
+        self.server_args = tuple(server_args)
+        self.exporter_args = tuple(exporter_args)
         self.app_user, self.app_password = "app", secrets.token_hex(8)
         self.repl_user, self.repl_password = "repl", secrets.token_hex(8)
         self.exporter_user, self.exporter_password = "exporter", secrets.token_hex(8)
@@ -403,6 +410,7 @@ class MariaDbEnv(SetupLifecycle):
             "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--innodb-use-native-aio=0",
             "--plugin-load-add=query_response_time", "--query-response-time-stats=ON",
             "--performance-schema=OFF", "--max-connections=50", "--skip-slave-start",
+            *self.server_args,
         ]  # fmt: skip
         inst.process = ManagedProcess(inst.name, argv, log_path=self.workdir / "log" / f"{inst.name}.log")
         inst.process.start()
@@ -687,6 +695,7 @@ class MariaDbEnv(SetupLifecycle):
             "--no-collect.info_schema.innodb_cmp",
             "--no-collect.info_schema.innodb_cmpmem", "--no-collect.info_schema.innodb_metrics",
             "--log.level=warn",
+            *self.exporter_args,
         ]  # fmt: skip
         inst.exporter = ManagedProcess(
             f"{inst.name}-exporter", argv, log_path=self.workdir / "log" / f"{inst.name}-exporter.log"
