@@ -361,6 +361,7 @@ class PgEnv(SetupLifecycle):
         exporter_queries: Path | None = None,
         exporter_database: str | None = None,
         exporter_args: Sequence[str] = (),
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         """Optional, for setups laid out like an operator's (the CloudNativePG test,
         ``tests/support/cnpg``): ``instance_names(role, ordinal)`` names the servers (pods)
@@ -368,7 +369,8 @@ class PgEnv(SetupLifecycle):
         primary is ordinal 0, replicas count from 0); ``exporter_queries`` replaces
         ``postgres_exporter_queries.yaml`` as the exporters' ``--extend.query-path``;
         ``exporter_database`` is the database the exporters connect to (default ``database``);
-        ``exporter_args`` are added to every exporter's command line."""
+        ``exporter_args`` are added to every exporter's command line; ``settings`` are appended
+        to every server's postgresql.conf as ``name = 'value'`` (e.g. ``pg_stat_statements.max``)."""
         if replicas < 0:
             raise ValueError("replicas must be >= 0")
         super().__init__()
@@ -387,6 +389,7 @@ class PgEnv(SetupLifecycle):
         self.exporter_queries = exporter_queries or QUERIES_FILE
         self.exporter_database = exporter_database or database
         self.exporter_args = tuple(exporter_args)
+        self.settings = dict(settings or {})
         self._base_dir = base_dir
         #: Role used by clients and pgbench (owns the database; md5 through PgBouncer).
         self.app_user = "app"
@@ -540,6 +543,7 @@ class PgEnv(SetupLifecycle):
                 "pg_stat_statements.track = top",
                 "log_min_messages = warning",
                 "log_line_prefix = '%m [%p] %q%a '",
+                *(f"{name} = '{value}'" for name, value in self.settings.items()),
                 "",
             ]
         )
