@@ -55,6 +55,12 @@ def expected(i: int) -> dict[str, float]:
         "write_latency": 0.002 * (1 + i % 3),
         "lag0": 0.0,
         "lag1": float(i % 4),
+        # The key metrics (docs/diagnosis.md), served since issue 12 so that their bundle query
+        # is measured over real series.
+        "read_pool_waiting": float(i % 2),
+        "lock_waits": 0.5 * (i % 3),
+        "rows_per_write": 1.0 + i % 4,
+        "read_bytes": 2 * (110.0 + i % 7) * 8192,
     }
 
 
@@ -71,6 +77,16 @@ def render(n: int, t0: float) -> bytes:
         "# TYPE pgbouncer_stats_waiting_duration_microseconds_total counter",
         "# TYPE pg_replica_replay_lag_seconds gauge",
         "# TYPE pg_wal_receiver_streaming gauge",
+        "# TYPE pgbouncer_pools_server_active_connections gauge",
+        "# TYPE pgbouncer_pools_client_waiting_connections gauge",
+        "# TYPE pg_stat_database_blks_hit counter",
+        "# TYPE pg_stat_database_blks_read counter",
+        "# TYPE pg_stat_database_deadlocks counter",
+        "# TYPE pg_replica_wal_position_bytes gauge",
+        "# TYPE pg_statements_calls_total counter",
+        "# TYPE pg_statements_exec_seconds_total counter",
+        "# TYPE pg_statements_rows_total counter",
+        "# TYPE pg_lock_waits_sessions gauge",
     ]
     for i in range(n):
         ns, name = names(i)
@@ -85,6 +101,25 @@ def render(n: int, t0: float) -> bytes:
                 f"pgbouncer_stats_queries_duration_microseconds_total{{{labels}}} {qps * latency * 1e6 * elapsed:.3f}"
             )
             lines.append(f"pgbouncer_stats_waiting_duration_microseconds_total{{{labels}}} 0")
+            waiting = e["read_pool_waiting"] if db.endswith("_ro") else 0.0
+            lines.append(f'pgbouncer_pools_server_active_connections{{{labels},user="app"}} {1 + i % 3}')
+            lines.append(f'pgbouncer_pools_client_waiting_connections{{{labels},user="app"}} {waiting}')
+        primary = f'namespace="{ns}",pod="{name}-0"'
+        lines.append(f"pg_replica_wal_position_bytes{{{primary}}} {1e6 * (1 + i % 5) * elapsed:.0f}")
+        lines.append(f"pg_lock_waits_sessions{{{primary}}} {e['lock_waits']}")
+        lines.append(f'pg_stat_database_deadlocks{{{primary},datname="app"}} 0')
+        calls = e["write_qps"] * elapsed
+        writes = f'{primary},datname="app",kind="write"'
+        lines.append(f"pg_statements_calls_total{{{writes}}} {calls:.3f}")
+        lines.append(f"pg_statements_rows_total{{{writes}}} {calls * e['rows_per_write']:.3f}")
+        lines.append(f"pg_statements_exec_seconds_total{{{writes}}} {0.05 * elapsed:.3f}")
+        for pod in (f"{name}-0", f"{name}-replica-0", f"{name}-replica-1"):
+            reads = f'namespace="{ns}",pod="{pod}",datname="app",kind="read"'
+            lines.append(f"pg_statements_exec_seconds_total{{{reads}}} {0.1 * elapsed:.3f}")
+        for ordinal in (0, 1):
+            replica = f'namespace="{ns}",pod="{name}-replica-{ordinal}",datname="app"'
+            lines.append(f"pg_stat_database_blks_hit{{{replica}}} {(100 + i % 7) * elapsed:.3f}")
+            lines.append(f"pg_stat_database_blks_read{{{replica}}} {10 * elapsed:.3f}")
         for ordinal, lag in enumerate((e["lag0"], e["lag1"])):
             labels = f'namespace="{ns}",pod="{name}-replica-{ordinal}"'
             lines.append(f"pg_replica_replay_lag_seconds{{{labels}}} {lag}")
@@ -165,6 +200,12 @@ async def measure(n: int, url: str, intervals: int) -> dict[str, Any]:
                     "lag0": r.replica_lag[q.replica_pods[0]].value,
                     "lag1": r.replica_lag[q.replica_pods[1]].value,
                 }
+                d = getattr(r, "diagnostics", None)  # None: code from before the key metrics
+                if d is not None:
+                    got["read_pool_waiting"] = d.read_pool_waiting.value
+                    got["lock_waits"] = d.lock_waits.value
+                    got["rows_per_write"] = d.rows_per_write.value
+                    got["read_bytes"] = d.read_bytes.value
                 if any(v is None or abs(v - e[k]) > 0.05 * max(e[k], 0.01) for k, v in got.items()):
                     wrong += 1
             await asyncio.sleep(1)

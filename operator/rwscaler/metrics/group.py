@@ -68,8 +68,17 @@ class Judge:
 
     def one(self, answer: Indexed, key: Key) -> Signal:
         """The signal of one key: exactly one finite, fresh value, or the reason why not."""
-        where = _where(answer.by, key)
         values = answer.values.get(key, [])
+        value = values[0] if len(values) == 1 else math.nan
+        stamp = answer.fresh.get(key)
+        if (
+            math.isfinite(value)
+            and (stamp is not None or not answer.dated)
+            and (stamp is None or self.now - stamp <= self.staleness_s)
+        ):
+            # The common case first, without building the words a problem would need.
+            return Signal.of(value, Aggregation.AVERAGE if key in answer.averages else self.aggregation)
+        where = _where(answer.by, key)
         if not values:
             hint = f" ({self.hint})" if self.hint else ""
             return Signal.unknown(UnknownReason.EMPTY, f"{self.signal}: no series for {where}{hint}")

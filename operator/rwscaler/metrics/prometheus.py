@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from rwscaler.core.durations import parse_duration
 from rwscaler.core.observation import Aggregation, Diagnostics, Signal, UnknownReason
 from rwscaler.metrics.client import Endpoint, PrometheusClient, QueryFailure, QueryResult, RangeResult
-from rwscaler.metrics.group import Indexed, Judge, index, owner_keys
+from rwscaler.metrics.group import Indexed, Judge, Key, index, owner_keys
 from rwscaler.metrics.history import HistoryReader, Job, Side, Wanted
 from rwscaler.metrics.presets import template_for
 from rwscaler.metrics.promql import (
@@ -373,6 +373,14 @@ def _reading(
     q = p.query
     scalars: dict[SignalName, Signal] = {}
     per_pod: dict[SignalName, dict[str, Signal]] = {}
+    keys_of: dict[Owner, list[Key]] = {}  # several signals share an owner: its keys once
+
+    def owned(owner: Owner) -> list[Key]:
+        keys = keys_of.get(owner)
+        if keys is None:
+            keys = keys_of[owner] = owner_keys(owner, q)
+        return keys
+
     for signal in SignalName:
         pods = _pods_of(signal, q)
         result: Signal | dict[str, Signal]
@@ -389,12 +397,12 @@ def _reading(
                 if indexed is None:
                     indexed = indexes[(ask.query, ask.by)] = index(answer, ask.by, ask.dated)
                 if pods is not None:
-                    keys = [(pod,) for pod in pods] if ask.owner is None else owner_keys(ask.owner, q)
+                    keys = [(pod,) for pod in pods] if ask.owner is None else owned(ask.owner)
                     result = {pod: judge.one(indexed, key) for pod, key in zip(pods, keys, strict=True)}
                 elif ask.owner is None:
                     result = judge.one(indexed, ())
                 else:
-                    keys = owner_keys(ask.owner, q)
+                    keys = owned(ask.owner)
                     if ask.member is not None:
                         keys = [(*key, ask.member) for key in keys]
                     result = judge.total(indexed, keys)
