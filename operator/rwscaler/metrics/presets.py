@@ -249,9 +249,10 @@ _PG_LAG_BYTES = SignalTemplate(
 )
 
 # Without a PgBouncer pooler the sides are told apart by statement kind, from the pg_statements
-# extension query (pg_stat_statements summed per database and kind): reads on every server,
-# writes on the primary; latency is execution time per call (an average) on the servers that
-# serve reads (the replicas, or the primary when there are none).
+# extension query (one series per pg_stat_statements entry, labelled with its kind, plus a zero
+# series per kind): the rate of each series, then summed, so an evicted or reset entry is never
+# a spike. Reads on every server, writes on the primary; latency is execution time per call (an
+# average) on the servers that serve reads (the replicas, or the primary when there are none).
 _STMT_HINT = "needs postgres_exporter with rwscaler's extension query pg_statements (pg_stat_statements)"
 
 
