@@ -7,19 +7,15 @@ then `PgBouncerRouter.apply` (the act stage), with a `FileConfigStore` standing 
 ConfigMap. PgEnv's pgbouncer.ini gets `[databases] %include <that file>`, the layout
 docs/pgbouncer.md tells users to build from a ConfigMap.
 
-Addresses. In Kubernetes every server is a pod IP on one port, and PgBouncer 1.18 takes one
-`port=` for a whole `host=` list. PgEnv's servers share 127.0.0.1 on different ports (and offer
-Unix sockets per server, but `SHOW SERVERS` reports every Unix socket as `unix`, so connections
-could not be counted per replica). So this module puts a small TCP relay per server on its own
-loopback address and one common port (127.0.0.20 primary, 127.0.0.21+n replica n, all
-loopback) forwarding to the server's real port: PgBouncer sees the topology it sees in a cluster.
+Addresses: each server sits behind a TCP relay on its own loopback address and one common port,
+as pods do in a cluster (routing_helpers.py, shared with test_whole_chain.py, which runs the
+same loop with the lag observed through the exporters and Prometheus instead).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 import uuid
@@ -31,6 +27,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from routing_helpers import PRIMARY_ALIAS, Relays, read_servers, replica_alias, routed_bed
 from tests.support.cluster import cluster_available, kubeconfig_path
 from tests.support.pgenv import PgEnv
 from tests.support.tiers import need
@@ -57,8 +54,6 @@ from rwscaler.pooler.pgbouncer.apply import LOGIN_WAIT_S, ApplyResult, FileConfi
 from rwscaler.pooler.pgbouncer.configmap import HASH_ANNOTATION, ConfigMapStore
 from rwscaler.pooler.pgbouncer.route import PgBouncerReadRouter
 
-LOOPBACK = "127.0.0.1"
-PRIMARY_ALIAS = "127.0.0.20"
 LAG_OBJECTIVE_S = 1.0
 REENTRY_S = 3
 INTERVAL_S = 1.0
@@ -70,92 +65,6 @@ READ_QUERY = "SELECT current_setting('cluster_name'), pg_is_in_recovery(), inet_
 # not replayed it; the usual `receive = replay ? 0 : age of the last replayed commit` then reads
 # a minute's lag after an idle minute, and took both replicas out of the pool (a CI failure).
 COMPLETED_XMAX = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
-
-
-def replica_alias(ordinal: int) -> str:
-    return f"127.0.0.{21 + ordinal}"
-
-
-# ---- relays ------------------------------------------------------------------------------
-class Relays:
-    """TCP relays <alias>:<common port> -> 127.0.0.1:<server port>, on an event loop thread."""
-
-    def __init__(self, routes: dict[str, int]) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="pg-relays", daemon=True)
-        self._thread.start()
-        self._servers: list[asyncio.Server] = []
-        self._writers: set[asyncio.StreamWriter] = set()
-        # alias -> seconds a new connection waits before it reaches the server: a slow login
-        self.connect_delay_s: dict[str, float] = {}
-        self.port = 0
-        for _ in range(20):
-            with socket.socket() as probe:
-                probe.bind((next(iter(routes)), 0))
-                port = probe.getsockname()[1]
-            try:
-                for alias, target in routes.items():
-                    server = asyncio.start_server(self._handler(alias, target), alias, port)
-                    self._servers.append(self._call(server))
-                self.port = port
-                return
-            except OSError:
-                self._close_servers()
-        raise RuntimeError("no common free port on the loopback aliases")
-
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
-
-    def _handler(
-        self, alias: str, target: int
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await asyncio.sleep(self.connect_delay_s.get(alias, 0.0))
-            try:
-                up_reader, up_writer = await asyncio.open_connection(LOOPBACK, target)
-            except OSError:
-                writer.close()  # the server is down: the pod's IP answers nothing useful
-                return
-            self._writers.update((writer, up_writer))
-
-            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-                try:
-                    while data := await src.read(65536):
-                        dst.write(data)
-                        await dst.drain()
-                except OSError:
-                    pass
-                finally:
-                    dst.close()
-
-            try:
-                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-            except asyncio.CancelledError:
-                pass  # closing the relays; asyncio's stream callback would log a cancelled task
-            finally:
-                self._writers.difference_update((writer, up_writer))
-
-        return handle
-
-    def _close_servers(self) -> None:
-        async def close() -> None:
-            for server in self._servers:
-                server.close()
-            for w in list(self._writers):
-                w.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        self._call(close())
-        self._servers.clear()
-
-    def close(self) -> None:
-        self._close_servers()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
 
 # ---- clients -----------------------------------------------------------------------------
@@ -300,27 +209,6 @@ class Heartbeat(threading.Thread):
         self.join(timeout=30)
 
 
-def read_servers(env: PgEnv, database: str, clients: int = 4) -> Counter[str]:
-    """Which servers answer `clients` reads made concurrently (each holds its transaction while
-    the others start, so PgBouncer needs several server connections, opened round-robin).
-    `clients` must not exceed the pool size, or the last BEGIN waits for a server forever."""
-    conns = [env.connect_pgbouncer(database) for _ in range(clients)]
-    seen: Counter[str] = Counter()
-    try:
-        for c in conns:
-            c.execute("BEGIN")
-        for c in conns:
-            row = c.execute("SELECT current_setting('cluster_name'), pg_is_in_recovery()").fetchone()
-            assert row is not None
-            seen[f"{row[0]}{'' if row[1] else ' (primary)'}"] += 1
-        for c in conns:
-            c.execute("COMMIT")
-    finally:
-        for c in conns:
-            c.close()
-    return seen
-
-
 # ---- the operator loop, by hand ----------------------------------------------------------
 def make_spec(server_port: int, pgbouncer_port: int, **pooler: Any) -> ReadWriteWorkloadSpec:
     return ReadWriteWorkloadSpec.model_validate(
@@ -457,33 +345,23 @@ class Loop:
 @pytest.fixture
 def loop(clean_pgenv: PgEnv) -> Iterator[Loop]:
     env = clean_pgenv
-    routes = {PRIMARY_ALIAS: env.instance().port}
-    addresses = {env.primary_name: PRIMARY_ALIAS}
-    for r in env.replicas:
-        routes[replica_alias(r.ordinal)] = r.port
-        addresses[r.name] = replica_alias(r.ordinal)
-    relays = Relays(routes)
-    include = env.workdir / "pgbouncer" / "rwscaler-databases.ini"
-    include.unlink(missing_ok=True)
-    # The user's pgbouncer.ini; rwscaler owns only the included file (the ConfigMap key).
-    env.write_pgbouncer_databases(f"%include {include}\n", reload=False)
-    spec = make_spec(relays.port, env.pgbouncer_port)
-    clock = CompletionClock(env)
-    clock.start()
-    try:
-        yield Loop(
-            env=env,
-            spec=spec,
-            router=PgBouncerRouter(FileConfigStore(include)),
-            addresses=addresses,
-            instance=Instance(LOOPBACK, env.pgbouncer_port),
-            creds=AdminCredentials(env.pgbouncer_admin_user, env.pgbouncer_admin_password),
-            relays=relays,
-            clock=clock,
-        )
-    finally:
-        clock.stop()
-        relays.close()
+    with routed_bed(env) as bed:
+        spec = make_spec(bed.relays.port, env.pgbouncer_port)
+        clock = CompletionClock(env)
+        clock.start()
+        try:
+            yield Loop(
+                env=env,
+                spec=spec,
+                router=bed.router,
+                addresses=bed.addresses,
+                instance=bed.instance,
+                creds=bed.creds,
+                relays=bed.relays,
+                clock=clock,
+            )
+        finally:
+            clock.stop()
 
 
 def start_heartbeat(loop: Loop) -> Heartbeat:
