@@ -324,7 +324,8 @@ async def test_paused_replica_leaves_the_pool_and_returns_after_catching_up(chai
             t = await chain.tick()
             assert t.pool == (steady,) and t.servers == {steady}, _describe(t)
 
-        (target,) = env.sql(env.primary_name, "SELECT pg_current_wal_lsn()::text", dbname="postgres")[0]
+        rows = await asyncio.to_thread(env.sql, env.primary_name, "SELECT pg_current_wal_lsn()::text")
+        (target,) = rows[0]
         await asyncio.to_thread(env.resume_replay, lagging)
         resumed_at = time.time()
         start = len(chain.ticks)
