@@ -415,6 +415,8 @@ class PgEnv(SetupLifecycle):
         self._pgbouncer: ManagedProcess | None = None
         self._pgbouncer_exporter: ManagedProcess | None = None
         self._lock = threading.RLock()
+        #: Walsenders stopped by :meth:`stop_walsender` (replica pod name -> pid).
+        self._stopped_walsenders: dict[str, int] = {}
 
     # ---- lifecycle: SetupLifecycle's start and close call these -----------------------
     def _available(self) -> tuple[bool, str]:
@@ -447,6 +449,7 @@ class PgEnv(SetupLifecycle):
         self.timings["total"] = time.monotonic() - t0
 
     def _stop_all(self) -> None:
+        self.continue_walsenders()
         if self.prometheus is not None:
             self.prometheus.stop()
         procs = [p for p in (self._pgbouncer_exporter, self._pgbouncer) if p is not None]
@@ -753,6 +756,7 @@ class PgEnv(SetupLifecycle):
         replay everywhere; restores the initial ``[databases]`` (RELOAD) and RESUMEs or
         ENABLEs databases paused or disabled on the admin console; waits until every
         replica streams and has caught up."""
+        self.continue_walsenders()
         if self.prometheus is not None and not self.prometheus.running:
             self.start_prometheus(wait=False)
         if self.namespace != self._initial_namespace:
@@ -1041,6 +1045,40 @@ class PgEnv(SetupLifecycle):
 
     def replay_paused(self, which: str | PgInstance) -> bool:
         return bool(self.sql(self._replica(which), "SELECT pg_is_wal_replay_paused()")[0][0])
+
+    def stop_walsender(self, which: str | PgInstance) -> int:
+        """A silent partition: SIGSTOP the primary's walsender that serves this replica (its
+        ``pg_stat_replication`` row by ``application_name`` = the pod name). Nothing is closed:
+        the receiver still says ``streaming`` and the primary still lists the standby until
+        ``wal_receiver_timeout`` (10 s here) makes the receiver give up. Returns the pid;
+        :meth:`continue_walsender` (also :meth:`reset` and the teardown) SIGCONTs it."""
+        inst = self._replica(which)
+        rows = self.sql(
+            None,
+            "SELECT pid FROM pg_stat_replication WHERE application_name = %s",
+            (inst.name,),
+            dbname="postgres",
+        )
+        if len(rows) != 1:
+            raise RuntimeError(f"{inst.name}: expected one walsender on the primary, found {rows}")
+        pid = int(rows[0][0])
+        self._stopped_walsenders[inst.name] = pid  # before the signal: cleanup always continues it
+        os.kill(pid, signal.SIGSTOP)
+        return pid
+
+    def continue_walsender(self, which: str | PgInstance) -> None:
+        """SIGCONT the walsender :meth:`stop_walsender` stopped for this replica (if any)."""
+        pid = self._stopped_walsenders.pop(self.instance(which).name, None)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    def continue_walsenders(self) -> None:
+        """SIGCONT every walsender :meth:`stop_walsender` stopped."""
+        while self._stopped_walsenders:
+            _name, pid = self._stopped_walsenders.popitem()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def _replica(self, which: str | PgInstance) -> PgInstance:
         inst = self.instance(which)
