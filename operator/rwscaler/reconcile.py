@@ -41,7 +41,7 @@ from rwscaler.boundary import (
     TargetState,
 )
 from rwscaler.core.act_rules import effective_spec, forget_failed_scale, hold_scale_in, scale_count
-from rwscaler.core.assemble import PodSeen, SidesSeen, assemble, roles_of
+from rwscaler.core.assemble import PodSeen, assemble, roles_of
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Observation, Signal, UnknownReason
@@ -347,27 +347,15 @@ async def _observe(
     )
     reading = await _read_metrics(deps, query, now)
     connections = await _connections(deps, owner, spec, [p for p in pods if p.name in query.replica_pods])
-    missing = Signal.unknown(UnknownReason.NOT_OBSERVED, "no series for this pod")
-    measured = [
-        replace(
-            p,
-            lag=reading.replica_lag.get(p.name, missing),
-            lag_bytes=reading.replica_lag_bytes.get(p.name, missing),
-            is_replica=reading.is_replica.get(p.name, missing),
-            connections=connections.get(p.name),
-        )
-        for p in seen
-    ]
-    sides = SidesSeen(
-        reading.read_qps,
-        reading.write_qps,
-        reading.read_p99,
-        reading.write_p99,
-        planned.primaries,
-        reading.diagnostics,
-    )
     current = max(0, target.state.count - (1 if spec.target_counts_primary else 0))
-    obs, roles = assemble(spec, sides, measured, current, reading.history, target.port.removal_order_known)
+    obs, roles = assemble(
+        spec,
+        reading.sides(planned.primaries),
+        reading.onto(seen, connections),
+        current,
+        reading.history,
+        target.port.removal_order_known,
+    )
     return _Seen(obs, roles, {p.name: p for p in pods})
 
 

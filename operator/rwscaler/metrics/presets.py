@@ -218,16 +218,42 @@ def _as_pod(expr: str) -> str:
     return f'label_replace({expr}, "pod", "$1", "application_name", "(.+)")'
 
 
+def _evidence(name: str, expr: str) -> str:
+    """A piece of lag evidence, labelled apart: `or` keeps only the first of two series with
+    the same labels, and the replica's own pieces all carry its target's labels."""
+    return f'label_replace({expr}, "lag_evidence", "{name}", "", "")'
+
+
+# The silent partition's brake: the primary held WAL this standby had not flushed in its last two
+# samples, and the standby's flush position did not move between them (a healthy standby, even
+# in a long write, flushes within milliseconds).
+_FLUSH_STUCK = (
+    f"({_held_positive('pg_standby_flush_lag_bytes', _STANDBY)}"
+    f" and (idelta(pg_standby_flush_lsn_bytes{_STANDBY}[{W}]) == 0))"
+)
 _PG_LAG = SignalTemplate(
     "max by (namespace, pod) ("
-    f"{_as_pod(f'pg_standby_replay_lag_seconds{_STANDBY}')}"
-    f" or ({_confirmed('pg_replica_replay_lag_seconds', _REPLICA)}"
-    f" and on (namespace, pod) (pg_wal_receiver_streaming{_NS_ONLY} == 1))"
-    f" or (pg_replica_last_replay_age_seconds{_REPLICA}"
-    f" and on (namespace, pod) (pg_wal_receiver_streaming{_NS_ONLY} == 0))"
-    f" or (pg_wal_receiver_last_msg_receipt_age_seconds{_REPLICA}"
-    f" and on (namespace, pod) {_as_pod(_held_positive('pg_standby_flush_lag_bytes', _STANDBY))})"
-    ")",
+    + " or ".join(
+        (
+            _evidence("primary_view", _as_pod(f"pg_standby_replay_lag_seconds{_STANDBY}")),
+            _evidence(
+                "replay",
+                f"{_confirmed('pg_replica_replay_lag_seconds', _REPLICA)}"
+                f" and on (namespace, pod) (pg_wal_receiver_streaming{_NS_ONLY} == 1)",
+            ),
+            _evidence(
+                "stream_broken",
+                f"pg_replica_last_replay_age_seconds{_REPLICA}"
+                f" and on (namespace, pod) (pg_wal_receiver_streaming{_NS_ONLY} == 0)",
+            ),
+            _evidence(
+                "silent_partition",
+                f"pg_wal_receiver_last_msg_receipt_age_seconds{_REPLICA}"
+                f" and on (namespace, pod) {_as_pod(_FLUSH_STUCK)}",
+            ),
+        )
+    )
+    + ")",
     ("namespace", "pod"),
     Owner.REPLICA_PODS,
     "min by (namespace, pod) ("

@@ -9,10 +9,11 @@ or missing signal: it returns an unknown Signal with the reason (see core.observ
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from rwscaler.core.observation import Diagnostics, History, Signal
+from rwscaler.core.assemble import PodSeen, SidesSeen
+from rwscaler.core.observation import Diagnostics, History, Signal, UnknownReason
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 
 
@@ -51,6 +52,30 @@ class MetricsReading:
     history: History = field(default_factory=History)
     # The key metrics beyond QPS and latency; NotConfigured where the preset has none.
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+    def onto(
+        self, pods: Sequence[PodSeen], connections: Mapping[str, int | None] | None = None
+    ) -> list[PodSeen]:
+        """The pods with what this reading says of each (lag, byte lag, role) and the pooler's
+        server connections to each (the tick's, the tests' that run the chain by hand)."""
+        missing = Signal.unknown(UnknownReason.NOT_OBSERVED, "no series for this pod")
+        held = connections or {}
+        return [
+            replace(
+                p,
+                lag=self.replica_lag.get(p.name, missing),
+                lag_bytes=self.replica_lag_bytes.get(p.name, missing),
+                is_replica=self.is_replica.get(p.name, missing),
+                connections=held.get(p.name),
+            )
+            for p in pods
+        ]
+
+    def sides(self, write_pods: tuple[str, ...] | None) -> SidesSeen:
+        """The workload's signals for `core.assemble`, read from the pods in `write_pods`."""
+        return SidesSeen(
+            self.read_qps, self.write_qps, self.read_p99, self.write_p99, write_pods, self.diagnostics
+        )
 
     @classmethod
     def all_unknown(cls, signal: Signal, pods: Sequence[str]) -> MetricsReading:

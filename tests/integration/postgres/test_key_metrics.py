@@ -44,7 +44,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -52,10 +52,10 @@ import pytest
 from tests.support.pgenv import PgEnv
 
 from rwscaler import command_explain
-from rwscaler.core.assemble import PodSeen, SidesSeen, assemble, roles_of
+from rwscaler.core.assemble import PodSeen, assemble, roles_of
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
-from rwscaler.core.observation import Observation, Signal, UnknownReason
+from rwscaler.core.observation import Observation, Signal
 from rwscaler.core.plan import Plan
 from rwscaler.core.spec import ReadWriteWorkloadSpec
 from rwscaler.core.vocabulary import ConditionType as CT
@@ -173,24 +173,7 @@ async def observe_and_decide(
     )
     now = time.time()
     reading = (await source.read([query], now))[query.key]
-    missing = Signal.unknown(UnknownReason.NOT_OBSERVED, "no series for this pod")
-    measured = [
-        replace(
-            p,
-            lag=reading.replica_lag.get(p.name, missing),
-            lag_bytes=reading.replica_lag_bytes.get(p.name, missing),
-            is_replica=reading.is_replica.get(p.name, missing),
-        )
-        for p in seen
-    ]
-    sides = SidesSeen(
-        reading.read_qps,
-        reading.write_qps,
-        reading.read_p99,
-        reading.write_p99,
-        planned.primaries,
-        reading.diagnostics,
-    )
+    sides, measured = reading.sides(planned.primaries), reading.onto(seen)
     obs, _roles = assemble(spec, sides, measured, len(env.replicas), reading.history, True)
     plan = decide(spec, obs, Memory(), now)
     status = render_status(plan, obs, previous={}, generation=1, now=now, mode=EffectiveMode.ENFORCE)

@@ -13,9 +13,9 @@ timestamps (the 1 s period counts a scrape a slow poll missed).
    (`PgEnv.stop_walsender`). The receiver still says `streaming`, receive = replay, the classic
    formula reads 0; the model's receipt-age term must read that replica's lag as rising within
    two scrapes of its and the primary's targets, over a 2 s objective long before
-   wal_receiver_timeout, the other replica near 0; after SIGCONT it returns to near 0. Marked
-   xfail(strict): the committed `_PG_LAG` reads 0 throughout (its receipt-age term is dropped by
-   `or`, see the mark); with that term labelled apart the test passes.
+   wal_receiver_timeout, the other replica near 0; after SIGCONT it returns to near 0. (The
+   model's first version read 0 throughout: its receipt-age term had the classic formula's labels
+   and `or` dropped it; each piece of evidence is now labelled apart.)
 2. Paused replay while pgbench writes: the lag rises over the objective, the byte lag is known and
    grows; the replica's own `pg_replica_replay_paused` and `pg_replica_receive_replay_lag_bytes`
    say replay is stalled; after resume both lags fall back under their objectives.
@@ -282,15 +282,6 @@ async def steady(scrapes: Scrapes, source: PrometheusMetricsSource, q: WorkloadQ
     return [await tick(scrapes, source, q) for _ in range(n)]
 
 
-# The committed `_PG_LAG` misses this partition: its receipt-age term is joined to the classic
-# formula's with `or`, and both carry the same labels (the replica's own target), so `or` keeps the
-# classic formula's 0 and drops the receipt age while the receiver streams: exactly during a silent
-# partition (measured: the cut replica read 0.00 s at every tick for 8.5 s). Labelling the term apart (label_replace(..., "lag_evidence", "receipt_age", "", ""))
-# makes this test pass; strict: remove the mark with the fix.
-@pytest.mark.xfail(
-    strict=True,
-    reason="_PG_LAG's receipt-age term is shadowed by the classic formula's series under `or` (same labels)",
-)
 async def test_silent_partition_reads_as_rising_lag_within_two_scrapes(
     clean_pgenv: PgEnv, source: PrometheusMetricsSource
 ) -> None:

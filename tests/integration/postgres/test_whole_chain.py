@@ -53,10 +53,10 @@ import pytest
 from routing_helpers import RoutedBed, read_servers, routed_bed
 from tests.support.pgenv import PgEnv
 
-from rwscaler.core.assemble import PodSeen, SidesSeen, assemble, roles_of
+from rwscaler.core.assemble import PodSeen, assemble, roles_of
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
-from rwscaler.core.observation import Observation, Signal, UnknownReason
+from rwscaler.core.observation import Observation, Signal
 from rwscaler.core.plan import Plan
 from rwscaler.core.spec import PgBouncerSpec, ReadWriteWorkloadSpec
 from rwscaler.metrics.prometheus import PrometheusMetricsSource
@@ -220,25 +220,7 @@ class Chain:
         connections = await self.bed.router.server_connections(
             replica_addresses, [self.bed.instance], self.bed.creds, self.pgb
         )
-        missing = Signal.unknown(UnknownReason.NOT_OBSERVED, "no series for this pod")
-        measured = [
-            replace(
-                p,
-                lag=reading.replica_lag.get(p.name, missing),
-                lag_bytes=reading.replica_lag_bytes.get(p.name, missing),
-                is_replica=reading.is_replica.get(p.name, missing),
-                connections=connections.get(p.name),
-            )
-            for p in seen
-        ]
-        sides = SidesSeen(
-            reading.read_qps,
-            reading.write_qps,
-            reading.read_p99,
-            reading.write_p99,
-            planned.primaries,
-            reading.diagnostics,
-        )
+        sides, measured = reading.sides(planned.primaries), reading.onto(seen, connections)
         obs, roles = assemble(spec, sides, measured, len(env.replicas), reading.history, True)
         self.last_primary = roles.primary
         return obs, reading
