@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import sys
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -14,6 +15,7 @@ from tests.unit.builders import READ_OBJECTIVE, assert_readable, make_obs, no_st
 from rwscaler import command_explain
 from rwscaler.core.decide import decide
 from rwscaler.core.memory import Memory
+from rwscaler.core.observation import Diagnostics, Signal
 from rwscaler.core.roles import RoleSource
 from rwscaler.core.status import StatusPrimary, StatusScaleTarget
 from rwscaler.core.vocabulary import EffectiveMode, ReadyReason
@@ -110,10 +112,6 @@ def test_a_status_of_another_version_is_explained_with_what_it_has() -> None:
 
 def test_the_key_metrics_and_their_rules_are_explained() -> None:
     """docs/diagnosis.md: shown in status.observed.keyMetrics and in `explain`, with the rule."""
-    from dataclasses import replace
-
-    from rwscaler.core.observation import Diagnostics, Signal
-
     spec = no_stabilization()
     obs = replace(
         make_obs(write_qps=400.0),
