@@ -41,7 +41,6 @@ from rwscaler.core.status import (
     StatusDecision,
     StatusDecisionReason,
     StatusForecast,
-    StatusKeyMetrics,
     StatusLearnedCapacity,
     StatusObserved,
     StatusPrimary,
@@ -163,17 +162,14 @@ def _observed(obs: Observation, plan: Plan) -> StatusObserved:
         replicas=replicas,
         unknown=unknown or None,
         averages=averages or None,
-        keyMetrics=_key_metrics(obs, plan),
+        keyMetrics=key_metrics(
+            obs.diagnostics, plan.pool_sizing.read_max_connections, plan.pool_sizing.write_max_connections
+        ),
     )
 
 
 def _format_bytes(signal: Signal) -> str:
     return "unknown" if signal.value is None else format_bytes(signal.value)
-
-
-def _key_metrics(obs: Observation, plan: Plan) -> StatusKeyMetrics | None:
-    sizes = plan.pool_sizing
-    return key_metrics(obs.diagnostics, sizes.read_max_connections, sizes.write_max_connections)
 
 
 def _json_value(value: float | int | str | None) -> float | int | str | None:

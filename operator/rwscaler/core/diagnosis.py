@@ -41,10 +41,6 @@ BATCH_MIN_WRITES_PER_S = 100.0
 BATCH_GAIN = "10-100x"
 
 
-def _value(signal: Signal) -> float | None:
-    return signal.value
-
-
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
     read: SideState
@@ -58,7 +54,7 @@ def diagnose(obs: Observation, read: SideState, write: SideState) -> Diagnosis:
     """The sides as the key metrics sharpen them, and the reasons for each rule that fired."""
     d = obs.diagnostics
     reasons: list[Reason] = []
-    waiting = _value(d.read_pool_waiting)
+    waiting = d.read_pool_waiting.value
     if waiting is not None and waiting >= POOL_WAITING_MIN:
         words = (
             f"{waiting:.1f} clients on average wait for a read pool connection"
@@ -73,7 +69,7 @@ def diagnose(obs: Observation, read: SideState, write: SideState) -> Diagnosis:
             Reason(
                 Rule.LOCK_CONTENTION,
                 f"{contention} on the primary: the write side is the bottleneck; replicas are not added for it",
-                (("lockWaits", _value(d.lock_waits)), ("deadlocksPerSecond", _value(d.deadlocks))),
+                (("lockWaits", d.lock_waits.value), ("deadlocksPerSecond", d.deadlocks.value)),
             )
         )
         write = replace(write, trend=Trend.RISING, cause=Rule.LOCK_CONTENTION.value)
@@ -83,7 +79,7 @@ def diagnose(obs: Observation, read: SideState, write: SideState) -> Diagnosis:
             Reason(
                 Rule.BATCH_WRITES,
                 batch,
-                (("rowsPerWrite", _value(d.rows_per_write)), ("writeQPS", obs.write_qps.value)),
+                (("rowsPerWrite", d.rows_per_write.value), ("writeQPS", obs.write_qps.value)),
             )
         )
     return Diagnosis(read, write, tuple(reasons), contention, batch)
@@ -94,7 +90,7 @@ def _active_words(active: Signal) -> str:
 
 
 def _lock_words(d: Diagnostics) -> str | None:
-    waits, deadlocks = _value(d.lock_waits), _value(d.deadlocks)
+    waits, deadlocks = d.lock_waits.value, d.deadlocks.value
     parts = []
     if waits is not None and waits >= LOCK_WAITS_MIN:
         parts.append(f"{waits:.1f} sessions on average wait for locks")
@@ -104,7 +100,7 @@ def _lock_words(d: Diagnostics) -> str | None:
 
 
 def _batch_words(d: Diagnostics, write_qps: Signal) -> str | None:
-    rows, writes = _value(d.rows_per_write), write_qps.value
+    rows, writes = d.rows_per_write.value, write_qps.value
     if rows is None or writes is None or rows > BATCH_ROWS_MAX or writes < BATCH_MIN_WRITES_PER_S:
         return None
     return (

@@ -15,7 +15,7 @@ from rwscaler.core.durations import format_seconds
 from rwscaler.core.observation import Observation
 from rwscaler.core.plan import Condition, Reason, Recommendation
 from rwscaler.core.ratio_trend import RatioTrend
-from rwscaler.core.read_pool import PoolResult
+from rwscaler.core.read_pool import PoolResult, objective_text
 from rwscaler.core.sizing import ReplicaAdvice, Stabilized
 from rwscaler.core.spec import Consistency, ReadWriteWorkloadSpec
 from rwscaler.core.trends import SideState, Trend
@@ -133,10 +133,7 @@ def conditions(
         )
     elif pool.lagging:
         lag_status, lag_reason = Status.TRUE, "ReplicasLagging"
-        objective = str(spec.objectives.maxReplicationLag)
-        if spec.objectives.max_lag_bytes is not None:
-            objective += f" / {format_bytes(spec.objectives.max_lag_bytes)}"
-        lag_msg = f"{', '.join(pool.lagging)} over {objective}; out of the read pool"
+        lag_msg = f"{', '.join(pool.lagging)} over {objective_text(spec)}; out of the read pool"
     elif not obs.replicas:
         lag_status, lag_reason = Status.FALSE, "NoReplicas"
         lag_msg = f"no read replicas: the primary {obs.primary} serves reads"

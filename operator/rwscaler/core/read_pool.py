@@ -165,7 +165,7 @@ def select_read_pool(
         if limits.bytes is not None:
             inputs = (*inputs, ("lagBytes", r.lag_bytes.value))
         if was_in and not now_in and before is not None:
-            why = "not ready" if not r.ready else f"lag {lag_text} over {_objective_text(spec)}"
+            why = "not ready" if not r.ready else f"lag {lag_text} over {objective_text(spec)}"
             if r.ready and not limits.known(r):
                 unknown = _unknown_part(r, limits)
                 what = "lag" if unknown is r.lag else "byte lag"
@@ -222,7 +222,8 @@ def select_read_pool(
     )
 
 
-def _objective_text(spec: ReadWriteWorkloadSpec) -> str:
+def objective_text(spec: ReadWriteWorkloadSpec) -> str:
+    """The lag objective as messages show it: "5s", or "5s / 64MiB" with the byte objective."""
     o = spec.objectives
     if o.max_lag_bytes is None:
         return str(o.maxReplicationLag)
