@@ -56,14 +56,17 @@ class PromEnv:
     prom: PrometheusServer
 
     def settle(self, scrapes: int = 2) -> None:
-        """Return after Prometheus scraped the exporter `scrapes` more times (and ingested it)."""
+        """Return after Prometheus scraped the exporter `scrapes` more times and ingested them.
+
+        Prometheus scrapes one target in sequence and appends a scrape's samples before it starts
+        the next: once the exporter has served one scrape more, the last counted one is stored
+        (an event, where a fixed pause after the response was not always long enough under load)."""
         start = self.exporter.scrape_count
         deadline = time.monotonic() + 30
-        while self.exporter.scrape_count < start + scrapes:
+        while self.exporter.scrape_count < start + scrapes + 1:
             if time.monotonic() > deadline:
                 raise TimeoutError("Prometheus stopped scraping the exporter")
             time.sleep(0.05)
-        time.sleep(0.1)  # the scrape that was answered is appended right after the response
 
 
 def workload(
