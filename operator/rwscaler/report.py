@@ -85,6 +85,19 @@ _BAD_STATUS: dict[str, str] = {
 }
 
 
+# A condition is read in `kubectl describe` and one-line tables: its message is at most this long
+# (docs/operator.md "Conditions"); the detail is in status.observed.unknown, status.decision and
+# `rwscaler explain`. The decision's own messages are written short; this bounds any other (an
+# API error quoted in Ready, a long pod name list).
+CONDITION_MESSAGE_LIMIT = 200
+
+
+def short_message(text: str) -> str:
+    if len(text) <= CONDITION_MESSAGE_LIMIT:
+        return text
+    return text[: CONDITION_MESSAGE_LIMIT - 1].rstrip() + "\u2026"
+
+
 @dataclass(frozen=True, slots=True)
 class ScaleOutcome:
     """What the tick did to the replica StatefulSet: scaled from -> to, or failed with a message."""
@@ -208,7 +221,7 @@ def merge_conditions(
                 type=c.type.value,
                 status=c.status,
                 reason=c.reason,
-                message=c.message,
+                message=short_message(c.message),
                 lastTransitionTime=rfc3339(now) if kept is None else kept,
                 observedGeneration=generation,
             )

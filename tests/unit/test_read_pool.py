@@ -355,7 +355,6 @@ def test_lag_unknown_while_other_signals_are_known_is_not_an_outage() -> None:
     "reps",
     [
         pytest.param((replica(0, 9.0), replica(1, 7.0)), id="all-lagging"),
-        pytest.param((replica(0, None), replica(1, None)), id="all-lag-unknown"),
         pytest.param((replica(0, 0.1, ready=False), replica(1, 9.0)), id="not-ready-and-lagging"),
     ],
 )
@@ -370,6 +369,17 @@ def test_no_qualifying_replica_falls_back_to_the_primary(reps: tuple[ReplicaObse
     assert lag_high.reason == "ReadsOnPrimary"
     assert PRIMARY in lag_high.message
     assert Rule.POOL_FALLBACK in rules(plan)
+
+
+def test_every_lag_unknown_falls_back_without_saying_the_lag_is_high() -> None:
+    d = Driver(pool_spec())
+    d.replicas(replica(0, 0.1), replica(1, 0.1))
+    plan = d.replicas(replica(0, None), replica(1, None))
+    assert plan.read_pool == (PRIMARY,)
+    assert plan.pool_fallback
+    lag_high = cond(plan, CT.REPLICATION_LAG_HIGH)
+    assert (lag_high.status, lag_high.reason) == (Status.UNKNOWN, "LagUnknown")
+    assert PRIMARY in lag_high.message and "EmptyResult" in lag_high.message
 
 
 def test_fallback_on_the_first_tick_too() -> None:

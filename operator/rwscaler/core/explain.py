@@ -7,12 +7,13 @@ how it is said can each be read on their own.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from rwscaler.core.byte_sizes import format_bytes
 from rwscaler.core.classify import WorkloadClass
 from rwscaler.core.diagnosis import Diagnosis
 from rwscaler.core.durations import format_seconds
-from rwscaler.core.observation import Observation
+from rwscaler.core.observation import Observation, Signal
 from rwscaler.core.plan import Condition, Reason, Recommendation
 from rwscaler.core.ratio_trend import RatioTrend
 from rwscaler.core.read_pool import PoolResult, objective_text
@@ -39,15 +40,16 @@ def conditions(
     unknown = obs.unknown_signals()
     conds: list[Condition] = []
     if unknown:
-        first = unknown[0][1].reason
-        detail = "; ".join(
-            f"{name}: {s.reason.value if s.reason else 'unknown'}" + (f" ({s.message})" if s.message else "")
-            for name, s in unknown
-        )
+        first = unknown[0][1]
+        # The short form; every signal's reason and message are in status.observed.unknown.
+        detail = f"{names_text([name for name, _ in unknown], most=4)} unknown ({_unknown_reason(first)})"
         conds.append(Condition(ConditionType.READY, Status.FALSE, "MetricsUnavailable", f"holding: {detail}"))
         conds.append(
             Condition(
-                ConditionType.METRICS_AVAILABLE, Status.FALSE, first.value if first else "Unknown", detail
+                ConditionType.METRICS_AVAILABLE,
+                Status.FALSE,
+                first.reason.value if first.reason else "Unknown",
+                detail,
             )
         )
         for kind in (
@@ -57,9 +59,7 @@ def conditions(
         ):
             conds.append(Condition(kind, Status.UNKNOWN, "MetricsUnavailable", detail))
     else:
-        note = ""
-        if pool.lag_unknown:
-            note = f"; replication lag unknown for {', '.join(pool.lag_unknown)} (kept out of the read pool)"
+        note = f"; lag unknown for {names_text(pool.lag_unknown)}" if pool.lag_unknown else ""
         conds.append(
             Condition(
                 ConditionType.READY,
@@ -73,7 +73,7 @@ def conditions(
                 ConditionType.METRICS_AVAILABLE,
                 Status.TRUE,
                 "SignalsKnown",
-                "every signal has a value" + note,
+                "read and write QPS and latency known" + note,
             )
         )
         over_capacity = (
@@ -125,26 +125,7 @@ def conditions(
                 f"{rl}, {wl}",
             )
         )
-    if pool.fallback and obs.replicas:
-        lag_status, lag_reason = Status.TRUE, "ReadsOnPrimary"
-        lag_msg = (
-            f"no replica qualifies (lagging: {', '.join(pool.lagging) or 'none'}; lag unknown: "
-            f"{', '.join(pool.lag_unknown) or 'none'}): the primary {obs.primary} serves reads"
-        )
-    elif pool.lagging:
-        lag_status, lag_reason = Status.TRUE, "ReplicasLagging"
-        lag_msg = f"{', '.join(pool.lagging)} over {objective_text(spec)}; out of the read pool"
-    elif not obs.replicas:
-        lag_status, lag_reason = Status.FALSE, "NoReplicas"
-        lag_msg = f"no read replicas: the primary {obs.primary} serves reads"
-    else:
-        lag_status, lag_reason = Status.FALSE, "LagWithinObjective"
-        max_lag = "unknown" if pool.max_lag_s is None else format_seconds(pool.max_lag_s)
-        lag_msg = f"max lag {max_lag} within {spec.objectives.maxReplicationLag}"
-        if spec.objectives.max_lag_bytes is not None:
-            size = "unknown" if pool.max_lag_bytes is None else format_bytes(pool.max_lag_bytes)
-            lag_msg += f", max byte lag {size} within {format_bytes(spec.objectives.max_lag_bytes)}"
-    conds.append(Condition(ConditionType.REPLICATION_LAG_HIGH, lag_status, lag_reason, lag_msg))
+    conds.append(lag_condition(spec, obs, pool))
     if stable.limited:
         conds.append(
             Condition(
@@ -162,6 +143,59 @@ def conditions(
             )
         )
     return tuple(conds)
+
+
+def names_text(names: Sequence[str], most: int = 3) -> str:
+    """Names as a condition message lists them: the first `most`, then how many more."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _unknown_reason(signal: Signal) -> str:
+    return signal.reason.value if signal.reason else "Unknown"
+
+
+def lag_condition(spec: ReadWriteWorkloadSpec, obs: Observation, pool: PoolResult) -> Condition:
+    """ReplicationLagHigh, in every consistency mode: True only for a lag known to be over an
+    objective, False only when every replica's lag is known and within, Unknown otherwise."""
+    kind = ConditionType.REPLICATION_LAG_HIGH
+    primary_serves = f"the primary {obs.primary} serves reads"
+    if not obs.replicas:
+        return Condition(kind, Status.FALSE, "NoReplicas", f"no read replicas: {primary_serves}")
+    if pool.max_lag_s is None and not pool.lag_unknown:
+        # Every replica is at or above the target's count: on its way out, serving no reads.
+        return Condition(kind, Status.FALSE, "NoReplicas", f"no read replica stays: {primary_serves}")
+    if pool.lagging:
+        where = primary_serves if pool.fallback else "out of the read pool"
+        return Condition(
+            kind,
+            Status.TRUE,
+            "ReadsOnPrimary" if pool.fallback else "ReplicasLagging",
+            f"{names_text(pool.lagging)} over {objective_text(spec)}; {where}",
+        )
+    if pool.lag_unknown:
+        lags = {r.name: r for r in obs.replicas}
+        first = lags[pool.lag_unknown[0]]
+        signal = first.lag if first.lag.value is None else first.lag_bytes
+        where = (
+            "read pool held as last decided"
+            if pool.held
+            else primary_serves
+            if pool.fallback
+            else "kept out of the read pool"
+        )
+        return Condition(
+            kind,
+            Status.UNKNOWN,
+            "LagUnknown",
+            f"lag unknown for {names_text(pool.lag_unknown)} ({_unknown_reason(signal)}); {where}",
+        )
+    message = f"max lag {format_seconds(pool.max_lag_s or 0.0)} within {spec.objectives.maxReplicationLag}"
+    if spec.objectives.max_lag_bytes is not None and pool.max_lag_bytes is not None:
+        message += (
+            f", {format_bytes(pool.max_lag_bytes)} within {format_bytes(spec.objectives.max_lag_bytes)}"
+        )
+    return Condition(kind, Status.FALSE, "LagWithinObjective", message)
 
 
 def _architecture_advice(ratio: float | None) -> str:

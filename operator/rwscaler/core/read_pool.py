@@ -47,6 +47,7 @@ class PoolResult:
     max_lag_s: float | None
     reasons: tuple[Reason, ...]
     max_lag_bytes: float | None = None  # None: unknown, or no byte objective
+    held: bool = False  # the lag query failed for every replica: the pool is held as it was
 
 
 # The lag query itself failed (Prometheus down, timeout, error), as opposed to a replica whose
@@ -219,6 +220,7 @@ def select_read_pool(
         max_lag_s=max(lags) if lags else None,
         reasons=tuple(reasons),
         max_lag_bytes=max(byte_lags) if byte_lags and limits.bytes is not None else None,
+        held=outage,
     )
 
 
