@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from rwscaler.core.field_types import WORKLOAD_NAME_RULE
 from rwscaler.core.spec import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, ReadWriteWorkloadSpec
 from rwscaler.core.status import WorkloadStatus
 
@@ -128,6 +129,7 @@ def render_crd() -> dict[str, Any]:
                             "type": "object",
                             "description": "A replicated database whose read side rwscaler sizes and routes.",
                             "required": ["spec"],
+                            "x-kubernetes-validations": [WORKLOAD_NAME_RULE],
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "rwscaler.io/v1alpha1"},
                                 "kind": {"type": "string", "description": "ReadWriteWorkload"},

@@ -144,7 +144,6 @@ def test_history_widens_pod_placeholders_to_the_statefulsets() -> None:
         "c",
         ReadWriteWorkloadSpec.model_validate(
             {
-                "primary": {"statefulSet": "c"},
                 "replicas": {"statefulSet": "c", "maxReplicas": 3},
                 "prometheus": {"url": URL},
                 "metrics": {"preset": "cnpg"},

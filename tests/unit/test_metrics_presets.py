@@ -8,6 +8,7 @@ tests/integration/prometheus/test_presets_grouped.py.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 import time
@@ -19,7 +20,7 @@ import pytest
 from test_metrics_promql import PGBOUNCER, wq
 
 from rwscaler.core.observation import Aggregation, Signal, UnknownReason
-from rwscaler.core.spec import MetricsPreset, ObjectivesSpec, ReadWriteWorkloadSpec
+from rwscaler.core.spec import MetricsPreset, ObjectivesSpec, ReadWriteWorkloadSpec, SignalQueries
 from rwscaler.metrics.presets import all_templates, template_for
 from rwscaler.metrics.prometheus import PrometheusMetricsSource
 from rwscaler.metrics.promql import check_template, placeholders_in, render
@@ -207,9 +208,13 @@ async def test_a_preset_signal_can_be_overridden_alone() -> None:
 
 
 async def test_an_invalid_custom_template_is_a_query_error_not_an_exception() -> None:
-    metrics = {"preset": "postgres", "queries": {"writeQPS": 'x{pod=~"${nope}"}'}}
+    """Admission and the models refuse an unknown placeholder; a spec that holds one anyway (built
+    without validation here, as an object stored before that rule would be) is a QueryError."""
+    q = many(1, dead_url())[0]
+    queries = SignalQueries.model_construct(writeQPS='x{pod=~"${nope}"}')
+    metrics = q.spec.metrics.model_copy(update={"queries": queries})
+    q = dataclasses.replace(q, spec=q.spec.model_copy(update={"metrics": metrics}))
     source = PrometheusMetricsSource()
-    q = many(1, dead_url(), metrics)[0]
     try:
         reading = (await source.read([q], time.time()))[q.key]
     finally:

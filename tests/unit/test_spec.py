@@ -215,13 +215,13 @@ def test_zero_durations_are_rejected_by_the_models(overrides: dict[str, Any], fi
     with pytest.raises(ValidationError) as err:
         ReadWriteWorkloadSpec.model_validate(spec_dict(**overrides))
     text = str(err.value)
-    assert field in text and "positive" in text, text
+    assert field in text and "must be a duration of at least" in text, text
 
 
 def test_prometheus_url_scheme_is_checked_by_the_models() -> None:
     with pytest.raises(ValidationError) as err:
         ReadWriteWorkloadSpec.model_validate(spec_dict(prometheus={"url": "prometheus.monitoring:9090"}))
-    assert "must start with http:// or https://" in str(err.value)
+    assert "must be an http:// or https:// URL" in str(err.value)
     assert "prometheus.monitoring:9090" in str(err.value)
 
 
@@ -290,15 +290,25 @@ def test_the_statefulset_shorthand_is_a_scale_target_ref_and_the_primary_is_opti
     assert spec.primary_apart is None and spec.target_counts_primary
 
 
-@pytest.mark.parametrize(
-    ("primary", "apart"),
-    [("db-primary", "db-primary"), ("db", None)],  # the same StatefulSet named twice: one set (Patroni)
-)
-def test_the_target_counts_the_primary_unless_it_runs_apart(primary: str, apart: str | None) -> None:
+def test_the_target_counts_the_primary_unless_it_runs_apart() -> None:
     spec = ReadWriteWorkloadSpec.model_validate(
-        {"primary": {"statefulSet": primary}, "replicas": {"statefulSet": "db", "maxReplicas": 3}}
+        {"primary": {"statefulSet": "db-primary"}, "replicas": {"statefulSet": "db", "maxReplicas": 3}}
     )
-    assert spec.primary_apart == apart and spec.target_counts_primary is (apart is None)
+    assert spec.primary_apart == "db-primary" and not spec.target_counts_primary
+
+
+@pytest.mark.parametrize(
+    "replicas",
+    [
+        {"statefulSet": "db", "maxReplicas": 3},
+        {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"}, "maxReplicas": 3},
+    ],
+    ids=["shorthand", "scaleTargetRef"],
+)
+def test_a_primary_statefulset_that_is_the_target_itself_is_refused(replicas: dict[str, Any]) -> None:
+    """One StatefulSet for both roles (Patroni, CloudNativePG) omits primary.statefulSet."""
+    with pytest.raises(ValidationError, match=r"primary\.statefulSet names the scale target itself"):
+        ReadWriteWorkloadSpec.model_validate({"primary": {"statefulSet": "db"}, "replicas": replicas})
 
 
 def test_an_empty_primary_selector_is_refused() -> None:

@@ -14,11 +14,21 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from pydantic.config import JsonDict
-from pydantic.json_schema import WithJsonSchema
 
-from rwscaler.core.byte_sizes import BYTES_PATTERN, parse_bytes
-from rwscaler.core.durations import DURATION_PATTERN, parse_duration
+from rwscaler.core.byte_sizes import parse_bytes
+from rwscaler.core.durations import parse_duration
+from rwscaler.core.field_types import (
+    ByteQuantity,
+    ConfigKey,
+    Duration,
+    HttpURL,
+    ObjectName,
+    PromQL,
+    ServiceName,
+    Staleness,
+    cel,
+    check_workload_name,
+)
 
 GROUP = "rwscaler.io"
 VERSION = "v1alpha1"
@@ -38,43 +48,7 @@ def is_paused(body: Mapping[str, Any]) -> bool:
 SHORT_NAME = "rww"
 
 
-def _positive_duration_text(text: str) -> str:
-    if parse_duration(text) <= 0:  # raises with the expected syntax when it does not parse
-        raise ValueError(f"duration {text!r} must be positive")
-    return text
-
-
-# Every duration of the resource is positive: the pattern and CEL check it at admission, this
-# validator (with a message that shows the syntax, not a regex) when a model is loaded from a file.
-Duration = Annotated[
-    str,
-    AfterValidator(_positive_duration_text),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
-]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
-
-
-def _positive_bytes(text: str) -> str:
-    if parse_bytes(text) <= 0:  # raises with the expected syntax when it does not parse
-        raise ValueError(f"byte quantity {text!r} must be positive")
-    return text
-
-
-# A byte quantity written as Kubernetes writes memory ("64Mi", "500M", "1048576"): a string, so
-# the pattern checks it at admission.
-ByteQuantity = Annotated[
-    str,
-    AfterValidator(_positive_bytes),
-    WithJsonSchema({"type": "string", "pattern": BYTES_PATTERN}),
-]
-
-
-def _cel(rule: str, message: str) -> JsonDict:
-    return {"rule": rule, "message": message}
-
-
-def _positive_duration(field: str) -> JsonDict:
-    return _cel(f"duration(self.{field}) > duration('0s')", f"{field} must be a positive duration")
 
 
 class _Model(BaseModel):
@@ -162,7 +136,7 @@ class LabelSelector(_Model):
 
 
 class PrimarySpec(_Model):
-    statefulSet: Name | None = Field(
+    statefulSet: ObjectName | None = Field(
         default=None,
         description=(
             "A StatefulSet apart from the scale target that runs the primary (the two-StatefulSet "
@@ -191,7 +165,7 @@ class ScaleTargetRef(_Model):
     kind: Annotated[str, StringConstraints(min_length=1, max_length=63)] = Field(
         description="Kind of the target: StatefulSet, Cluster (CloudNativePG), or any kind serving the scale subresource."
     )
-    name: Name = Field(description="Name of the target in the workload's namespace.")
+    name: ObjectName = Field(description="Name of the target in the workload's namespace.")
 
     @property
     def group(self) -> str:
@@ -209,8 +183,8 @@ class ReplicasSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
-                _cel(
+                cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
+                cel(
                     "has(self.statefulSet) != has(self.scaleTargetRef)",
                     "set exactly one of replicas.statefulSet and replicas.scaleTargetRef",
                 ),
@@ -224,7 +198,7 @@ class ReplicasSpec(_Model):
             "(a StatefulSet, a CloudNativePG Cluster, ...); its pods come from the subresource's selector."
         ),
     )
-    statefulSet: Name | None = Field(
+    statefulSet: ObjectName | None = Field(
         default=None,
         description="Shorthand for scaleTargetRef {apiVersion: apps/v1, kind: StatefulSet, name}.",
     )
@@ -259,23 +233,12 @@ class ReplicasSpec(_Model):
 
 
 class SecretKeyRef(_Model):
-    name: Name = Field(description="Name of a Secret in the workload's namespace.")
-    key: Name = Field(description="Key inside the Secret.")
+    name: ObjectName = Field(description="Name of a Secret in the workload's namespace.")
+    key: ConfigKey = Field(description="Key inside the Secret.")
 
 
 class PrometheusSpec(_Model):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _positive_duration("timeout"),
-                _cel(
-                    "self.url.startsWith('http://') || self.url.startsWith('https://')",
-                    "url must start with http:// or https://",
-                ),
-            ]
-        }
-    )
-    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
+    url: HttpURL = Field(
         description="Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090."
     )
     bearerTokenSecret: SecretKeyRef | None = Field(
@@ -289,29 +252,27 @@ class PrometheusSpec(_Model):
     )
     timeout: Duration = Field(default="5s", description="Timeout of one query.")
 
-    @model_validator(mode="after")
-    def _scheme(self) -> PrometheusSpec:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"prometheus url {self.url!r} must start with http:// or https://")
-        return self
-
 
 class SignalQueries(_Model):
-    readQPS: str | None = Field(default=None, description="PromQL for read queries per second.")
-    writeQPS: str | None = Field(default=None, description="PromQL for write queries per second.")
-    readLatencyP99: str | None = Field(default=None, description="PromQL for read latency p99, in seconds.")
-    writeLatencyP99: str | None = Field(default=None, description="PromQL for write latency p99, in seconds.")
-    replicationLag: str | None = Field(
+    readQPS: PromQL | None = Field(default=None, description="PromQL for read queries per second.")
+    writeQPS: PromQL | None = Field(default=None, description="PromQL for write queries per second.")
+    readLatencyP99: PromQL | None = Field(
+        default=None, description="PromQL for read latency p99, in seconds."
+    )
+    writeLatencyP99: PromQL | None = Field(
+        default=None, description="PromQL for write latency p99, in seconds."
+    )
+    replicationLag: PromQL | None = Field(
         default=None, description="PromQL for replication lag in seconds, one series per replica pod."
     )
-    replicationLagBytes: str | None = Field(
+    replicationLagBytes: PromQL | None = Field(
         default=None,
         description=(
             "PromQL for replication lag in bytes (WAL not yet replayed), one series per replica pod. "
             "Read only when objectives.maxReplicationLagBytes is set."
         ),
     )
-    isReplica: str | None = Field(
+    isReplica: PromQL | None = Field(
         default=None,
         description=(
             "PromQL confirming each pod's role: 1 for a replica, 0 for the primary, one series per pod "
@@ -324,14 +285,13 @@ class MetricsSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel(
                     "self.preset != 'custom' || (has(self.queries) && has(self.queries.readQPS) && "
                     "has(self.queries.writeQPS) && has(self.queries.readLatencyP99) && "
                     "has(self.queries.writeLatencyP99) && has(self.queries.replicationLag))",
                     "preset custom needs every query: readQPS, writeQPS, readLatencyP99, "
                     "writeLatencyP99, replicationLag",
                 ),
-                _positive_duration("staleness"),
             ]
         }
     )
@@ -342,7 +302,7 @@ class MetricsSpec(_Model):
     queries: SignalQueries | None = Field(
         default=None, description="Per-signal PromQL that overrides the preset's query for that signal."
     )
-    staleness: Duration = Field(
+    staleness: Staleness = Field(
         default="1m", description="Samples older than this are treated as missing (unknown), never as 0."
     )
 
@@ -361,15 +321,6 @@ class MetricsSpec(_Model):
 
 
 class ObjectivesSpec(_Model):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _positive_duration("readLatencyP99"),
-                _positive_duration("writeLatencyP99"),
-                _positive_duration("maxReplicationLag"),
-            ]
-        }
-    )
     readLatencyP99: Duration = Field(default="50ms", description="Read latency p99 objective.")
     writeLatencyP99: Duration = Field(default="20ms", description="Write latency p99 objective.")
     maxReplicationLag: Duration = Field(
@@ -402,9 +353,13 @@ class ObjectivesSpec(_Model):
 
 
 class PgBouncerSpec(_Model):
-    deployment: Name = Field(description="The PgBouncer Deployment; its pods are reloaded after a change.")
-    configMap: Name = Field(description="ConfigMap holding the [databases] section rwscaler renders.")
-    configKey: Name = Field(default="databases.ini", description="Key of that ConfigMap that rwscaler owns.")
+    deployment: ObjectName = Field(
+        description="The PgBouncer Deployment; its pods are reloaded after a change."
+    )
+    configMap: ObjectName = Field(description="ConfigMap holding the [databases] section rwscaler renders.")
+    configKey: ConfigKey = Field(
+        default="databases.ini", description="Key of that ConfigMap that rwscaler owns."
+    )
     database: Name = Field(description="Database name on the PostgreSQL servers.")
     writeDatabase: Name | None = Field(
         default=None, description="PgBouncer database routed to the primary (default: the database name)."
@@ -423,11 +378,11 @@ class PoolerSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel(
                     "self.kind != 'EndpointSlice' || has(self.readService)",
                     "pooler kind EndpointSlice needs readService",
                 ),
-                _cel(
+                cel(
                     "self.kind != 'PgBouncer' || has(self.pgbouncer)", "pooler kind PgBouncer needs pgbouncer"
                 ),
             ]
@@ -437,7 +392,7 @@ class PoolerSpec(_Model):
         default=PoolerKind.NONE,
         description="How reads are routed: EndpointSlice (a selector-less read Service), PgBouncer, or None.",
     )
-    readService: Name | None = Field(
+    readService: ServiceName | None = Field(
         default=None, description="With kind EndpointSlice: the read Service whose endpoints rwscaler owns."
     )
     pgbouncer: PgBouncerSpec | None = Field(default=None, description="With kind PgBouncer: where it runs.")
@@ -461,12 +416,24 @@ class PoolerSpec(_Model):
 
 
 class ScalingRules(_Model):
-    stabilizationWindowSeconds: int = Field(
-        ge=0,
-        le=86400,
-        description="Recommendations of this direction are smoothed over this window (HPA semantics).",
-    )
-    maxStep: int = Field(ge=1, le=100, description="Most replicas added or removed in one step.")
+    """One direction's rules; each field has its own default, so a partial block keeps the rest."""
+
+    stabilizationWindowSeconds: int
+    maxStep: int
+
+
+_WINDOW_WORDS = "Recommendations of this direction are smoothed over this window (HPA semantics)."
+_STEP_WORDS = "Most replicas added or removed in one step."
+
+
+class ScaleUpRules(ScalingRules):
+    stabilizationWindowSeconds: int = Field(default=0, ge=0, le=86400, description=_WINDOW_WORDS)
+    maxStep: int = Field(default=2, ge=1, le=100, description=_STEP_WORDS)
+
+
+class ScaleDownRules(ScalingRules):
+    stabilizationWindowSeconds: int = Field(default=300, ge=0, le=86400, description=_WINDOW_WORDS)
+    maxStep: int = Field(default=1, ge=1, le=100, description=_STEP_WORDS)
 
 
 class ReadPoolBehavior(_Model):
@@ -567,12 +534,8 @@ class BehaviorSpec(_Model):
     tolerance: float = Field(
         default=0.1, ge=0, lt=1, description="No action while the load is within this fraction of the target."
     )
-    scaleUp: ScalingRules = Field(
-        default=ScalingRules(stabilizationWindowSeconds=0, maxStep=2), description="Scale-up behavior."
-    )
-    scaleDown: ScalingRules = Field(
-        default=ScalingRules(stabilizationWindowSeconds=300, maxStep=1), description="Scale-down behavior."
-    )
+    scaleUp: ScaleUpRules = Field(default=ScaleUpRules(), description="Scale-up behavior.")
+    scaleDown: ScaleDownRules = Field(default=ScaleDownRules(), description="Scale-down behavior.")
     readPool: ReadPoolBehavior = Field(default=ReadPoolBehavior(), description="Read pool hysteresis.")
     trend: TrendBehavior = Field(default=TrendBehavior(), description="Trend detection and forecasting.")
 
@@ -589,6 +552,11 @@ class BehaviorSpec(_Model):
         return self
 
 
+_SAME_STATEFULSET = (
+    "primary.statefulSet names the scale target itself: it is for a primary StatefulSet apart from "
+    "the replicas; omit it when the primary is one of the target's pods"
+)
+
 # The presets that read replication lag in bytes (metrics/presets.py); the others need the query.
 BYTE_LAG_PRESETS = ("postgres", "cnpg")
 
@@ -597,12 +565,20 @@ class ReadWriteWorkloadSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel(
                     "!has(self.objectives) || !has(self.objectives.maxReplicationLagBytes) || "
                     "!has(self.metrics) || self.metrics.preset in ['postgres', 'cnpg'] || "
                     "(has(self.metrics.queries) && has(self.metrics.queries.replicationLagBytes))",
                     "objectives.maxReplicationLagBytes needs metrics.queries.replicationLagBytes: "
                     "only the postgres and cnpg presets read byte lag",
+                ),
+                cel(
+                    "!has(self.primary) || !has(self.primary.statefulSet) || "
+                    "(has(self.replicas.statefulSet) ? self.replicas.statefulSet != self.primary.statefulSet : "
+                    "!(self.replicas.scaleTargetRef.apiVersion == 'apps/v1' && "
+                    "self.replicas.scaleTargetRef.kind == 'StatefulSet' && "
+                    "self.replicas.scaleTargetRef.name == self.primary.statefulSet))",
+                    _SAME_STATEFULSET,
                 ),
             ]
         }
@@ -634,6 +610,17 @@ class ReadWriteWorkloadSpec(_Model):
     )
 
     @model_validator(mode="after")
+    def _primary_apart_from_the_target(self) -> ReadWriteWorkloadSpec:
+        target = self.replicas.target
+        if (
+            target.apiVersion == STATEFULSET_API_VERSION
+            and target.kind == STATEFULSET_KIND
+            and target.name == self.primary.statefulSet
+        ):
+            raise ValueError(_SAME_STATEFULSET)
+        return self
+
+    @model_validator(mode="after")
     def _byte_lag_readable(self) -> ReadWriteWorkloadSpec:
         queries = self.metrics.queries
         if (
@@ -651,13 +638,7 @@ class ReadWriteWorkloadSpec(_Model):
     def primary_apart(self) -> str | None:
         """The StatefulSet that runs the primary apart from the scale target, or None when the
         primary is one of the target's pods (then the target's count includes it)."""
-        name = self.primary.statefulSet
-        target = self.replicas.target
-        if name is None or (
-            target.kind == STATEFULSET_KIND and target.group == "apps" and target.name == name
-        ):
-            return None
-        return name
+        return self.primary.statefulSet  # admission refuses one that names the target itself
 
     @property
     def target_counts_primary(self) -> bool:
@@ -668,7 +649,7 @@ class ReadWriteWorkloadSpec(_Model):
 
 class ObjectMeta(BaseModel):
     model_config = ConfigDict(extra="allow")
-    name: str = "workload"
+    name: Annotated[str, AfterValidator(check_workload_name)] = "workload"
     namespace: str = "default"
 
 

@@ -21,23 +21,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rwscaler.core.placeholders import PLACEHOLDERS, REGEX_PLACEHOLDERS, WINDOW_PLACEHOLDER
 from rwscaler.metrics.source import WorkloadQuery
-
-# The placeholders a template may use; docs/metrics.md documents each one.
-REGEX_PLACEHOLDERS = (
-    "namespace",
-    "name",
-    "primary_statefulset",
-    "replica_statefulset",
-    "primary_pods",
-    "replica_pods",
-    "read_pods",
-    "pods",
-    "read_database",
-    "write_database",
-)
-WINDOW_PLACEHOLDER = "window"
-PLACEHOLDERS = (*REGEX_PLACEHOLDERS, WINDOW_PLACEHOLDER)
 
 _PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # RE2's metacharacters; everything else (letters, digits, '-', '_') stands for itself.

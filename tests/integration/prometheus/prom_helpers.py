@@ -85,7 +85,8 @@ def workload(
     ca_pem: str | None = None,
 ) -> WorkloadQuery:
     spec: dict[str, Any] = {
-        "primary": {"statefulSet": primary_set},
+        # One set for both roles names it in replicas only (admission refuses it twice).
+        "primary": {} if primary_set == replica_set else {"statefulSet": primary_set},
         "replicas": {"statefulSet": replica_set, "minReplicas": 1, "maxReplicas": 8},
         "prometheus": {"url": url, **(prometheus or {})},
         "metrics": metrics,
