@@ -9,7 +9,10 @@ finalizer (owner references clean up what the operator made), and their interval
 
 Each loop runs its ticks one at a time under a per-resource lock that `exclusive` also takes, so
 the validation of a create/update handler never races a tick on the same resource. A tick that
-raises is logged and retried with a growing backoff (capped), never a crash loop.
+raises is retried with a growing backoff (capped), never a crash loop, and logged without
+flooding: an outage (what `outage` recognises, such as the API server being unreachable) is one
+warning for every loop together when it starts and one line when a tick succeeds again; any other
+error is logged with its traceback on the first failure of a loop's streak only.
 """
 
 from __future__ import annotations
@@ -25,6 +28,38 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name)
 # A tick returns the seconds until the next one, or None when the resource is gone.
 Tick = Callable[[str, str], Awaitable[float | None]]
+# What an exception says about the world: a short description when it is an outage every loop
+# meets alike (then it is logged once for all), None for anything else.
+Outage = Callable[[Exception], str | None]
+
+
+def _no_outage(_: Exception) -> str | None:
+    return None
+
+
+@dataclass
+class _OutageLog:
+    """One outage at a time, shared by every loop: logged when it starts and when it ends."""
+
+    since: float | None = None
+    failed_ticks: int = 0
+
+    def failed(self, what: str, now: float) -> None:
+        self.failed_ticks += 1
+        if self.since is None:
+            self.since = now
+            log.warning("%s; every workload's tick retries with backoff (logged again when it ends)", what)
+        else:
+            log.debug("still: %s", what)
+
+    def succeeded(self, now: float) -> None:
+        if self.since is not None:
+            log.warning(
+                "outage over after %.0fs: ticks succeed again (%d ticks failed meanwhile)",
+                now - self.since,
+                self.failed_ticks,
+            )
+            self.since, self.failed_ticks = None, 0
 
 
 @dataclass
@@ -36,8 +71,12 @@ class _State:
 
 
 class Loops:
-    def __init__(self, tick: Tick, *, backoff_base: float = 1.0, backoff_max: float = 30.0) -> None:
+    def __init__(
+        self, tick: Tick, *, backoff_base: float = 1.0, backoff_max: float = 30.0, outage: Outage = _no_outage
+    ) -> None:
         self._tick = tick
+        self._outage = outage
+        self._outage_log = _OutageLog()
         self._states: dict[Key, _State] = {}
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
@@ -86,21 +125,25 @@ class Loops:
         while True:
             state.wake.clear()
             async with state.lock:
+                loop = asyncio.get_running_loop()
                 try:
                     delay = await self._tick(namespace, name)
+                    if state.failures:
+                        log.info("tick of %s/%s succeeds again after %d failures", namespace, name, state.failures)
                     state.failures = 0
+                    self._outage_log.succeeded(loop.time())
                 except asyncio.CancelledError:
                     raise
-                except Exception:
+                except Exception as err:
                     state.failures += 1
                     delay = min(self._backoff_base * 2 ** (state.failures - 1), self._backoff_max)
-                    log.exception(
-                        "tick of %s/%s failed (%d in a row); retrying in %.0fs",
-                        namespace,
-                        name,
-                        state.failures,
-                        delay,
-                    )
+                    outage = self._outage(err)
+                    if outage is not None:
+                        self._outage_log.failed(outage, loop.time())
+                    elif state.failures == 1:
+                        log.exception("tick of %s/%s failed; retrying with backoff", namespace, name)
+                    else:
+                        log.debug("tick of %s/%s failed (%d in a row): %s", namespace, name, state.failures, err)
             if delay is None:
                 log.info("%s/%s is gone; its loop ends", namespace, name)
                 if self._states.get((namespace, name)) is state:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from rwscaler.loops import Loops
 
@@ -76,3 +79,71 @@ async def test_exclusive_keeps_ticks_out() -> None:
     await asyncio.sleep(0.02)
     await loops.stop_all()
     assert not overlapped
+
+
+class _Down(Exception):
+    """Stands for an unreachable API server."""
+
+
+async def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends_for_every_loop_together(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """docs/operator.md: an outage is logged once for all workloads, without a traceback per tick."""
+    down = asyncio.Event()
+    down.set()
+    ticks: dict[str, int] = {}
+    recovered = asyncio.Event()
+
+    async def tick(ns: str, name: str) -> float | None:
+        ticks[name] = ticks.get(name, 0) + 1
+        if down.is_set():
+            if min(ticks.values()) >= 5 and len(ticks) == 4:
+                down.clear()  # every loop failed 5 times: the API server is back
+            raise _Down("connection refused")
+        recovered.set()
+        return 60.0
+
+    loops = Loops(
+        tick,
+        backoff_base=0.001,
+        backoff_max=0.002,
+        outage=lambda err: f"Kubernetes API unavailable: {err}" if isinstance(err, _Down) else None,
+    )
+    with caplog.at_level(logging.DEBUG, logger="rwscaler.loops"):
+        for name in "abcd":
+            loops.ensure("ns", name)
+        await asyncio.wait_for(recovered.wait(), 5)
+        await asyncio.sleep(0.02)  # the other loops' first successful ticks
+        await loops.stop_all()
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage().split(";")[0] for r in loud][:1] == [
+        "Kubernetes API unavailable: connection refused"
+    ]
+    assert len(loud) == 2 and loud[1].getMessage().startswith("outage over after"), [
+        r.getMessage() for r in loud
+    ]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_another_error_is_logged_with_its_traceback_once_per_streak(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = 0
+
+    async def tick(ns: str, name: str) -> float | None:
+        nonlocal calls
+        calls += 1
+        if calls <= 4:
+            raise RuntimeError("a bug")
+        return None
+
+    loops = Loops(tick, backoff_base=0.001, backoff_max=0.002)
+    with caplog.at_level(logging.DEBUG, logger="rwscaler.loops"):
+        loops.ensure("ns", "a")
+        for _ in range(200):
+            if not loops.running():
+                break
+            await asyncio.sleep(0.005)
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert calls == 5 and len(tracebacks) == 1
+    assert any("succeeds again after 4 failures" in r.getMessage() for r in caplog.records)

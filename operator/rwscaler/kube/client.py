@@ -48,6 +48,11 @@ class KubeApiError(Exception):
     def forbidden(self) -> bool:
         return self.status == 403
 
+    @property
+    def unavailable(self) -> bool:
+        """The API server could not be reached, or is overloaded or failing (not the request's fault)."""
+        return self.status in {0, 429} or self.status >= 500
+
 
 @contextlib.contextmanager
 def _pem_files(cert: ClientCertificate) -> Iterator[tuple[str, str]]:
