@@ -5,6 +5,9 @@
     rwscaler run --kubeconfig FILE --liveness http://127.0.0.1:8080/healthz
     rwscaler run --leader-elect --lease-namespace rwscaler-system   (several replicas, one acts)
     rwscaler run --prometheus-url http://prometheus.monitoring:9090 (for workloads that name none)
+    rwscaler run --admission-webhook 127.0.0.1:9443 --admission-webhook-cert tls.crt \
+                 --admission-webhook-key tls.key     (refuse workloads naming Secrets and ConfigMaps
+                                                      their creator may not use: docs/security.md)
 
 The kopf wiring lives in `rwscaler.handlers` (the only module that imports kopf); this module
 only turns arguments into `RunOptions`.
@@ -66,6 +69,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("RWSCALER_PROMETHEUS_URL") or None,
         help="the Prometheus of workloads whose spec names none (default: $RWSCALER_PROMETHEUS_URL)",
     )
+    webhook = parser.add_argument_group(
+        "admission webhook",
+        "refuse a ReadWriteWorkload whose spec names a Secret its creator may not get or a ConfigMap "
+        "they may not patch (docs/security.md); the ValidatingWebhookConfiguration is installed "
+        "separately (the chart's admissionWebhook.enabled)",
+    )
+    webhook.add_argument(
+        "--admission-webhook",
+        metavar="ADDR:PORT",
+        help="serve the webhook over HTTPS on this address, e.g. 127.0.0.1:9443 (the path is /references)",
+    )
+    webhook.add_argument("--admission-webhook-cert", metavar="FILE", help="the server certificate (PEM)")
+    webhook.add_argument("--admission-webhook-key", metavar="FILE", help="its private key (PEM)")
     election = parser.add_argument_group(
         "leader election", "with several replicas, only the holder of a coordination.k8s.io Lease acts"
     )
@@ -100,7 +116,39 @@ def _identity(args: argparse.Namespace) -> str:
     return f"{base}_{secrets.token_hex(4)}"
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """ADDR:PORT (IPv6 as [ADDR]:PORT) -> (addr, port); ValueError with the reason."""
+    addr, sep, port_text = text.rpartition(":")
+    addr = addr.removeprefix("[").removesuffix("]")
+    if not sep or not addr or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{text!r} is not ADDR:PORT (e.g. 127.0.0.1:9443)")
+    return addr, int(port_text)
+
+
+def _admission(args: argparse.Namespace) -> tuple[tuple[str, int, str, str] | None, str | None]:
+    """The webhook's (addr, port, cert, key), or the problem with the arguments."""
+    cert, key = args.admission_webhook_cert, args.admission_webhook_key
+    if not args.admission_webhook:
+        if cert or key:
+            return None, "--admission-webhook-cert/-key need --admission-webhook"
+        return None, None
+    try:
+        addr, port = parse_listen(args.admission_webhook)
+    except ValueError as err:
+        return None, f"--admission-webhook: {err}"
+    if not cert or not key:
+        return None, "--admission-webhook needs --admission-webhook-cert and --admission-webhook-key"
+    for flag, path in (("--admission-webhook-cert", cert), ("--admission-webhook-key", key)):
+        if not Path(path).is_file():
+            return None, f"{flag}: no file {path}"
+    return (addr, port, str(cert), str(key)), None
+
+
 def run(args: argparse.Namespace) -> int:
+    admission, problem = _admission(args)
+    if problem is not None:
+        print(f"rwscaler run: {problem}", file=sys.stderr)
+        return 2
     election = None
     if args.leader_elect:
         namespace = _lease_namespace(args)
@@ -132,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
         log_level=args.log_level,
         leader_election=handlers.LeaderElection(*election) if election else None,
+        admission=handlers.AdmissionWebhook(*admission) if admission else None,
         defaults=OperatorDefaults(prometheus_url=args.prometheus_url),
     )
     return handlers.run(options)

@@ -12,7 +12,11 @@ own so that importing this module registers nothing globally:
   garbage collector remove the read Service and EndpointSlice;
 - create/update: only validate (`reconcile.check`: Ready=False with a specific reason at once if
   the spec is unusable) and wake the loop so a change is acted on without waiting an interval;
-- cleanup: stop the loops and close the clients.
+- cleanup: stop the loops and close the clients;
+- validate (admission, only with `--admission-webhook`): refuse a workload whose spec names a
+  Secret the requesting user may not get or a ConfigMap they may not patch
+  (`rwscaler.kube.access_review`; docs/security.md). Served by kopf's WebhookServer; the
+  ValidatingWebhookConfiguration is the installer's (the chart's), never written by the operator.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import kopf
 
 from rwscaler import reconcile
 from rwscaler.core.spec import GROUP, PLURAL, VERSION
+from rwscaler.kube import access_review
 from rwscaler.kube.client import KubeClient
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.config import load_config
@@ -54,12 +59,27 @@ class LeaderElection:
 
 
 @dataclass(frozen=True)
+class AdmissionWebhook:
+    """`--admission-webhook`: serve the references check over HTTPS at addr:port with this cert."""
+
+    addr: str
+    port: int
+    certfile: str
+    keyfile: str
+
+
+# The handler id is the webhook's URL path: https://<service or host>/<ADMISSION_PATH>.
+ADMISSION_PATH = "references"
+
+
+@dataclass(frozen=True)
 class RunOptions:
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     kubeconfig: str | None = None
     liveness_endpoint: str | None = None
     log_level: str = "info"
     leader_election: LeaderElection | None = None
+    admission: AdmissionWebhook | None = None
     defaults: reconcile.OperatorDefaults = field(default_factory=reconcile.OperatorDefaults)
 
 
@@ -159,6 +179,11 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.finalizer = f"{KOPF_ANNOTATION_PREFIX}/finalizer"  # unused: no handler needs one
+        if options.admission is not None:
+            hook = options.admission
+            settings.admission.server = kopf.WebhookServer(
+                addr=hook.addr, port=hook.port, certfile=hook.certfile, pkeyfile=hook.keyfile
+            )
         runtime = build_runtime(options)
         runtime.start()
         holder["runtime"] = runtime
@@ -215,6 +240,38 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         if problem is not None:
             log.warning("%s/%s is not usable: %s", namespace, name, problem.value)
         runtime.loops.wake(namespace, name)
+
+    if options.admission is not None:
+        # Every replica answers (a standby too): a review reads nothing and writes nothing.
+        @kopf.on.validate(
+            group=GROUP,
+            version=VERSION,
+            plural=PLURAL,
+            registry=registry,
+            id=ADMISSION_PATH,
+            operations=["CREATE", "UPDATE"],
+            side_effects=False,
+        )
+        async def references(
+            body: kopf.Body, userinfo: kopf.UserInfo, namespace: str | None, **kwargs: Any
+        ) -> None:
+            runtime = holder["runtime"]
+            old: kopf.Body | None = kwargs.get("old")
+            ns = namespace or ""
+            try:
+                message = await access_review.review(
+                    runtime.client,
+                    userinfo,
+                    ns,
+                    str(kwargs.get("operation") or ""),
+                    body.get("spec"),
+                    old.get("spec") if old is not None else None,
+                )
+            except access_review.ReviewError as err:
+                log.warning("%s/%s: refused, unchecked: %s", ns, body.get("metadata", {}).get("name"), err)
+                raise kopf.AdmissionError(f"rwscaler: {err}", code=503) from err
+            if message is not None:
+                raise kopf.AdmissionError(message, code=403)
 
     return registry
 
