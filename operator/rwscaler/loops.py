@@ -129,7 +129,9 @@ class Loops:
                 try:
                     delay = await self._tick(namespace, name)
                     if state.failures:
-                        log.info("tick of %s/%s succeeds again after %d failures", namespace, name, state.failures)
+                        log.info(
+                            "tick of %s/%s succeeds again after %d failures", namespace, name, state.failures
+                        )
                     state.failures = 0
                     self._outage_log.succeeded(loop.time())
                 except asyncio.CancelledError:
@@ -143,7 +145,9 @@ class Loops:
                     elif state.failures == 1:
                         log.exception("tick of %s/%s failed; retrying with backoff", namespace, name)
                     else:
-                        log.debug("tick of %s/%s failed (%d in a row): %s", namespace, name, state.failures, err)
+                        log.debug(
+                            "tick of %s/%s failed (%d in a row): %s", namespace, name, state.failures, err
+                        )
             if delay is None:
                 log.info("%s/%s is gone; its loop ends", namespace, name)
                 if self._states.get((namespace, name)) is state:

@@ -8,8 +8,12 @@ and reads signals through `rwscaler.metrics.source.MetricsSource`. The unit
 tests drive it with in-memory fakes of those protocols.
 
 Level-based: every tick starts from what the cluster says now (the resource is read afresh, the
-replica count comes from the StatefulSet) and from the decision memory in `status.memory`, so a
-restarted operator continues where it stopped and a step is never applied twice.
+replica count comes from the scale target) and from the decision memory. Status is written when
+something a reader or a restarted operator needs changed (`report.significant_change`), and
+otherwise only to refresh the measured values every `report.STATUS_REFRESH_S`; between writes
+the tick continues from the status it decided last (`Deps.kept`), so the moving averages keep
+moving. A restarted operator continues from `status.memory` (`Memory.resumed`): what it must
+not lose was written the tick it changed, so a step is never applied twice.
 A spec that passes the schema but cannot be used becomes `Ready=False` with a specific reason
 (`ReadyReason`), never an exception.
 """
@@ -75,12 +79,23 @@ class OperatorDefaults:
 
 
 @dataclass
+class Kept:
+    """What this operator last decided for one workload, and what of it is in the API."""
+
+    uid: str
+    rendered: dict[str, Any]  # the last status it decided, written or not
+    written: tuple[dict[str, Any], ...]  # the last two it wrote (comparable form), newest last
+    written_at: float
+
+
+@dataclass
 class Deps:
     cluster: Cluster
     metrics: MetricsSource
     routers: Mapping[PoolerKind, ReadRouter] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     defaults: OperatorDefaults = OperatorDefaults()
+    kept: dict[tuple[str, str], Kept] = field(default_factory=dict)
 
 
 # ---- results ---------------------------------------------------------------------------------
@@ -241,6 +256,47 @@ async def _write(
     if events:
         await deps.cluster.post_events(owner, events)
     return report.needs_patch(previous, status)
+
+
+def _previous(deps: Deps, owner: OwnerRef, in_api: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The status this tick continues from, and whether it was read back from the API (a restart,
+    or someone else wrote status since): then the memory is `resumed`."""
+    kept = deps.kept.get((owner.namespace, owner.name))
+    if kept is not None and kept.uid == owner.uid and report.comparable(in_api) in kept.written:
+        return kept.rendered, False
+    return in_api, True
+
+
+async def _checkpoint(
+    deps: Deps,
+    body: Mapping[str, Any],
+    status: dict[str, Any],
+    events: Sequence[Event],
+    now: float,
+) -> bool:
+    """Write status when something significant changed or the refresh is due (else keep it in
+    process only); post the events. True when status was written."""
+    owner = _owner(body)
+    in_api = _status(body)
+    key = (owner.namespace, owner.name)
+    kept = deps.kept.get(key)
+    due = kept is None or kept.uid != owner.uid or now - kept.written_at >= report.STATUS_REFRESH_S
+    if not (due or events or report.significant_change(in_api, status)):
+        if kept is not None:
+            kept.rendered = status
+        return False
+    rv = (body.get("metadata") or {}).get("resourceVersion")
+    changed = report.needs_patch(in_api, status)
+    if changed and not await deps.cluster.patch_status(owner.namespace, owner.name, in_api, status, rv):
+        return False  # changed meanwhile: the next tick decides again from the fresh object
+    if events:
+        await deps.cluster.post_events(owner, events)
+    written = (
+        *(kept.written[-1:] if kept is not None and kept.uid == owner.uid else ()),
+        report.comparable(status),
+    )
+    deps.kept[key] = Kept(owner.uid, status, written, now)
+    return changed
 
 
 async def _report_problem(
@@ -449,7 +505,7 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
         return TickResult(interval=DEFAULT_INTERVAL_SECONDS, gone=True)
     interval = _interval(body.get("spec"))
     owner = _owner(body)
-    previous = _status(body)
+    previous, resumed = _previous(deps, owner, _status(body))
     generation = _generation(body)
     try:
         usable = await _load(deps.cluster, namespace, body, deps.defaults)
@@ -462,6 +518,8 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     paused = is_paused(body)
     spec = effective_spec(usable.spec, paused)
     memory = Memory.from_status(previous.get("memory"))
+    if resumed:
+        memory = memory.resumed(now)
     plan = decide(spec, obs, memory, now)
 
     # Route first, then scale: a replica leaves the pool before its pod can go.
@@ -503,5 +561,5 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     events = tuple(
         report.events(previous, status, plan, pool_applied=plan.enforce and routing_problem is None)
     )
-    patched = await _write(deps, body, previous, status, events)
+    patched = await _checkpoint(deps, body, status, events, now)
     return TickResult(interval, plan=plan, patched=patched, events=scale_events + events, scale=outcome)

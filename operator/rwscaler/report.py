@@ -13,7 +13,9 @@ events and `explain` cannot disagree:
 - `merge_conditions`: `lastTransitionTime` moves only when a condition's status flips;
 - `events`: one Event per scale action, read-pool change and condition flip, with reasons from
   the constant set `EventReason`;
-- `needs_patch`: whether anything worth writing changed (the tick skips the patch otherwise).
+- `needs_patch`: whether anything at all changed; `significant_change`: whether something a
+  reader or a restarted operator needs changed (the tick writes at once then, and otherwise only
+  refreshes the measured values every `STATUS_REFRESH_S`).
 
 Times are RFC 3339 strings in UTC; numbers a user reads are strings with units, and an unknown
 signal says "unknown" and why, never 0.
@@ -31,6 +33,7 @@ from rwscaler.core.classify import WorkloadClass
 from rwscaler.core.diagnosis import key_metrics
 from rwscaler.core.durations import format_seconds, rfc3339
 from rwscaler.core.learned_capacity import LEARNED_CAPACITY_TTL_S
+from rwscaler.core.memory import Memory
 from rwscaler.core.observation import Aggregation, Observation, Signal, UnknownReason
 from rwscaler.core.plan import Condition, Plan
 from rwscaler.core.status import (
@@ -361,7 +364,9 @@ def problem_status(
     return dump_status(before.model_copy(update=update))
 
 
-def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:
+def comparable(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys rwscaler owns, without nulls and without memory's tick clock: two statuses that
+    compare equal here say the same."""
     out = {k: without_nulls(status.get(k)) for k in OWNED_KEYS if status.get(k) is not None}
     memory = out.get("memory")
     if isinstance(memory, dict):
@@ -371,7 +376,48 @@ def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:
 
 def needs_patch(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """True unless the new status equals the old one, ignoring only memory's tick timestamp."""
-    return _comparable(previous) != _comparable(new)
+    return comparable(previous) != comparable(new)
+
+
+# How long a status may keep showing measured values that moved while nothing else did: the
+# numbers (QPS, latencies, lag, ratio, the summary's figures, the moving averages) refresh at
+# least this often; anything else is written the tick it changes. docs/operator.md "Status".
+STATUS_REFRESH_S = 120.0
+
+
+def _significant(status: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a status may not wait for the refresh: everything but the measured values."""
+    s = parse_status(status)
+    observed = s.observed
+    return {
+        "observedGeneration": s.observedGeneration,
+        "mode": s.mode,
+        "workloadClass": s.workloadClass,
+        "replicas": s.replicas,
+        "primary": s.primary,
+        "scaleTarget": s.scaleTarget,
+        "readEndpoints": s.readEndpoints,
+        "lastScaleTime": s.lastScaleTime,
+        "pool": None
+        if observed is None or observed.replicas is None
+        else [(r.name, r.ready, r.inReadPool, r.draining) for r in observed.replicas],
+        "unknown": None if observed is None or observed.unknown is None else sorted(observed.unknown),
+        "conditions": [(c.type, c.status, c.reason) for c in s.conditions or []],
+        "recommendations": [(r.type, r.replicas) for r in s.recommendations or []],
+        "rules": [r.rule for r in (s.decision.reasons or [])] if s.decision else None,
+        "learned": None
+        if s.learnedCapacity is None
+        else (s.learnedCapacity.readQPSPerReplica, s.learnedCapacity.sizingWith),
+        "trend": None if s.readWriteTrend is None else (s.readWriteTrend.verdict, s.readWriteTrend.points),
+        "memory": None if s.memory is None else Memory.from_status(s.memory).checkpoint_key(),
+    }
+
+
+def significant_change(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether something other than the measured values changed: a condition's status or reason,
+    counts, the read pool, the primary, a rule or recommendation, or what the decision memory must
+    keep across a restart (`Memory.checkpoint_key`)."""
+    return _significant(previous) != _significant(new)
 
 
 def _conditions_by_type(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -31,7 +31,7 @@ from rwscaler.core.spec import PoolerKind, ScaleTargetRef
 from rwscaler.core.vocabulary import Event, EventReason, ReadyReason
 from rwscaler.kube.objects import merge_patch
 from rwscaler.metrics.source import MetricsReading, WorkloadQuery
-from rwscaler.reconcile import Deps, OperatorDefaults, check, prometheus_url_problem, reconcile
+from rwscaler.reconcile import Deps, Kept, OperatorDefaults, check, prometheus_url_problem, reconcile
 from rwscaler.report import OWNED_KEYS
 
 NS = "shop"
@@ -219,10 +219,12 @@ class World:
     clock: Clock
 
     defaults: OperatorDefaults = field(default_factory=OperatorDefaults)
+    # What this operator process keeps between ticks (a new World is a restarted operator).
+    kept: dict[tuple[str, str], Kept] = field(default_factory=dict)
 
     def deps(self) -> Deps:
         routers = {PoolerKind.ENDPOINT_SLICE: self.router}
-        return Deps(self.cluster, self.metrics, routers, self.clock, self.defaults)
+        return Deps(self.cluster, self.metrics, routers, self.clock, self.defaults, kept=self.kept)
 
     async def tick(self, advance: float = 0.0) -> Any:
         self.clock.t += advance
@@ -686,3 +688,97 @@ async def test_a_label_and_metric_that_disagree_hold_scaling_and_say_so() -> Non
         and "spilo-role=replica" in cond["message"]
     )
     assert "db-1" not in w.router.served()
+
+
+# ---- status is written on change, and refreshed ------------------------------------------------
+# docs/operator.md "Status": written the tick something a reader or a restarted operator needs
+# changes; the measured values alone are refreshed every 120 s.
+REFRESH_S = 120.0
+
+
+async def test_measured_values_alone_are_written_only_when_the_refresh_is_due() -> None:
+    w = make_world()
+    await w.tick()
+    assert w.cluster.status_patches == 1
+    written = copy.deepcopy(w.cluster.status())
+    for i in range(1, 50):  # 98 s of ticks whose numbers move and nothing else does
+        w.metrics.read_qps = 1000.0 + (i % 7) * 10
+        await w.tick(2)
+    assert w.cluster.status_patches == 1, "no write while only the measured values move"
+    assert w.cluster.status() == written
+    kept = w.kept[(NS, NAME)].rendered
+    assert kept["memory"]["read_qps"] != written["memory"]["read_qps"], "the averages move in process"
+    await w.tick(REFRESH_S - 98)
+    assert w.cluster.status_patches == 2, "refreshed"
+    assert w.cluster.status()["observed"]["readQPS"] == kept_qps(w)
+
+
+def kept_qps(w: World) -> str:
+    return str(w.kept[(NS, NAME)].rendered["observed"]["readQPS"])
+
+
+async def test_a_condition_flip_is_written_and_posted_at_once() -> None:
+    w = make_world()
+    await w.tick()
+    await w.tick(2)
+    assert w.cluster.status_patches == 1
+    w.metrics.lags = {"db-replica-1": 60.0}
+    result = await w.tick(2)
+    assert w.cluster.status_patches == 2
+    assert w.cluster.condition("ReplicationLagHigh")["status"] == "True"
+    assert EventReason.CONDITION_CHANGED in reasons(result.events)
+
+
+async def test_status_written_by_someone_else_is_what_the_next_tick_continues_from() -> None:
+    w = make_world()
+    await w.tick()
+    status = w.cluster.status()
+    status["memory"]["last_scale_time"] = T0 - 5  # another writer (a former leader) scaled since
+    await w.tick(2)
+    assert w.kept[(NS, NAME)].rendered["memory"]["last_scale_time"] == T0 - 5
+
+
+CAPACITY = {
+    "replicas": {
+        "statefulSet": "db-replica",
+        "minReplicas": 1,
+        "maxReplicas": 5,
+        "targetReadQPSPerReplica": 500,
+    },
+    "behavior": {
+        **FAST["behavior"],
+        "scaleDown": {"stabilizationWindowSeconds": 60, "maxStep": 1},
+        "trend": {"seasonsSeconds": []},
+    },
+}
+
+
+async def _first_scale_down(restart_at: float | None) -> tuple[float, int]:
+    """Reads need 3 replicas for 50 s, then 2: when the scale-down window lets it go, and how many
+    status writes there were before the restart (if any)."""
+    w = make_world(**CAPACITY)
+    w.cluster.add_statefulset("db-replica", 3)
+    writes_before = 0
+    t = 0.0
+    while not w.cluster.scaled:
+        w.metrics.read_qps = 1500.0 if t < 50 else 1000.0
+        if restart_at is not None and t == restart_at:
+            writes_before = w.cluster.status_patches
+            w = World(w.cluster, w.metrics, w.router, w.clock)  # a new process: nothing kept
+        await w.tick(0 if t == 0 else 2)
+        t += 2
+        assert t < 400
+    return t - 2, writes_before
+
+
+async def test_a_restart_between_writes_does_not_shorten_the_scale_down_window() -> None:
+    """The status a restarted operator reads is up to a refresh old; the repeats of the last
+    recommendation since were not written, and `Memory.resumed` counts them until the restart:
+    the scale-down never comes earlier than it would have without the restart."""
+    continuous, _ = await _first_scale_down(None)
+    # The restart falls on the tick the load drops: the last write was the first tick's (50 s
+    # ago), and the new process's first recommendation is already the lower one.
+    restarted, writes = await _first_scale_down(50)
+    assert writes == 1, "the checkpoint the restart reads is the first tick's"
+    assert continuous >= 50 + 60
+    assert continuous <= restarted <= continuous + 2, "never earlier; at most the restart's gap later"

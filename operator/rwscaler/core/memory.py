@@ -7,7 +7,7 @@ derived from the cluster; it is only what cannot be observed again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -68,6 +68,36 @@ class Memory:
     # The replicas in the read pool as last decided (a replica drained for a scale-in is out of
     # it while its pool memory still says in_pool). None: a status from before this field.
     read_pool: tuple[str, ...] | None = None
+
+    def checkpoint_key(self) -> tuple[Any, ...]:
+        """What of this memory a restarted operator must find in status: everything but the moving
+        averages (which settle again within minutes) and the clock of the last tick; and of the
+        recommendation history its runs (the value in force when the window begins, then each
+        change and when), because the repeats of a run are restored by `resumed`. The tick writes
+        status at once when this changes (rwscaler.report.significant_change)."""
+        recs = self.recommendations
+        changes = tuple((t, r) for (t, r), (_, before) in zip(recs[1:], recs, strict=False) if r != before)
+        return (
+            self.version,
+            recs[0][1] if recs else None,
+            changes,
+            self.last_scale_time,
+            self.last_scale_direction,
+            tuple(sorted(self.pool.items())),
+            self.drain,
+            self.breach_qps_per_replica,
+            self.breach_time,
+            self.pool_grew_at,
+            self.read_pool,
+        )
+
+    def resumed(self, now: float) -> Memory:
+        """This memory read back from a status written up to a refresh period ago: the last
+        recommendation held until `now` (a change would have been written at once), so the
+        stabilization windows count it as the ticks since would have."""
+        if not self.recommendations:
+            return self
+        return replace(self, recommendations=(*self.recommendations, (now, self.recommendations[-1][1])))
 
     def to_status(self) -> dict[str, Any]:
         result: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")
