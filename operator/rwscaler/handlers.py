@@ -33,7 +33,7 @@ import kopf
 from rwscaler import reconcile
 from rwscaler.core.spec import GROUP, PLURAL, VERSION
 from rwscaler.kube import access_review
-from rwscaler.kube.client import KubeClient
+from rwscaler.kube.client import KubeApiError, KubeClient
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.config import load_config
 from rwscaler.kube.lease import LeaseElector, LeaseTiming
@@ -83,6 +83,13 @@ class RunOptions:
     defaults: reconcile.OperatorDefaults = field(default_factory=reconcile.OperatorDefaults)
 
 
+def _outage(err: Exception) -> str | None:
+    """An unreachable or failing API server is one outage for every workload (loops.py logs it once)."""
+    if isinstance(err, KubeApiError) and err.unavailable:
+        return f"Kubernetes API unavailable: {err}"
+    return None
+
+
 @dataclass
 class Runtime:
     client: KubeClient
@@ -93,7 +100,7 @@ class Runtime:
     _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self.loops = Loops(self._tick)
+        self.loops = Loops(self._tick, outage=_outage)
 
     def acting(self) -> bool:
         """Whether this replica may write: always without leader election, else while leading."""
@@ -258,6 +265,11 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             runtime = holder["runtime"]
             old: kopf.Body | None = kwargs.get("old")
             ns = namespace or ""
+            # What CEL cannot check (whether each PromQL query parses): the models, with the
+            # same words as the operator's SpecInvalid (docs/operator.md "Admission").
+            problem = reconcile.spec_problem(body.get("spec"))
+            if problem is not None:
+                raise kopf.AdmissionError(f"the spec is invalid: {problem}", code=422)
             try:
                 message = await access_review.review(
                     runtime.client,
@@ -276,6 +288,21 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     return registry
 
 
+class _QuietRetries(logging.Filter):
+    """kopf logs each retry of a request at ERROR ("Request attempt #2/9 failed; will retry: ...");
+    in an API server outage that is a line per second per watch. rwscaler.loops already says an
+    outage once: of kopf's retries only the first is kept (as a warning) and its escalation."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not (message.startswith("Request attempt #") and "failed; will retry" in message):
+            return True
+        if message.startswith(("Request attempt #1/", "Request attempt #1 ")):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        return False
+
+
 def run(options: RunOptions) -> int:
     """Run the operator until it is stopped (SIGINT/SIGTERM); returns the exit code."""
     level = options.log_level
@@ -286,6 +313,8 @@ def run(options: RunOptions) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # every liveness probe
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_QuietRetries())
     kopf.run(
         registry=build_registry(options),
         standalone=True,

@@ -164,6 +164,15 @@ def _spec_problem(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def spec_problem(spec: object) -> str | None:
+    """Why the models refuse a spec (as SpecInvalid says it), or None; for the admission webhook."""
+    try:
+        ReadWriteWorkloadSpec.model_validate(spec or {})
+    except ValidationError as err:
+        return _spec_problem(err)
+    return None
+
+
 def _with_defaults(spec: ReadWriteWorkloadSpec, defaults: OperatorDefaults) -> ReadWriteWorkloadSpec:
     """The spec with the operator's defaults filled in where the user left them out."""
     if spec.prometheus is not None:

@@ -73,6 +73,11 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     ]
     # What this session creates it removes at the end; what was there (a user's install, the
     # CRD with someone's workloads) it leaves as it found it.
+    # A session that ended just before deleted its namespace without waiting: while it is still
+    # terminating, nothing can be created in it.
+    phase = kube.kubectl("get", "--ignore-not-found", "-o", "jsonpath={.status.phase}", "-f", str(rbac[0]))
+    if phase.strip() == "Terminating":
+        kube.kubectl("wait", "--for=delete", "--timeout=120s", "-f", str(rbac[0]))
     existed = _existing(kube, [CRD_FILE, *rbac])
     kube.apply(CRD_FILE)
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_FILE))

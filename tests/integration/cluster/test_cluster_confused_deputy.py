@@ -472,3 +472,14 @@ def test_pgbouncer_admin_secret_and_configmap_need_the_users_own_rights(scene: S
     spec["pooler"]["pgbouncer"]["configMap"] = "pgbouncer"
     down = bob.create(ns, "pool-2", spec)
     assert down is not None and "failed calling webhook" in down, down
+
+
+def test_the_webhook_refuses_promql_that_does_not_parse(scene: Scene) -> None:
+    """CEL cannot parse PromQL; the webhook runs the models (docs/operator.md "Admission")."""
+    spec = workload_spec("http://127.0.0.1:9")
+    spec["metrics"]["queries"]["readQPS"] = "sum(rate(x[1m])"
+    refused = scene.bob.create(scene.ns, "broken", spec)
+    assert (
+        refused is not None and "metrics.queries.readQPS" in refused and "is not valid PromQL" in refused
+    ), refused
+    assert scene.kube.workload(scene.ns, "broken") is None

@@ -1,0 +1,103 @@
+"""Faults of the control plane itself: the API server or etcd restarts under a running operator.
+
+`hack/cluster/restart.sh` stops the component (SIGTERM), keeps it down a few seconds and starts
+it again with the same arguments, then waits until it answers. The operator must come back by
+itself, miss no work (a workload created and a lag changed after the outage are acted on), and
+say so in one log line when the outage starts and one when it ends (docs/operator.md), never a
+traceback per failed tick.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Callable
+
+import pytest
+from cluster_helpers import (
+    REPO,
+    Kube,
+    Metrics,
+    OperatorProcess,
+    Signals,
+    replica_pod,
+    wait_for,
+    workload_spec,
+)
+
+RESTART = REPO / "hack" / "cluster" / "restart.sh"
+DOWN_S = 5
+
+
+def _restart(component: str) -> None:
+    subprocess.run([str(RESTART), component, str(DOWN_S)], check=True, timeout=180)
+
+
+def _controllers_back(kube: Kube) -> None:
+    """The controller-manager's informers re-list with a backoff after the API server is back:
+    wait until a new namespace gets its default ServiceAccount, so the tests after this one meet
+    a working plane."""
+    probe = f"rwt-probe-{uuid.uuid4().hex[:6]}"
+    kube.create_namespace(probe)
+    try:
+        wait_for(
+            "the controllers to work again (a default ServiceAccount)",
+            lambda: any(
+                sa.metadata.name == "default" for sa in kube.core.list_namespaced_service_account(probe).items
+            ),
+            timeout=180,
+        )
+    finally:
+        kube.core.delete_namespace(probe)
+
+
+@pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])
+def test_a_control_plane_restart_is_one_outage_and_no_missed_work(
+    kube: Kube,
+    ns: str,
+    db: None,
+    signals: Signals,
+    prometheus: Metrics,
+    operator: Callable[[], OperatorProcess],
+    component: str,
+) -> None:
+    signals.set()
+    signals.lag(range(2), 0.1)
+    url = prometheus.prometheus.url
+    for name in ("orders", "users"):
+        kube.create_workload(ns, name, workload_spec(url, pooler={"kind": "None"}))
+    op = operator()
+    for name in ("orders", "users"):
+        kube.wait_condition(ns, name, "Ready", "True")
+
+    _restart(component)
+    wait_for(
+        "the operator to say the outage is over",
+        lambda: "outage over after" in op.log_text(),
+        timeout=90,
+        last=op.log_tail,
+    )
+    # No missed work: a workload created after the outage is picked up (kopf's watch resumed),
+    # and a replica that starts lagging leaves the read pool of one made before it.
+    kube.create_workload(ns, "after", workload_spec(url, pooler={"kind": "None"}))
+    kube.wait_condition(ns, "after", "Ready", "True")
+    signals.lag([1], 30.0)
+    wait_for(
+        "the lagging replica out of the read pool",
+        lambda: kube.status(ns, "orders").get("readEndpoints") == [replica_pod(0)],
+        last=lambda: kube.status(ns, "orders").get("readEndpoints"),
+    )
+
+    _controllers_back(kube)
+    log = op.log_text()
+    lines = log.splitlines()
+    started = [line for line in lines if "Kubernetes API unavailable" in line]
+    ended = [line for line in lines if "outage over after" in line]
+    print(f"\n{component} down {DOWN_S}s: {len(started)} outage line(s), {len(ended)} end line(s)")
+    assert len(started) == 1 and len(ended) == 1, "\n".join(started + ended)
+    assert "Traceback" not in log, op.log_tail(80)
+    loud = [line for line in lines if "WARNING" in line or "ERROR" in line]
+    print("\n".join(loud))
+    # kopf's own watch retries: the first attempt of each watch stream (the workloads') only.
+    assert len([line for line in loud if "Request attempt" in line]) <= 1, "\n".join(loud)
+    assert not [line for line in loud if "ERROR" in line], "\n".join(loud)
