@@ -127,6 +127,24 @@ class _Usable:
     primary_apart: _Side | None  # the StatefulSet of the primary, in the pair layout
     bearer_token: str | None
     ca_pem: str | None
+    # The scale target does not exist (deleted): it counts 0 and has no pods, so its replicas
+    # leave the read pool and reads fall back to the primary; nothing is scaled.
+    missing: ClusterProblem | None = None
+
+
+class _MissingTarget:
+    """The port of a scale target that does not exist: no pods, nothing to scale."""
+
+    removal_order_known = True
+
+    async def read(self, namespace: str, ref: ScaleTargetRef) -> TargetState | None:
+        return None
+
+    async def pods(self, namespace: str, target: TargetState, counts_primary: bool) -> list[PodInfo]:
+        return []
+
+    async def scale(self, namespace: str, target: TargetState, count: int) -> None:
+        raise ClusterProblem(ReadyReason.SCALE_TARGET_NOT_FOUND, f"{target.ref.describe()} does not exist")
 
 
 def _interval(raw_spec: object) -> float:
@@ -215,11 +233,13 @@ async def _load(
     ref = spec.replicas.target
     port = await cluster.target(ref)
     state = await port.read(namespace, ref)
+    missing = None
     if state is None:
-        raise ClusterProblem(
+        missing = ClusterProblem(
             ReadyReason.SCALE_TARGET_NOT_FOUND,
-            f"the scale target {ref.describe()} does not exist in {namespace}",
+            f"the scale target {ref.describe()} does not exist in {namespace}; reads go to the primary",
         )
+        port, state = _MissingTarget(), TargetState(ref, "", 0, "")
     token = ca = None
     if spec.prometheus.bearerTokenSecret is not None:
         secret = spec.prometheus.bearerTokenSecret
@@ -227,7 +247,7 @@ async def _load(
     if spec.prometheus.caSecret is not None:
         secret = spec.prometheus.caSecret
         ca = await cluster.read_secret(namespace, secret.name, secret.key)
-    return _Usable(spec, _Side(port, state), apart, token, ca)
+    return _Usable(spec, _Side(port, state), apart, token, ca, missing)
 
 
 def _owner(body: Mapping[str, Any]) -> OwnerRef:
@@ -328,7 +348,9 @@ async def check(deps: Deps, namespace: str, name: str) -> ReadyReason | None:
     if body is None:
         return None
     try:
-        await _load(deps.cluster, namespace, body, deps.defaults)
+        usable = await _load(deps.cluster, namespace, body, deps.defaults)
+        if usable.missing is not None:
+            raise usable.missing
     except ClusterProblem as problem:
         await _report_problem(deps, body, problem, deps.clock())
         return problem.reason
@@ -537,12 +559,14 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
         routing_problem = await _route(deps, owner, usable, plan, seen.pods, obs.primary)
         if routing_problem is not None:
             plan = hold_scale_in(plan, obs, now)
-    outcome = await _scale(usable, namespace, plan)
+    outcome = await _scale(usable, namespace, plan) if usable.missing is None else None
     scale_events = tuple(report.scale_events(outcome, plan))
     if scale_events:
         # Said at once: the scale happened (or failed) whatever becomes of the rest of the tick.
         await deps.cluster.post_events(owner, scale_events)
     override: ReadyOverride | None = routing_problem
+    if usable.missing is not None:
+        override = ReadyOverride(Status.FALSE, usable.missing.reason, usable.missing.message)
     if outcome is not None and outcome.error is not None:
         plan = forget_failed_scale(plan, memory)
         override = override or ReadyOverride(Status.FALSE, ReadyReason.SCALE_FAILED, outcome.error)
@@ -571,4 +595,7 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
         report.events(previous, status, plan, pool_applied=plan.enforce and routing_problem is None)
     )
     patched = await _checkpoint(deps, body, status, events, now)
-    return TickResult(interval, plan=plan, patched=patched, events=scale_events + events, scale=outcome)
+    missing = usable.missing.reason if usable.missing is not None else None
+    return TickResult(
+        interval, problem=missing, plan=plan, patched=patched, events=scale_events + events, scale=outcome
+    )

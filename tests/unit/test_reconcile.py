@@ -782,3 +782,24 @@ async def test_a_restart_between_writes_does_not_shorten_the_scale_down_window()
     assert writes == 1, "the checkpoint the restart reads is the first tick's"
     assert continuous >= 50 + 60
     assert continuous <= restarted <= continuous + 2, "never earlier; at most the restart's gap later"
+
+
+async def test_a_deleted_scale_target_leaves_the_read_pool_and_reads_go_to_the_primary() -> None:
+    """Its pods are gone with it: routing to them would send reads nowhere (issue 13)."""
+    w = make_world()
+    await w.tick()
+    assert w.router.served() == ["db-replica-0", "db-replica-1"]
+    del w.cluster.statefulsets["db-replica"], w.cluster.pods["db-replica"]
+    result = await w.tick(2)
+    assert w.router.served() == ["db-0"]
+    assert result.problem is ReadyReason.SCALE_TARGET_NOT_FOUND
+    ready = w.cluster.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ScaleTargetNotFound")
+    assert w.cluster.status()["readEndpoints"] == ["db-0"]
+    assert w.cluster.scaled == [] and EventReason.SCALE_FAILED not in reasons(w.cluster.posted)
+    # It comes back: its replicas serve again and Ready turns True.
+    w.cluster.add_statefulset("db-replica", 2)
+    await w.tick(2)
+    await w.tick(2)
+    assert w.router.served() == ["db-replica-0", "db-replica-1"]
+    assert w.cluster.condition("Ready")["status"] == "True"

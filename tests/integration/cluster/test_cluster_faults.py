@@ -1,4 +1,4 @@
-"""Faults of the control plane itself: the API server or etcd restarts under a running operator.
+"""Faults under a running operator: the API server or etcd restarts; the scale target is deleted.
 
 `hack/cluster/restart.sh` stops the component (SIGTERM), keeps it down a few seconds and starts
 it again with the same arguments, then waits until it answers. The operator must come back by
@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import pytest
 from cluster_helpers import (
+    PRIMARY_POD,
+    REPLICA_SET,
     REPO,
     Kube,
     Metrics,
@@ -101,3 +103,43 @@ def test_a_control_plane_restart_is_one_outage_and_no_missed_work(
     # kopf's own watch retries: the first attempt of each watch stream (the workloads') only.
     assert len([line for line in loud if "Request attempt" in line]) <= 1, "\n".join(loud)
     assert not [line for line in loud if "ERROR" in line], "\n".join(loud)
+
+
+def test_a_deleted_scale_target_leaves_the_read_pool_and_reads_go_to_the_primary(
+    kube: Kube,
+    ns: str,
+    db: None,
+    signals: Signals,
+    prometheus: Metrics,
+    operator: Callable[[], OperatorProcess],
+) -> None:
+    """Was: the EndpointSlice kept the deleted pods until the StatefulSet came back (issue 13)."""
+    signals.set()
+    signals.lag(range(2), 0.1)
+    kube.create_workload(ns, "orders", workload_spec(prometheus.prometheus.url))
+    operator()
+    both = [replica_pod(0), replica_pod(1)]
+    wait_for(
+        "both replicas in the read pool",
+        lambda: kube.slice_pods(ns) == both,
+        last=lambda: kube.slice_pods(ns),
+    )
+
+    kube.apps.delete_namespaced_stateful_set(REPLICA_SET, ns)
+    wait_for(
+        "reads on the primary",
+        lambda: kube.slice_pods(ns) == [PRIMARY_POD],
+        last=lambda: kube.slice_pods(ns),
+    )
+    kube.wait_condition(ns, "orders", "Ready", "False", "ScaleTargetNotFound")
+    assert kube.status(ns, "orders")["readEndpoints"] == [PRIMARY_POD]
+    assert kube.replicas(ns, "db") == 1
+
+    kube.create_statefulset(ns, REPLICA_SET, 2)
+    kube.wait_pods(ns, REPLICA_SET, 2)
+    wait_for(
+        "the replicas back in the read pool",
+        lambda: kube.slice_pods(ns) == both,
+        last=lambda: kube.slice_pods(ns),
+    )
+    kube.wait_condition(ns, "orders", "Ready", "True")
