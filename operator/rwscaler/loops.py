@@ -13,13 +13,22 @@ raises is retried with a growing backoff (capped), never a crash loop, and logge
 flooding: an outage (what `outage` recognises, such as the API server being unreachable) is one
 warning for every loop together when it starts and one line when a tick succeeds again; any other
 error is logged with its traceback on the first failure of a loop's streak only.
+
+With `RWSCALER_TICK_STATS=FILE` in the environment, each loop also notes how late every scheduled
+tick starts (the time its tick begins minus the time it was due: the end of the tick before plus
+the delay that tick asked for; a tick woken early is not counted), and every 10 s one JSON line
+`{"time": <unix s>, "lateness": [<s>, ...]}` with the ticks since the last line is appended to
+FILE (`make bench-operator` reads it; nothing goes to the log).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +40,7 @@ Tick = Callable[[str, str], Awaitable[float | None]]
 # What an exception says about the world: a short description when it is an outage every loop
 # meets alike (then it is logged once for all), None for anything else.
 Outage = Callable[[Exception], str | None]
+TICK_STATS_ENV = "RWSCALER_TICK_STATS"
 
 
 def _no_outage(_: Exception) -> str | None:
@@ -63,6 +73,29 @@ class _OutageLog:
 
 
 @dataclass
+class _TickStats:
+    """Lateness of the ticks (seconds), appended to a file as one JSON line per `every` seconds."""
+
+    path: str
+    every: float = 10.0
+    pending: list[float] = field(default_factory=list)
+    flushed_at: float = field(default_factory=time.monotonic)
+
+    def record(self, lateness: float) -> None:
+        self.pending.append(lateness)
+        if time.monotonic() - self.flushed_at >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        self.flushed_at = time.monotonic()
+        if self.pending:
+            line = json.dumps({"time": time.time(), "lateness": [round(x, 4) for x in self.pending]})
+            self.pending = []
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+
+@dataclass
 class _State:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -72,9 +105,17 @@ class _State:
 
 class Loops:
     def __init__(
-        self, tick: Tick, *, backoff_base: float = 1.0, backoff_max: float = 30.0, outage: Outage = _no_outage
+        self,
+        tick: Tick,
+        *,
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+        outage: Outage = _no_outage,
+        tick_stats: str | None = None,
     ) -> None:
         self._tick = tick
+        stats_path = tick_stats or os.environ.get(TICK_STATS_ENV)
+        self._stats = _TickStats(stats_path) if stats_path else None
         self._outage = outage
         self._outage_log = _OutageLog()
         self._states: dict[Key, _State] = {}
@@ -98,6 +139,12 @@ class Loops:
         if state is not None:
             state.wake.set()
 
+    def wake_namespace(self, namespace: str) -> None:
+        """Wake the loops of one namespace (a pod there changed whether it can serve reads)."""
+        for (ns, _), state in self._states.items():
+            if ns == namespace:
+                state.wake.set()
+
     def wake_all(self) -> None:
         """Wake every loop (this replica has just become the one that acts)."""
         for state in self._states.values():
@@ -120,12 +167,18 @@ class Loops:
     async def stop_all(self) -> None:
         for namespace, name in list(self._states):
             await self.stop(namespace, name)
+        if self._stats is not None:
+            self._stats.flush()
 
     async def _run(self, namespace: str, name: str, state: _State) -> None:
+        # When the next tick is due (loop time); None after an early wake, which is not scheduled.
+        due: float | None = asyncio.get_running_loop().time()
         while True:
             state.wake.clear()
             async with state.lock:
                 loop = asyncio.get_running_loop()
+                if self._stats is not None and due is not None:
+                    self._stats.record(loop.time() - due)
                 try:
                     delay = await self._tick(namespace, name)
                     if state.failures:
@@ -153,5 +206,7 @@ class Loops:
                 if self._states.get((namespace, name)) is state:
                     del self._states[(namespace, name)]
                 return
+            due = asyncio.get_running_loop().time() + delay
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.wake.wait(), timeout=delay)
+                due = None
