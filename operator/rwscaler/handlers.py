@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,7 @@ import kopf
 
 from rwscaler import reconcile
 from rwscaler.core.spec import GROUP, PLURAL, VERSION
-from rwscaler.kube import access_review
+from rwscaler.kube import access_review, pod_cache
 from rwscaler.kube.client import KubeApiError, KubeClient
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.config import load_config
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 KOPF_ANNOTATION_PREFIX = "kopf.rwscaler.io"
 # How often a standby's loops wake to find they still may not act (gaining the Lease wakes them).
 STANDBY_TICK_S = 60.0
+# A spec edit is acted on once edits have stopped for this long (a burst is decided on once).
+SPEC_SETTLE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,10 @@ class Runtime:
     metrics: MetricsSource
     deps: reconcile.Deps
     elector: LeaseElector | None = None
+    # The ReadWriteWorkloads as kopf's watch last delivered them (KubeCluster reads them there).
+    workloads: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    # Per pod, what decides whether it can serve reads, as last seen (a change wakes its namespace).
+    serving: dict[tuple[str, str], tuple[object, ...]] = field(default_factory=dict)
     loops: Loops = field(init=False)
     _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
@@ -154,9 +161,12 @@ def _metrics_source() -> MetricsSource:
     return PrometheusMetricsSource()
 
 
-def build_runtime(options: RunOptions) -> Runtime:
+def build_runtime(options: RunOptions, pods: pod_cache.PodIndex | None = None) -> Runtime:
+    """The operator's runtime; `pods`: kopf's index of the watched pods (None: a LIST per tick)."""
     client = KubeClient.from_kubeconfig(options.kubeconfig)
-    cluster = KubeCluster(client)
+    workloads: dict[tuple[str, str], Mapping[str, Any]] = {}
+    source = None if pods is None else pod_cache.source(pods)
+    cluster = KubeCluster(client, pods=source, workloads=workloads)
     metrics = _metrics_source()
     deps = reconcile.Deps(
         cluster=cluster, metrics=metrics, routers=build_routers(client, cluster), defaults=options.defaults
@@ -167,7 +177,7 @@ def build_runtime(options: RunOptions) -> Runtime:
         if election is not None
         else None
     )
-    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector)
+    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector, workloads=workloads)
 
 
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
@@ -176,8 +186,33 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     # The runtime is made at startup, inside kopf's event loop, and shared by every handler.
     holder: dict[str, Runtime] = {}
 
+    # The pods of the watched namespaces, listed once and then followed (kube/pod_cache.py): the
+    # scale targets select their pods here instead of a LIST per tick. kopf starts the
+    # workloads' handlers (and so their loops) only once this index holds the initial listing.
+    @kopf.index("pods", id="pod_index", registry=registry)
+    def pod_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+        return {namespace or "": pod_cache.trimmed(body)}
+
+    @kopf.on.event("pods", registry=registry)  # type: ignore[arg-type]
+    async def pod_seen(type: str | None, name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
+        runtime = holder.get("runtime")
+        if runtime is None:
+            return
+        key = (namespace, name)
+        state = None if type == "DELETED" else pod_cache.serving_state(body)
+        if runtime.serving.get(key) == state:
+            return
+        if state is None:
+            runtime.serving.pop(key, None)
+        else:
+            runtime.serving[key] = state
+        if type is not None:  # not the initial listing
+            # A pod turned (un)ready, got or lost its IP, or went: the workloads of its namespace
+            # decide now, not at their next interval (as the EndpointSlice controller would).
+            runtime.loops.wake_namespace(namespace)
+
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         settings.peering.standalone = True
         # No runtime watching of Namespaces and CRDs: `-n` names exact namespaces, and the CRD
         # must exist when the operator starts. This keeps its RBAC to what it really uses.
@@ -191,7 +226,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             settings.admission.server = kopf.WebhookServer(
                 addr=hook.addr, port=hook.port, certfile=hook.certfile, pkeyfile=hook.keyfile
             )
-        runtime = build_runtime(options)
+        runtime = build_runtime(options, kwargs["pod_index"])  # kopf passes each index by its name
         runtime.start()
         holder["runtime"] = runtime
 
@@ -229,11 +264,14 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             await runtime.close()
 
     @kopf.on.event(**resource)  # type: ignore[arg-type]
-    async def seen(type: str | None, name: str, namespace: str, **_: Any) -> None:
+    async def seen(type: str | None, name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
         runtime = holder["runtime"]
         if type == "DELETED":
+            runtime.workloads.pop((namespace, name), None)
             await runtime.loops.stop(namespace, name)
         else:
+            # The tick reads the workload from here, not with a GET (reconcile.py).
+            runtime.workloads[(namespace, name)] = dict(body)
             runtime.loops.ensure(namespace, name)
 
     @kopf.on.create(**resource)  # type: ignore[arg-type]
@@ -246,7 +284,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             problem = await reconcile.check(runtime.deps, namespace, name)
         if problem is not None:
             log.warning("%s/%s is not usable: %s", namespace, name, problem.value)
-        runtime.loops.wake(namespace, name)
+        runtime.loops.wake(namespace, name, settle=SPEC_SETTLE_S)
 
     if options.admission is not None:
         # Every replica answers (a standby too): a review reads nothing and writes nothing.

@@ -101,6 +101,7 @@ class _State:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     failures: int = 0
+    settle: asyncio.TimerHandle | None = None  # a wake waiting for a burst of wakes to end
 
 
 class Loops:
@@ -133,11 +134,21 @@ class Loops:
                 self._run(namespace, name, state), name=f"rwscaler {namespace}/{name}"
             )
 
-    def wake(self, namespace: str, name: str) -> None:
-        """Tick as soon as the current tick (if any) is done, instead of waiting for the interval."""
+    def wake(self, namespace: str, name: str, settle: float = 0.0) -> None:
+        """Tick as soon as the current tick (if any) is done, instead of waiting for the interval.
+
+        With `settle`, tick once the wakes have stopped for that long: a burst of spec edits
+        (a script flipping a field) is decided on once, on the last edit, not on every flip."""
         state = self._states.get((namespace, name))
-        if state is not None:
+        if state is None:
+            return
+        if state.settle is not None:
+            state.settle.cancel()
+            state.settle = None
+        if settle <= 0:
             state.wake.set()
+        else:
+            state.settle = asyncio.get_running_loop().call_later(settle, state.wake.set)
 
     def wake_namespace(self, namespace: str) -> None:
         """Wake the loops of one namespace (a pod there changed whether it can serve reads)."""
@@ -159,6 +170,8 @@ class Loops:
 
     async def stop(self, namespace: str, name: str) -> None:
         state = self._states.pop((namespace, name), None)
+        if state is not None and state.settle is not None:
+            state.settle.cancel()
         if state is not None and state.task is not None:
             state.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

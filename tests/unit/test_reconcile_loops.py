@@ -147,3 +147,28 @@ async def test_another_error_is_logged_with_its_traceback_once_per_streak(
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert calls == 5 and len(tracebacks) == 1
     assert any("succeeds again after 4 failures" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_burst_of_settling_wakes_is_one_tick_after_the_last() -> None:
+    """A script flipping a spec field 20 times is decided on once, when the flips stop."""
+    ticks: list[float] = []
+    done = asyncio.Event()
+
+    async def tick(ns: str, name: str) -> float | None:
+        ticks.append(asyncio.get_running_loop().time())
+        if len(ticks) == 2:
+            done.set()
+        return 60.0
+
+    loops = Loops(tick)
+    loops.ensure("ns", "a")
+    await asyncio.sleep(0)  # the first tick
+    started = asyncio.get_running_loop().time()
+    for _ in range(20):
+        loops.wake("ns", "a", settle=0.05)
+        await asyncio.sleep(0.01)
+    last_wake = asyncio.get_running_loop().time()
+    await asyncio.wait_for(done.wait(), 5)
+    await loops.stop_all()
+    assert len(ticks) == 2, "one tick for the whole burst"
+    assert ticks[1] >= last_wake + 0.05 - 0.01 and ticks[1] > started

@@ -11,21 +11,36 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import logging
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rwscaler.boundary import ClusterProblem, OwnerRef, ScaleTarget
+from rwscaler.core.durations import rfc3339
 from rwscaler.core.spec import GROUP, PLURAL, VERSION, ScaleTargetRef
 from rwscaler.core.status import OWNED_KEYS
 from rwscaler.core.vocabulary import Event, ReadyReason
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.kube.pod_cache import PodSource
 from rwscaler.kube.targets.registry import target_for
 
 log = logging.getLogger(__name__)
+
+# An Event repeated within this window is counted on the Event already posted (count and
+# lastTimestamp patched, as client-go's EventCorrelator does), not posted again as a copy.
+EVENT_DEDUP_S = 600.0
+
+
+@dataclass
+class _Posted:
+    name: str
+    count: int
+    last: float
 
 
 def workload_path(namespace: str, name: str) -> str:
@@ -37,21 +52,37 @@ def _forbidden(err: KubeApiError, what: str) -> ClusterProblem:
 
 
 class KubeCluster:
-    def __init__(self, client: KubeClient, instance: str | None = None) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        instance: str | None = None,
+        pods: PodSource | None = None,
+        workloads: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    ) -> None:
         self._client = client
+        # What kopf's watches delivered (handlers.py): the pods, and the ReadWriteWorkloads by
+        # (namespace, name). None: a GET or LIST per tick instead.
+        self._pods = pods
+        self._workloads = workloads
         self._instance = instance or socket.gethostname()
+        self._posted: dict[tuple[str, str, str, str, str], _Posted] = {}
         # One port per (apiVersion, kind), found once: for a kind without a module of its own
         # that is an API discovery request, which every tick of every workload would repeat.
         self._targets: dict[tuple[str, str], ScaleTarget] = {}
 
     async def get_workload(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self._workloads is not None:
+            body = self._workloads.get((namespace, name))
+            # Not seen by the watch (yet, or deleted): asked for, so a create is never missed.
+            if body is not None:
+                return copy.deepcopy(dict(body))
         return await self._client.get(workload_path(namespace, name))
 
     async def target(self, ref: ScaleTargetRef) -> ScaleTarget:
         key = (ref.apiVersion, ref.kind)
         port = self._targets.get(key)
         if port is None:  # a refusal (ClusterProblem) is not kept: the kind may be installed later
-            port = self._targets[key] = await target_for(self._client, ref)
+            port = self._targets[key] = await target_for(self._client, ref, self._pods)
         return port
 
     async def deployment_pod_ips(self, namespace: str, deployment: str) -> list[str] | None:
@@ -123,12 +154,39 @@ class KubeCluster:
         return True
 
     async def post_events(self, owner: OwnerRef, events: Sequence[Event]) -> None:
+        now = time.time()
+        self._posted = {k: p for k, p in self._posted.items() if now - p.last < EVENT_DEDUP_S}
         for ev in events:
-            body = objects.event(owner, ev, time.time(), self._instance)
+            body = objects.event(owner, ev, now, self._instance)
+            key = (owner.namespace, owner.uid, body["type"], body["reason"], body["message"])
             try:
-                await self._client.create(f"/api/v1/namespaces/{owner.namespace}/events", body)
+                if await self._count_again(owner.namespace, key, now):
+                    continue
+                created = await self._client.create(f"/api/v1/namespaces/{owner.namespace}/events", body)
+                name = str(((created or {}).get("metadata") or {}).get("name", ""))
+                if name:
+                    self._posted[key] = _Posted(name, 1, now)
             except KubeApiError as err:
                 # An event is a courtesy: the status already says the same; never fail the tick.
                 log.warning(
                     "could not post event %s on %s/%s: %s", ev.reason, owner.namespace, owner.name, err
                 )
+
+    async def _count_again(self, namespace: str, key: tuple[str, str, str, str, str], now: float) -> bool:
+        """Count a repeat on the Event posted before; False when there is none to count on."""
+        posted = self._posted.get(key)
+        if posted is None:
+            return False
+        try:
+            await self._client.merge_patch(
+                f"/api/v1/namespaces/{namespace}/events/{posted.name}",
+                {"count": posted.count + 1, "lastTimestamp": rfc3339(now)},
+            )
+        except KubeApiError as err:
+            # Expired meanwhile (the API server's event TTL), or not allowed: post it anew, so
+            # nothing is lost.
+            log.debug("could not count event %s again: %s", posted.name, err)
+            del self._posted[key]
+            return False
+        posted.count, posted.last = posted.count + 1, now
+        return True

@@ -19,15 +19,15 @@ WORKLOAD_PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # and CloudNativePG Clusters (docs/topologies.md)
     ("apps", "statefulsets/scale"): frozenset({"get", "patch"}),
     ("postgresql.cnpg.io", "clusters/scale"): frozenset({"get", "patch"}),
-    # readiness, role labels, IPs
-    ("", "pods"): frozenset({"list"}),
+    # readiness, role labels, IPs: listed once, then watched
+    ("", "pods"): frozenset({"list", "watch"}),
     # the Prometheus token/CA Secrets named in a spec, by name (never listed)
     ("", "secrets"): frozenset({"get"}),
     # the EndpointSlice pooler's read Service and its EndpointSlice
     ("", "services"): frozenset({"get", "create", "patch"}),
     ("discovery.k8s.io", "endpointslices"): frozenset({"get", "create", "patch"}),
     # Events about the workloads
-    ("", "events"): frozenset({"create"}),
+    ("", "events"): frozenset({"create", "patch"}),
     # the PgBouncer pooler: its Deployment's pods, and the one ConfigMap key rwscaler owns
     ("apps", "deployments"): frozenset({"get"}),
     ("", "configmaps"): frozenset({"get", "patch"}),

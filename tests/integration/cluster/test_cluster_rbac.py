@@ -20,10 +20,12 @@ ALLOWED = [
     ("postgresql.cnpg.io", "clusters", "scale", "get"),  # CloudNativePG Clusters (docs/topologies.md)
     ("postgresql.cnpg.io", "clusters", "scale", "patch"),
     ("", "pods", "", "list"),
+    ("", "pods", "", "watch"),  # listed once, then watched (kube/pod_cache.py)
     ("", "secrets", "", "get"),
     ("", "services", "", "create"),
     ("discovery.k8s.io", "endpointslices", "", "patch"),
     ("", "events", "", "create"),
+    ("", "events", "", "patch"),  # a repeated Event is counted, not copied
     ("apps", "deployments", "", "get"),
     ("", "configmaps", "", "patch"),
 ]

@@ -110,10 +110,10 @@ deleted (owner references and the garbage collector do that).
   resources: [{{ printf "%s/scale" .resource | quote }}]
   verbs: ["get", "patch"]
 {{- end }}
-# Observe the pods (readiness, role labels, IPs).
+# Observe the pods (readiness, role labels, IPs): listed once, then watched (kube/pod_cache.py).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 # Prometheus credentials named in spec.prometheus (bearerTokenSecret, caSecret): read by name only.
 - apiGroups: [""]
   resources: ["secrets"]
@@ -125,10 +125,10 @@ deleted (owner references and the garbage collector do that).
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["get", "create", "patch"]
-# Events about the workloads.
+# Events about the workloads; a repeat is counted on the Event posted before (patch).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 # The PgBouncer pooler (pooler.kind PgBouncer): find the PgBouncer Deployment's pods (their
 # admin consoles), and read/write the one key of the user's ConfigMap that rwscaler owns.
 - apiGroups: ["apps"]

@@ -23,6 +23,7 @@ from rwscaler.core.roles import Role, label_role
 from rwscaler.core.spec import RoleLabels, ScaleTargetRef
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeClient
+from rwscaler.kube.pod_cache import PodSource
 from rwscaler.kube.targets.scalable import ScalableTarget
 
 CLUSTER_LABEL = "cnpg.io/cluster"
@@ -39,8 +40,10 @@ def _serial(item: dict[str, Any], cluster: str) -> int | None:
 class CnpgClusterTarget(ScalableTarget):
     removal_order_known = True
 
-    def __init__(self, client: KubeClient, api_version: str = "postgresql.cnpg.io/v1") -> None:
-        super().__init__(client, api_version, "clusters")
+    def __init__(
+        self, client: KubeClient, api_version: str = "postgresql.cnpg.io/v1", pods: PodSource | None = None
+    ) -> None:
+        super().__init__(client, api_version, "clusters", pods)
 
     def selector(self, ref: ScaleTargetRef, scale: dict[str, Any]) -> str:
         published = (scale.get("status") or {}).get("selector")

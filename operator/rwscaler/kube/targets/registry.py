@@ -13,12 +13,13 @@ from rwscaler.boundary import ClusterProblem, ScaleTarget
 from rwscaler.core.spec import ScaleTargetRef
 from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.kube.pod_cache import PodSource
 from rwscaler.kube.targets.cnpg_cluster import CnpgClusterTarget
 from rwscaler.kube.targets.scalable import ScalableTarget
 from rwscaler.kube.targets.statefulset import StatefulSetTarget
 
-# (API group, kind) -> the module's target, built on the operator's client.
-KINDS: dict[tuple[str, str], Callable[[KubeClient, str], ScaleTarget]] = {
+# (API group, kind) -> the module's target, built on the operator's client and its pod source.
+KINDS: dict[tuple[str, str], Callable[[KubeClient, str, PodSource | None], ScaleTarget]] = {
     ("apps", "StatefulSet"): StatefulSetTarget,
     ("postgresql.cnpg.io", "Cluster"): CnpgClusterTarget,
 }
@@ -49,8 +50,9 @@ async def _discover_plural(client: KubeClient, ref: ScaleTargetRef) -> str:
     )
 
 
-async def target_for(client: KubeClient, ref: ScaleTargetRef) -> ScaleTarget:
+async def target_for(client: KubeClient, ref: ScaleTargetRef, pods: PodSource | None = None) -> ScaleTarget:
+    """The port of the ref's kind; `pods`: the watch-fed pods (None: each read LISTs them)."""
     build = KINDS.get((ref.group, ref.kind))
     if build is not None:
-        return build(client, ref.apiVersion)
-    return ScalableTarget(client, ref.apiVersion, await _discover_plural(client, ref))
+        return build(client, ref.apiVersion, pods)
+    return ScalableTarget(client, ref.apiVersion, await _discover_plural(client, ref), pods)

@@ -16,6 +16,7 @@ from rwscaler.core.spec import ScaleTargetRef
 from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.kube.pod_cache import PodSource
 
 
 def forbidden(err: KubeApiError, what: str) -> ClusterProblem:
@@ -27,10 +28,13 @@ class ScalableTarget:
 
     removal_order_known = False
 
-    def __init__(self, client: KubeClient, api_version: str, plural: str) -> None:
+    def __init__(
+        self, client: KubeClient, api_version: str, plural: str, pods: PodSource | None = None
+    ) -> None:
         self._client = client
         self.api_version = api_version
         self.plural = plural
+        self._pods = pods  # the watch-fed pods (kube/pod_cache.py); None: a LIST per call
 
     def path(self, namespace: str, name: str) -> str:
         base = "/api" if "/" not in self.api_version else "/apis"
@@ -66,6 +70,8 @@ class ScalableTarget:
 
     async def pod_objects(self, namespace: str, target: TargetState) -> list[dict[str, Any]]:
         """The pods the target's selector selects, not terminating ones' order aside."""
+        if self._pods is not None:
+            return self._pods(namespace, target.selector)
         try:
             data = await self._client.request(
                 "GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": target.selector}

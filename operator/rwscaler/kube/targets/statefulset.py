@@ -13,14 +13,17 @@ from __future__ import annotations
 from rwscaler.boundary import PodInfo, TargetState
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeClient
+from rwscaler.kube.pod_cache import PodSource
 from rwscaler.kube.targets.scalable import ScalableTarget
 
 
 class StatefulSetTarget(ScalableTarget):
     removal_order_known = True
 
-    def __init__(self, client: KubeClient, api_version: str = "apps/v1") -> None:
-        super().__init__(client, api_version, "statefulsets")
+    def __init__(
+        self, client: KubeClient, api_version: str = "apps/v1", pods: PodSource | None = None
+    ) -> None:
+        super().__init__(client, api_version, "statefulsets", pods)
 
     async def pods(self, namespace: str, target: TargetState, counts_primary: bool) -> list[PodInfo]:
         offset = 1 if counts_primary else 0
