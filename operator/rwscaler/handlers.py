@@ -268,6 +268,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         runtime = holder["runtime"]
         if type == "DELETED":
             runtime.workloads.pop((namespace, name), None)
+            runtime.deps.kept.pop((namespace, name), None)
             await runtime.loops.stop(namespace, name)
         else:
             # The tick reads the workload from here, not with a GET (reconcile.py).

@@ -533,6 +533,7 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     now = deps.clock()
     body = await deps.cluster.get_workload(namespace, name)
     if body is None:
+        deps.kept.pop((namespace, name), None)  # nothing kept for a workload that is gone
         return TickResult(interval=DEFAULT_INTERVAL_SECONDS, gone=True)
     interval = _interval(body.get("spec"))
     owner = _owner(body)

@@ -507,8 +507,11 @@ async def test_pooler_without_a_router_is_reported() -> None:
 
 async def test_a_deleted_workload_ends_its_loop() -> None:
     w = make_world()
+    await w.tick()
+    assert (NS, NAME) in w.kept
     del w.cluster.workloads[(NS, NAME)]
     assert (await w.tick()).gone
+    assert (NS, NAME) not in w.kept, "nothing kept in process for a workload that is gone"
 
 
 @pytest.mark.parametrize(

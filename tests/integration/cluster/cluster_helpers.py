@@ -430,3 +430,27 @@ def hold_for(what: str, check: Callable[[], bool], seconds: float, interval: flo
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name) == "1"
+
+
+def serving_from_both_replicas(
+    kube: Kube,
+    ns: str,
+    signals: Signals,
+    prometheus_url: str,
+    start_operator: Callable[[], OperatorProcess],
+    name: str = "orders",
+    **spec: Any,
+) -> OperatorProcess:
+    """The usual start: healthy signals and lag, the workload over `db`/`db-replica` (`spec`
+    overrides as `workload_spec`'s), the operator, and both replicas in the read Service's slice."""
+    signals.set()
+    signals.lag(range(2), 0.1)
+    kube.create_workload(ns, name, workload_spec(prometheus_url, **spec))
+    op = start_operator()
+    both = [replica_pod(0), replica_pod(1)]
+    wait_for(
+        "both replicas in the read pool",
+        lambda: kube.slice_pods(ns) == both,
+        last=lambda: kube.slice_pods(ns),
+    )
+    return op

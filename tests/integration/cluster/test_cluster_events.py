@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cluster_helpers import Kube, Metrics, OperatorProcess, Signals, replica_pod, wait_for, workload_spec
+from cluster_helpers import (
+    Kube,
+    Metrics,
+    OperatorProcess,
+    Signals,
+    replica_pod,
+    serving_from_both_replicas,
+    wait_for,
+)
 
 
 def test_a_repeated_event_is_one_event_with_a_count(
@@ -16,14 +24,8 @@ def test_a_repeated_event_is_one_event_with_a_count(
     prometheus: Metrics,
     operator: Callable[[], OperatorProcess],
 ) -> None:
-    signals.set()
-    signals.lag(range(2), 0.1)
-    kube.create_workload(ns, "orders", workload_spec(prometheus.prometheus.url))
-    operator()
+    serving_from_both_replicas(kube, ns, signals, prometheus.prometheus.url, operator)
     both = [replica_pod(0), replica_pod(1)]
-    wait_for(
-        "both replicas in the pool", lambda: kube.slice_pods(ns) == both, last=lambda: kube.slice_pods(ns)
-    )
 
     def lag_flips() -> list[object]:
         return [

@@ -23,6 +23,7 @@ from cluster_helpers import (
     OperatorProcess,
     Signals,
     replica_pod,
+    serving_from_both_replicas,
     wait_for,
     workload_spec,
 )
@@ -114,16 +115,8 @@ def test_a_deleted_scale_target_leaves_the_read_pool_and_reads_go_to_the_primary
     operator: Callable[[], OperatorProcess],
 ) -> None:
     """Was: the EndpointSlice kept the deleted pods until the StatefulSet came back (issue 13)."""
-    signals.set()
-    signals.lag(range(2), 0.1)
-    kube.create_workload(ns, "orders", workload_spec(prometheus.prometheus.url))
-    operator()
+    serving_from_both_replicas(kube, ns, signals, prometheus.prometheus.url, operator)
     both = [replica_pod(0), replica_pod(1)]
-    wait_for(
-        "both replicas in the read pool",
-        lambda: kube.slice_pods(ns) == both,
-        last=lambda: kube.slice_pods(ns),
-    )
 
     kube.apps.delete_namespaced_stateful_set(REPLICA_SET, ns)
     wait_for(

@@ -20,8 +20,8 @@ from cluster_helpers import (
     OperatorProcess,
     Signals,
     replica_pod,
+    serving_from_both_replicas,
     wait_for,
-    workload_spec,
 )
 
 INTERVAL_S = 30
@@ -73,18 +73,10 @@ def test_a_pod_leaves_the_read_pool_as_fast_as_the_endpointslice_controller_take
             "spec": {"selector": {"app": REPLICA_SET}, "ports": [{"name": "postgres", "port": 5432}]},
         },
     )
-    signals.set()
-    signals.lag(range(2), 0.1)
-    kube.create_workload(
-        ns, "orders", workload_spec(prometheus.prometheus.url, behavior={"intervalSeconds": INTERVAL_S})
+    serving_from_both_replicas(
+        kube, ns, signals, prometheus.prometheus.url, operator, behavior={"intervalSeconds": INTERVAL_S}
     )
-    operator()
     both = [replica_pod(0), replica_pod(1)]
-    wait_for(
-        "both replicas in the read pool",
-        lambda: kube.slice_pods(ns) == both,
-        last=lambda: kube.slice_pods(ns),
-    )
     wait_for("both replicas ready in the plain Service", lambda: _plain_ready(kube, ns) == set(both))
     pod = replica_pod(1)
 
