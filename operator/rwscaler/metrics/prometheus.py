@@ -215,15 +215,22 @@ class PrometheusMetricsSource:
         rendered: dict[tuple[Target, SignalTemplate], _Query | Signal] = {}
         # The templates of one target mostly share their members: expand each member set once.
         expanded: dict[tuple[Target, tuple[str, ...]], dict[str, str]] = {}
+        # A bundle's templates share one expression (each reads its own member of the answer):
+        # render that text once per member set, not once per template.
+        texts: dict[tuple[str, str | None, tuple[Target, tuple[str, ...]]], str] = {}
         for (target, template), members in groups.items():
             member_keys = (target, tuple(q.key for q in members))
             values = expanded.get(member_keys)
             if values is None:
                 values = expanded[member_keys] = expansions(members, target.window)
             try:
-                expr = render(template.expr, members, target.window, values)
-                if template.fresh is not None:
-                    expr = with_freshness(expr, render(template.fresh, members, target.window, values))
+                text_key = (template.expr, template.fresh, member_keys)
+                expr = texts.get(text_key)
+                if expr is None:
+                    expr = render(template.expr, members, target.window, values)
+                    if template.fresh is not None:
+                        expr = with_freshness(expr, render(template.fresh, members, target.window, values))
+                    texts[text_key] = expr
                 rendered[(target, template)] = _Query(target.endpoint, expr, target.timeout_s)
             except TemplateError as err:  # a preset bug, not the user's: still never raise
                 rendered[(target, template)] = Signal.unknown(UnknownReason.QUERY_ERROR, str(err))

@@ -10,14 +10,20 @@ traceback per failed tick.
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Callable
 
 import pytest
 from cluster_helpers import (
+    GROUP,
+    PLURAL,
     PRIMARY_POD,
+    READ_SERVICE,
     REPLICA_SET,
     REPO,
+    VERSION,
     Kube,
     Metrics,
     OperatorProcess,
@@ -136,3 +142,96 @@ def test_a_deleted_scale_target_leaves_the_read_pool_and_reads_go_to_the_primary
         last=lambda: kube.slice_pods(ns),
     )
     kube.wait_condition(ns, "orders", "Ready", "True")
+
+
+def test_kill_9_during_a_drain_resumes_the_drain_it_does_not_restart_it(
+    kube: Kube,
+    ns: str,
+    db: None,
+    signals: Signals,
+    prometheus: Metrics,
+    operator: Callable[[], OperatorProcess],
+) -> None:
+    """The drain (which replicas, since when) is written the tick it starts (Memory.checkpoint_key):
+    a restarted operator continues it with the same start, so its timeout is not counted twice."""
+    signals.set(read_qps=1000.0)  # 1000 reads/s at 1000/s per replica: one replica is enough
+    signals.lag(range(2), 0.1)
+    spec = workload_spec(
+        prometheus.prometheus.url,
+        replicas={
+            "statefulSet": REPLICA_SET,
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "targetReadQPSPerReplica": 1000,
+        },
+        pooler={"kind": "EndpointSlice", "readService": READ_SERVICE, "drainTimeoutSeconds": 60},
+        behavior={
+            "scaleDown": {"stabilizationWindowSeconds": 0, "maxStep": 1},
+            "trend": {"seasonsSeconds": []},
+        },
+    )
+    kube.create_workload(ns, "orders", spec)
+    first = operator()
+    drain = wait_for(
+        "a drain of replica 1",
+        lambda: kube.status(ns, "orders").get("memory", {}).get("drain"),
+        timeout=60,
+        last=lambda: kube.status(ns, "orders").get("decision"),
+    )
+    assert drain["replicas"] == [replica_pod(1)] and kube.slice_pods(ns) == [replica_pod(0)]
+
+    first.kill()
+    killed_at = time.time()
+    operator()
+    after = wait_for(
+        "the restarted operator's first decision",
+        lambda: (
+            m if (m := kube.status(ns, "orders").get("memory", {})).get("last_tick", 0) > killed_at else None
+        ),
+        timeout=30,
+    )
+    assert after.get("drain") == drain, "the drain resumes with its start, it does not restart"
+    assert kube.replicas(ns, REPLICA_SET) == 2, "still draining: not scaled in yet"
+    assert kube.slice_pods(ns) == [replica_pod(0)], "the draining replica stays out of the pool"
+
+
+def test_a_second_status_writer_meets_conflicts_and_nothing_is_lost(
+    kube: Kube,
+    ns: str,
+    db: None,
+    signals: Signals,
+    prometheus: Metrics,
+    operator: Callable[..., OperatorProcess],
+) -> None:
+    """Another tool writes its own key under status ten times a second: the operator's patches that
+    meet a changed resourceVersion (409) write nothing and are decided again; its decisions still
+    land, and the other tool's key is kept."""
+    op = serving_from_both_replicas(
+        kube, ns, signals, prometheus.prometheus.url, lambda: operator("--log-level", "debug")
+    )
+    stop = threading.Event()
+    writes = 0
+
+    def other_tool() -> None:
+        nonlocal writes
+        while not stop.is_set():
+            writes += 1
+            kube.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ns, PLURAL, "orders", {"status": {"otherTool": {"writes": writes}}}
+            )
+            stop.wait(0.1)
+
+    writer = threading.Thread(target=other_tool, daemon=True)
+    writer.start()
+    try:
+        signals.lag([1], 30.0)
+        kube.wait_condition(ns, "orders", "ReplicationLagHigh", "True", "ReplicasLagging")
+        signals.lag([1], 0.1)
+        kube.wait_condition(ns, "orders", "ReplicationLagHigh", "False")
+    finally:
+        stop.set()
+        writer.join(10)
+    status = kube.status(ns, "orders")
+    assert status["otherTool"]["writes"] >= 1 and "memory" in status
+    conflicts = op.log_text().count("not written")
+    print(f"\n{writes} writes by the other tool; the operator met {conflicts} conflict(s) and lost nothing")
