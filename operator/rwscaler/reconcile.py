@@ -316,14 +316,19 @@ async def _checkpoint(
         return False
     rv = (body.get("metadata") or {}).get("resourceVersion")
     changed = report.needs_patch(in_api, status)
-    if changed and not await deps.cluster.patch_status(owner.namespace, owner.name, in_api, status, rv):
-        return False  # changed meanwhile: the next tick decides again from the fresh object
+    # A 409 (the workload changed since it was read: a spec edit, another writer) writes nothing;
+    # what this tick did (routed, decided) happened all the same: it is said now, kept in process
+    # and written by the next tick, so a change that reverts before then is not lost.
+    conflict = changed and not await deps.cluster.patch_status(
+        owner.namespace, owner.name, in_api, status, rv
+    )
     if events:
         await deps.cluster.post_events(owner, events)
-    written = (
-        *(kept.written[-1:] if kept is not None and kept.uid == owner.uid else ()),
-        report.comparable(status),
-    )
+    ours = kept is not None and kept.uid == owner.uid
+    if conflict:
+        deps.kept[key] = Kept(owner.uid, status, kept.written if kept is not None and ours else (), 0.0)
+        return False
+    written = (*(kept.written[-1:] if kept is not None and ours else ()), report.comparable(status))
     deps.kept[key] = Kept(owner.uid, status, written, now)
     return changed
 
