@@ -77,7 +77,7 @@ def test_unusable_specs_are_ready_false_with_a_specific_reason(
     ns: str,
     signals: Signals,
     prometheus: Metrics,
-    operator: Callable[[], OperatorProcess],
+    operator: Callable[..., OperatorProcess],
 ) -> None:
     signals.set()
     signals.lag(range(2), 0.1)
@@ -90,9 +90,12 @@ def test_unusable_specs_are_ready_false_with_a_specific_reason(
             last=lambda: kube.condition(ns, NAME, "Ready"),
         )
 
-    # Passes the schema (it starts with http://) but has no usable port.
-    op = operator()
-    kube.create_workload(ns, NAME, workload_spec("http://prometheus.monitoring:99999"))
+    # Admission refuses such a URL in a spec (test_cluster_admission.py); the operator's own
+    # default, for workloads without spec.prometheus, is checked when a workload uses it.
+    op = operator("--prometheus-url", "http://prometheus.monitoring:99999")
+    without = workload_spec(url)
+    del without["prometheus"]
+    kube.create_workload(ns, NAME, without)
     cond = reason_becomes("PrometheusURLInvalid")
     assert cond["status"] == "False" and "99999" in cond["message"]
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 from cluster_helpers import (
     REPLICA_SET,
+    SLICE_NAME,
     Kube,
     Metrics,
     OperatorProcess,
@@ -28,12 +29,19 @@ INTERVAL_S = 30
 PLAIN = "db-replica-plain"  # an ordinary Service: Kubernetes' EndpointSlice controller owns its slices
 
 
+# A deleted pod comes back under the same name (its StatefulSet recreates it): endpoints are told
+# apart by the pod's uid.
+def _ours(kube: Kube, ns: str) -> set[str]:
+    es = kube.discovery.read_namespaced_endpoint_slice(SLICE_NAME, ns)
+    return {e.target_ref.uid for e in es.endpoints or [] if e.target_ref is not None}
+
+
 def _plain_ready(kube: Kube, ns: str) -> set[str]:
     slices = kube.discovery.list_namespaced_endpoint_slice(
         ns, label_selector=f"kubernetes.io/service-name={PLAIN}"
     ).items
     return {
-        e.target_ref.name
+        e.target_ref.uid
         for s in slices
         for e in s.endpoints or []
         if e.target_ref is not None and e.conditions is not None and e.conditions.ready
@@ -42,15 +50,16 @@ def _plain_ready(kube: Kube, ns: str) -> set[str]:
 
 def _race(kube: Kube, ns: str, pod: str, change: Callable[[], None]) -> tuple[float, float]:
     """Seconds until the pod leaves rwscaler's read slice, and Kubernetes' ready endpoints."""
+    uid = kube.core.read_namespaced_pod(pod, ns).metadata.uid
     t0 = time.monotonic()
     change()
     ours = theirs = None
     while ours is None or theirs is None:
         now = time.monotonic() - t0
         assert now < INTERVAL_S - 5, f"not out within {now:.1f}s: ours {ours}, Kubernetes' {theirs}"
-        if ours is None and pod not in (kube.slice_pods(ns) or []):
+        if ours is None and uid not in _ours(kube, ns):
             ours = now
-        if theirs is None and pod not in _plain_ready(kube, ns):
+        if theirs is None and uid not in _plain_ready(kube, ns):
             theirs = now
         time.sleep(0.05)
     return ours, theirs
@@ -77,7 +86,8 @@ def test_a_pod_leaves_the_read_pool_as_fast_as_the_endpointslice_controller_take
         kube, ns, signals, prometheus.prometheus.url, operator, behavior={"intervalSeconds": INTERVAL_S}
     )
     both = [replica_pod(0), replica_pod(1)]
-    wait_for("both replicas ready in the plain Service", lambda: _plain_ready(kube, ns) == set(both))
+    uids = {kube.core.read_namespaced_pod(p, ns).metadata.uid for p in both}
+    wait_for("both replicas ready in the plain Service", lambda: _plain_ready(kube, ns) == uids)
     pod = replica_pod(1)
 
     def unready() -> None:
