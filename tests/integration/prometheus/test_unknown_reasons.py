@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import socket
 import threading
@@ -72,10 +73,15 @@ async def test_wrong_path_is_http_error(env: PromEnv) -> None:
 
 
 async def test_bad_promql_and_range_results_are_query_errors(env: PromEnv) -> None:
+    """Admission and the models refuse PromQL that does not parse; one stored before that rule (built
+    here without validation) is still a QueryError, as is a query that parses but gives a range."""
     serve_healthy(env)
-    q = workload(
-        env.prom.url,
-        custom_metrics(readQPS="sum(rate(app_queries_total[", writeQPS='app_queries_total{side="write"}[1m]'),
+    q = workload(env.prom.url, custom_metrics(writeQPS='app_queries_total{side="write"}[1m]'))
+    metrics = q.spec.metrics
+    assert metrics.queries is not None
+    broken = metrics.queries.model_copy(update={"readQPS": "sum(rate(app_queries_total["})
+    q = dataclasses.replace(
+        q, spec=q.spec.model_copy(update={"metrics": metrics.model_copy(update={"queries": broken})})
     )
     reading = await read_one(q)
     assert reading.read_qps.reason is UnknownReason.QUERY_ERROR and "readQPS" in reading.read_qps.message
