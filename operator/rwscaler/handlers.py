@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -99,8 +98,6 @@ class Runtime:
     metrics: MetricsSource
     deps: reconcile.Deps
     elector: LeaseElector | None = None
-    # The ReadWriteWorkloads as kopf's watch last delivered them (KubeCluster reads them there).
-    workloads: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     # Per pod, what decides whether it can serve reads, as last seen (a change wakes its namespace).
     serving: dict[tuple[str, str], tuple[object, ...]] = field(default_factory=dict)
     loops: Loops = field(init=False)
@@ -164,9 +161,8 @@ def _metrics_source() -> MetricsSource:
 def build_runtime(options: RunOptions, pods: pod_cache.PodIndex | None = None) -> Runtime:
     """The operator's runtime; `pods`: kopf's index of the watched pods (None: a LIST per tick)."""
     client = KubeClient.from_kubeconfig(options.kubeconfig)
-    workloads: dict[tuple[str, str], Mapping[str, Any]] = {}
     source = None if pods is None else pod_cache.source(pods)
-    cluster = KubeCluster(client, pods=source, workloads=workloads)
+    cluster = KubeCluster(client, pods=source)
     metrics = _metrics_source()
     deps = reconcile.Deps(
         cluster=cluster, metrics=metrics, routers=build_routers(client, cluster), defaults=options.defaults
@@ -177,7 +173,7 @@ def build_runtime(options: RunOptions, pods: pod_cache.PodIndex | None = None) -
         if election is not None
         else None
     )
-    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector, workloads=workloads)
+    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector)
 
 
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
@@ -264,15 +260,12 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             await runtime.close()
 
     @kopf.on.event(**resource)  # type: ignore[arg-type]
-    async def seen(type: str | None, name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
+    async def seen(type: str | None, name: str, namespace: str, **_: Any) -> None:
         runtime = holder["runtime"]
         if type == "DELETED":
-            runtime.workloads.pop((namespace, name), None)
             runtime.deps.kept.pop((namespace, name), None)
             await runtime.loops.stop(namespace, name)
         else:
-            # The tick reads the workload from here, not with a GET (reconcile.py).
-            runtime.workloads[(namespace, name)] = dict(body)
             runtime.loops.ensure(namespace, name)
 
     @kopf.on.create(**resource)  # type: ignore[arg-type]

@@ -326,7 +326,10 @@ async def _checkpoint(
         await deps.cluster.post_events(owner, events)
     ours = kept is not None and kept.uid == owner.uid
     if conflict:
-        deps.kept[key] = Kept(owner.uid, status, kept.written if kept is not None and ours else (), 0.0)
+        # The status in the API (maybe none yet: kopf's own patch of a new workload races the
+        # first write) is what this tick continued from: the next tick does too, from `status`.
+        before = kept.written[-1:] if kept is not None and ours else ()
+        deps.kept[key] = Kept(owner.uid, status, (*before, report.comparable(in_api)), 0.0)
         return False
     written = (*(kept.written[-1:] if kept is not None and ours else ()), report.comparable(status))
     deps.kept[key] = Kept(owner.uid, status, written, now)

@@ -572,6 +572,22 @@ async def test_a_status_conflict_is_written_by_the_next_tick_and_what_was_done_i
     assert len(pool_changes) == 1, "and not said twice"
 
 
+async def test_a_conflict_on_the_first_write_does_not_make_the_next_tick_start_over() -> None:
+    """kopf patches a new workload's annotations while its first status is written (409): the
+    next tick continues from what the first decided, not from the empty status in the API."""
+    w = make_world()
+    w.cluster.conflict_once = True
+    first = await w.tick()
+    assert not first.patched and "conditions" not in w.cluster.status()
+    w.metrics.lags = {"db-replica-1": 60.0}
+    w.cluster.posted.clear()
+    await w.tick(2)
+    lag = [e.message for e in w.cluster.posted if e.message.startswith("ReplicationLagHigh")]
+    assert lag and lag[0].startswith("ReplicationLagHigh False -> True"), lag
+    pool = [e.message for e in w.cluster.posted if e.reason is EventReason.READ_POOL_CHANGED]
+    assert pool and "left: db-replica-1" in pool[0], pool
+
+
 async def test_no_scale_in_while_routing_fails_and_the_drain_clock_restarts() -> None:
     w = make_world(pooler={"kind": "EndpointSlice", "readService": "db-read", "drainTimeoutSeconds": 4})
     w.metrics.read_p99 = 0.1 * READ_OBJECTIVE  # far under the objective: one replica fewer

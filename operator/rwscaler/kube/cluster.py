@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import logging
 import socket
 import time
@@ -57,13 +56,10 @@ class KubeCluster:
         client: KubeClient,
         instance: str | None = None,
         pods: PodSource | None = None,
-        workloads: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
     ) -> None:
         self._client = client
-        # What kopf's watches delivered (handlers.py): the pods, and the ReadWriteWorkloads by
-        # (namespace, name). None: a GET or LIST per tick instead.
+        # The pods kopf's watch delivered (handlers.py); None: a LIST per tick instead.
         self._pods = pods
-        self._workloads = workloads
         self._instance = instance or socket.gethostname()
         self._posted: dict[tuple[str, str, str, str, str], _Posted] = {}
         # One port per (apiVersion, kind), found once: for a kind without a module of its own
@@ -71,11 +67,8 @@ class KubeCluster:
         self._targets: dict[tuple[str, str], ScaleTarget] = {}
 
     async def get_workload(self, namespace: str, name: str) -> dict[str, Any] | None:
-        if self._workloads is not None:
-            body = self._workloads.get((namespace, name))
-            # Not seen by the watch (yet, or deleted): asked for, so a create is never missed.
-            if body is not None:
-                return copy.deepcopy(dict(body))
+        # A GET, not kopf's last event: that body lagged the status this operator had written
+        # (a tick then continued from a stale status and misreported its changes).
         return await self._client.get(workload_path(namespace, name))
 
     async def target(self, ref: ScaleTargetRef) -> ScaleTarget:

@@ -90,16 +90,10 @@ def test_unusable_specs_are_ready_false_with_a_specific_reason(
             last=lambda: kube.condition(ns, NAME, "Ready"),
         )
 
-    # Admission refuses such a URL in a spec (test_cluster_admission.py); the operator's own
-    # default, for workloads without spec.prometheus, is checked when a workload uses it.
-    op = operator("--prometheus-url", "http://prometheus.monitoring:99999")
-    without = workload_spec(url)
-    del without["prometheus"]
-    kube.create_workload(ns, NAME, without)
-    cond = reason_becomes("PrometheusURLInvalid")
-    assert cond["status"] == "False" and "99999" in cond["message"]
-
-    kube.patch_workload(ns, NAME, {"spec": {"prometheus": {"url": url}}})
+    # A Prometheus URL without a usable port is refused at admission (test_cluster_admission.py)
+    # and by `rwscaler run --prometheus-url` itself: it never reaches a tick.
+    op = operator()
+    kube.create_workload(ns, NAME, workload_spec(url))
     cond = reason_becomes("PrimaryStatefulSetNotFound")
     assert f"{ns}/db does not exist" in cond["message"]
 
@@ -127,7 +121,7 @@ def test_unusable_specs_are_ready_false_with_a_specific_reason(
     assert op.process.running(), "an unusable spec must never crash the operator"
     assert "Traceback" not in op.log_tail(400)
     flips = [e.message for e in kube.events(ns, NAME) if e.reason == "ConditionChanged"]
-    assert any("PrometheusURLInvalid" in m for m in flips), flips
+    assert any("PrimaryStatefulSetNotFound" in m for m in flips), flips
 
 
 def test_deleting_a_workload_cleans_up_without_a_finalizer(
