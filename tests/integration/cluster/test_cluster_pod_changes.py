@@ -65,7 +65,11 @@ def _race(kube: Kube, ns: str, pod: str, change: Callable[[], None]) -> tuple[fl
     return ours, theirs
 
 
-@pytest.mark.parametrize("how", ["unready", "deleted"])
+# A deleted StatefulSet pod is recreated at once under its name, and kwok gives it the same IP
+# and Ready within a moment: the read Service's endpoint stays right (same name and address) and
+# rwscaler does not rewrite it, while Kubernetes' controller updates its targetRef uid; timing
+# that race measures nothing. Pods that go for good: test_cluster_faults.py (deleted target).
+@pytest.mark.parametrize("how", ["unready"])
 def test_a_pod_leaves_the_read_pool_as_fast_as_the_endpointslice_controller_takes_it_out(
     kube: Kube,
     ns: str,
