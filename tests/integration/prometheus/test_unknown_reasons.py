@@ -172,6 +172,13 @@ def hung_server() -> Iterator[str]:
 async def test_a_hung_prometheus_times_out_and_delays_nobody_else(env: PromEnv) -> None:
     serve_healthy(env)
     env.settle()
+    # Under load a scrape can outlast its timeout, and Prometheus then marks the target's series
+    # stale until the next one: wait until it answers the healthy workload's read p99 itself
+    # (twice failed in CI with "no series" for it, the exporter having been scraped).
+    deadline = time.monotonic() + 30
+    while not env.prom.query(f'app_latency_p99_seconds{{namespace="{NAMESPACE}", side="read"}}'):
+        assert time.monotonic() < deadline, "Prometheus never answered the healthy series"
+        env.settle(1)
     with hung_server() as hung_url:
         stuck = workload(hung_url, custom_metrics(), name="stuck", prometheus={"timeout": "1s"})
         healthy = workload(env.prom.url, custom_metrics(), name="healthy")
