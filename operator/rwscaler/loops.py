@@ -12,7 +12,30 @@ the validation of a create/update handler never races a tick on the same resourc
 raises is retried with a growing backoff (capped), never a crash loop, and logged without
 flooding: an outage (what `outage` recognises, such as the API server being unreachable) is one
 warning for every loop together when it starts and one line when a tick succeeds again; any other
-error is logged with its traceback on the first failure of a loop's streak only.
+error is logged with its traceback on the first failure of a loop's streak only. The backoff has
+jitter (each delay drawn in [d/2, d] of the doubling one), so loops that failed together, as in an
+outage, do not retry together and meet the same overload again.
+
+Start-up herd. When the operator starts, kopf's initial listing calls `ensure` for every workload
+at once; ticking them all immediately sends the API server N requests in the same second (at
+1,000 workloads the HTTP client's pool timed out and the server answered 429). So a loop started
+while `herd` or more other loops are still waiting for their first tick waits before its first tick
+for a fixed offset of its own in [0, `spread`): a hash of namespace/name, the same in every process
+and on every restart, so the workloads' phases spread evenly over the interval and stay there. A
+loop started alone (a workload created while the operator runs, or the few workloads of a small
+installation) ticks at once, as before; so does a spread one that is woken (`wake`, a pod change,
+leadership: a wake means "decide now"), and a created workload is woken anyway by the create
+handler. `spread` defaults to 15 s, the default `intervalSeconds`: before its first tick a loop does
+not know its workload's interval. A spread first tick is due at the end of its offset (that is
+what the tick stats measure against).
+
+In flight. At most `max_in_flight` ticks (and `exclusive` sections, which ask the API server too)
+run at once; the others wait for a slot, and that wait counts as lateness. 16 is below the 20
+connections that httpx keeps alive out of its pool of 100 (kube/client.py uses httpx's defaults)
+and a tick sends its API requests one after another, so the ticks in flight reuse connections
+instead of queueing on the pool (its timeout is what failed at 1,000) or opening new ones (a TLS
+handshake each). A tick waiting on a slow Prometheus holds its slot until the query's timeout: only
+`max_in_flight` workloads on hung Prometheus servers at once would hold back the others.
 
 With `RWSCALER_TICK_STATS=FILE` in the environment, each loop also notes how late every scheduled
 tick starts (the time its tick begins minus the time it was due: the end of the tick before plus
@@ -25,9 +48,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +66,17 @@ Tick = Callable[[str, str], Awaitable[float | None]]
 # meets alike (then it is logged once for all), None for anything else.
 Outage = Callable[[Exception], str | None]
 TICK_STATS_ENV = "RWSCALER_TICK_STATS"
+# See the module docstring (start-up herd, in flight) for why these values.
+FIRST_TICK_SPREAD_S = 15.0
+HERD = 16
+MAX_IN_FLIGHT = 16
+
+
+def first_tick_offset(namespace: str, name: str, spread: float) -> float:
+    """The fixed phase of a workload in [0, spread): the same for a key in every process (Python's
+    `hash` of a str is salted per process, a digest is not)."""
+    digest = hashlib.blake2b(f"{namespace}/{name}".encode(), digest_size=8).digest()
+    return spread * int.from_bytes(digest, "big") / 2**64
 
 
 def _no_outage(_: Exception) -> str | None:
@@ -113,6 +149,10 @@ class Loops:
         backoff_max: float = 30.0,
         outage: Outage = _no_outage,
         tick_stats: str | None = None,
+        spread: float = FIRST_TICK_SPREAD_S,
+        herd: int = HERD,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        rng: random.Random | None = None,
     ) -> None:
         self._tick = tick
         stats_path = tick_stats or os.environ.get(TICK_STATS_ENV)
@@ -122,17 +162,34 @@ class Loops:
         self._states: dict[Key, _State] = {}
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
+        self._spread = spread
+        self._herd = herd
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._rng = rng or random.Random()
+        # Loops started whose first tick has not begun yet: how big the herd is.
+        self._starting: set[Key] = set()
 
     def running(self) -> set[Key]:
         return {k for k, s in self._states.items() if s.task is not None and not s.task.done()}
 
     def ensure(self, namespace: str, name: str) -> None:
         """Start the loop of this resource unless it is already running."""
-        state = self._states.setdefault((namespace, name), _State())
+        key = (namespace, name)
+        state = self._states.setdefault(key, _State())
         if state.task is None or state.task.done():
+            first_in = 0.0
+            if len(self._starting) - (key in self._starting) >= self._herd:
+                first_in = first_tick_offset(namespace, name, self._spread)
+            self._starting.add(key)
             state.task = asyncio.create_task(
-                self._run(namespace, name, state), name=f"rwscaler {namespace}/{name}"
+                self._run(namespace, name, state, first_in), name=f"rwscaler {namespace}/{name}"
             )
+
+    def backoff(self, failures: int) -> float:
+        """Seconds before retrying after `failures` failed ticks in a row: doubling from the base up
+        to the cap, each drawn in [d/2, d] so that loops failing together spread out."""
+        ceiling = min(self._backoff_base * 2 ** (failures - 1), self._backoff_max)
+        return self._rng.uniform(ceiling / 2, ceiling)
 
     def wake(self, namespace: str, name: str, settle: float = 0.0) -> None:
         """Tick as soon as the current tick (if any) is done, instead of waiting for the interval.
@@ -165,7 +222,8 @@ class Loops:
     async def exclusive(self, namespace: str, name: str) -> AsyncIterator[None]:
         """Hold this resource's lock: no tick runs meanwhile."""
         state = self._states.setdefault((namespace, name), _State())
-        async with state.lock:
+        # The lock before the slot, as a tick takes them: the same order, so no deadlock.
+        async with state.lock, self._slots:
             yield
 
     async def stop(self, namespace: str, name: str) -> None:
@@ -183,12 +241,23 @@ class Loops:
         if self._stats is not None:
             self._stats.flush()
 
-    async def _run(self, namespace: str, name: str, state: _State) -> None:
+    async def _run(self, namespace: str, name: str, state: _State, first_in: float) -> None:
+        try:
+            await self._ticks(namespace, name, state, first_in)
+        finally:
+            self._starting.discard((namespace, name))
+
+    async def _ticks(self, namespace: str, name: str, state: _State, first_in: float) -> None:
         # When the next tick is due (loop time); None after an early wake, which is not scheduled.
-        due: float | None = asyncio.get_running_loop().time()
+        due: float | None = asyncio.get_running_loop().time() + first_in
+        if first_in > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.wake.wait(), timeout=first_in)
+                due = None
         while True:
             state.wake.clear()
-            async with state.lock:
+            async with state.lock, self._slots:
+                self._starting.discard((namespace, name))
                 loop = asyncio.get_running_loop()
                 if self._stats is not None and due is not None:
                     self._stats.record(loop.time() - due)
@@ -204,7 +273,7 @@ class Loops:
                     raise
                 except Exception as err:
                     state.failures += 1
-                    delay = min(self._backoff_base * 2 ** (state.failures - 1), self._backoff_max)
+                    delay = self.backoff(state.failures)
                     outage = self._outage(err)
                     if outage is not None:
                         self._outage_log.failed(outage, loop.time())
