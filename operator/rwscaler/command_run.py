@@ -4,6 +4,7 @@
     rwscaler run -n shop -n billing   only these namespaces
     rwscaler run --kubeconfig FILE --liveness http://127.0.0.1:8080/healthz
     rwscaler run --leader-elect --lease-namespace rwscaler-system   (several replicas, one acts)
+    rwscaler run --shards --lease-namespace rwscaler-system   (several replicas split the workloads)
     rwscaler run --prometheus-url http://prometheus.monitoring:9090 (for workloads that name none)
     rwscaler run --admission-webhook 127.0.0.1:9443 --admission-webhook-cert tls.crt \
                  --admission-webhook-key tls.key     (refuse workloads naming Secrets and ConfigMaps
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import socket
 import sys
@@ -95,6 +97,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--identity",
         help="this replica's holder identity (default: $POD_NAME or the host name, plus a suffix)",
     )
+    sharding = parser.add_argument_group(
+        "sharding",
+        "several replicas split the workloads, each owning a disjoint share; a replica that joins "
+        "or leaves moves only its share (a Lease per replica in --lease-namespace; docs/operator.md)",
+    )
+    sharding.add_argument(
+        "--shards", action="store_true", help="act only on this replica's share of the workloads"
+    )
+    sharding.add_argument(
+        "--shard-group",
+        default="rwscaler",
+        type=_shard_group,
+        help="the replicas that split the workloads, named on their Leases (default: rwscaler)",
+    )
+
+
+def _shard_group(text: str) -> str:
+    # A label value and the prefix of a Lease name (`<group>-<12 hex digits>`, at most 63).
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a group name: lower-case letters, digits and '-', at most 50 characters"
+        )
+    return text
 
 
 def _lease_namespace(args: argparse.Namespace) -> str | None:
@@ -149,13 +174,20 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"rwscaler run: {problem}", file=sys.stderr)
         return 2
-    election = None
-    if args.leader_elect:
+    election = sharding = None
+    if args.leader_elect and args.shards:
+        print("rwscaler run: --leader-elect and --shards exclude each other: choose one", file=sys.stderr)
+        return 2
+    if args.leader_elect or args.shards:
         namespace = _lease_namespace(args)
         if namespace is None:
-            print("rwscaler run: --leader-elect needs --lease-namespace (or $POD_NAMESPACE)", file=sys.stderr)
+            flag = "--leader-elect" if args.leader_elect else "--shards"
+            print(f"rwscaler run: {flag} needs --lease-namespace (or $POD_NAMESPACE)", file=sys.stderr)
             return 2
-        election = (namespace, args.lease_name, _identity(args))
+        if args.leader_elect:
+            election = (namespace, args.lease_name, _identity(args))
+        else:
+            sharding = (namespace, args.shard_group, _identity(args))
     if args.kubeconfig:
         # kopf's own login reads $KUBECONFIG; the operator's client is given the same file.
         os.environ["KUBECONFIG"] = args.kubeconfig
@@ -180,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
         log_level=args.log_level,
         leader_election=handlers.LeaderElection(*election) if election else None,
+        sharding=handlers.Sharding(*sharding) if sharding else None,
         admission=handlers.AdmissionWebhook(*admission) if admission else None,
         defaults=OperatorDefaults(prometheus_url=args.prometheus_url),
     )

@@ -37,6 +37,7 @@ from rwscaler.kube.client import KubeApiError, KubeClient
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.config import load_config
 from rwscaler.kube.lease import LeaseElector, LeaseTiming
+from rwscaler.kube.shards import ShardMembership
 from rwscaler.loops import Loops
 from rwscaler.metrics.source import MetricsSource
 from rwscaler.pooler.registry import build_routers
@@ -56,6 +57,16 @@ class LeaderElection:
 
     namespace: str
     name: str
+    identity: str
+    timing: LeaseTiming = field(default_factory=LeaseTiming)
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """`--shards`: the replicas of this group split the workloads (`rwscaler.kube.shards`)."""
+
+    namespace: str
+    group: str
     identity: str
     timing: LeaseTiming = field(default_factory=LeaseTiming)
 
@@ -81,6 +92,7 @@ class RunOptions:
     liveness_endpoint: str | None = None
     log_level: str = "info"
     leader_election: LeaderElection | None = None
+    sharding: Sharding | None = None
     admission: AdmissionWebhook | None = None
     defaults: reconcile.OperatorDefaults = field(default_factory=reconcile.OperatorDefaults)
 
@@ -98,6 +110,7 @@ class Runtime:
     metrics: MetricsSource
     deps: reconcile.Deps
     elector: LeaseElector | None = None
+    shards: ShardMembership | None = None
     # Per pod, what decides whether it can serve reads, as last seen (a change wakes its namespace).
     serving: dict[tuple[str, str], tuple[object, ...]] = field(default_factory=dict)
     loops: Loops = field(init=False)
@@ -106,28 +119,58 @@ class Runtime:
     def __post_init__(self) -> None:
         self.loops = Loops(self._tick, outage=_outage)
 
-    def acting(self) -> bool:
-        """Whether this replica may write: always without leader election, else while leading."""
-        return self.elector is None or self.elector.holds()
+    def acting(self, namespace: str, name: str) -> bool:
+        """Whether this replica may write for this workload: always on its own; with leader
+        election while leading; with shards while it owns the workload."""
+        if self.elector is not None and not self.elector.holds():
+            return False
+        return self.shards is None or self.shards.owns(namespace, name)
 
     def start(self) -> None:
         if self.elector is not None:
             self._background.append(asyncio.create_task(self.elector.run(), name="rwscaler lease"))
             self._background.append(asyncio.create_task(self._follow_leadership(), name="rwscaler leading"))
+        if self.shards is not None:
+            self._background.append(asyncio.create_task(self.shards.run(), name="rwscaler shards"))
+            self._background.append(asyncio.create_task(self._follow_shards(), name="rwscaler owning"))
 
     async def _follow_leadership(self) -> None:
         assert self.elector is not None
         while True:
             await self.elector.wait_changed()
-            if self.acting():
+            if self.elector.holds():
                 # A new leader ticks every workload now: the memory in each status is where the
                 # last leader left it, so nothing is lost and nothing is repeated.
                 self.loops.wake_all()
 
+    async def _follow_shards(self) -> None:
+        assert self.shards is not None
+        owned: set[tuple[str, str]] = set()
+        while True:
+            await self.shards.wait_changed()
+            now = {key for key in self.loops.running() if self.acting(*key)}
+            gained, lost = now - owned, owned - now
+            if gained or lost:
+                log.info(
+                    "shards: %s owns %d of the %d workloads it knows (+%d -%d since the last change)",
+                    self.shards.identity,
+                    len(now),
+                    len(self.loops.running()),
+                    len(gained),
+                    len(lost),
+                )
+                for verb, keys in (("takes", gained), ("gives up", lost)):
+                    for ns, n in sorted(keys):
+                        log.debug("shards: %s %s %s/%s", self.shards.identity, verb, ns, n)
+            # The workloads gained tick now, from the status their last owner wrote.
+            for key in gained:
+                self.loops.wake(*key)
+            owned = now
+
     async def _tick(self, namespace: str, name: str) -> float | None:
-        if not self.acting():
-            # A standby keeps a loop per workload (so it knows them all when it takes over) but
-            # reads and writes nothing; leadership wakes every loop at once.
+        if not self.acting(namespace, name):
+            # A standby (or another shard's workload) keeps a loop here (so it is known at once
+            # when this replica takes over) but reads and writes nothing; a takeover wakes it.
             return STANDBY_TICK_S
         result = await reconcile.reconcile(self.deps, namespace, name)
         if result.gone:
@@ -173,7 +216,13 @@ def build_runtime(options: RunOptions, pods: pod_cache.PodIndex | None = None) -
         if election is not None
         else None
     )
-    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector)
+    sharding = options.sharding
+    shards = (
+        ShardMembership(client, sharding.namespace, sharding.group, sharding.identity, sharding.timing)
+        if sharding is not None
+        else None
+    )
+    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector, shards=shards)
 
 
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
@@ -272,8 +321,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     @kopf.on.update(**resource)  # type: ignore[arg-type]
     async def validate(name: str, namespace: str, **_: Any) -> None:
         runtime = holder["runtime"]
-        if not runtime.acting():
-            return  # a standby writes nothing; the leader validates the same change
+        if not runtime.acting(namespace, name):
+            return  # a standby writes nothing; the replica that acts validates the same change
         async with runtime.loops.exclusive(namespace, name):
             problem = await reconcile.check(runtime.deps, namespace, name)
         if problem is not None:

@@ -39,6 +39,12 @@ LEASE_PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),
 }
 
+# Sharding (sharding.enabled, docs/operator.md "Sharding"): a Lease per replica, named after its
+# identity (so not limited by name), the group listed, the Leases of silent replicas deleted.
+SHARD_LEASE_PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("coordination.k8s.io", "leases"): frozenset({"get", "list", "create", "update", "delete"}),
+}
+
 
 def granted(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
     """(apiGroup, resource) -> verbs that a role's rules grant, refusing wildcards."""

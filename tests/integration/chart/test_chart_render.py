@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from chart_helpers import CHART, NAMESPACE, Helm, Rendering, one
-from rbac_policy import LEASE_PERMISSIONS, WORKLOAD_PERMISSIONS, assert_exactly
+from rbac_policy import LEASE_PERMISSIONS, SHARD_LEASE_PERMISSIONS, WORKLOAD_PERMISSIONS, assert_exactly
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 NAMESPACED = ("watchNamespaces={team-a,team-b}",)
@@ -170,6 +170,22 @@ def test_the_lease_role_is_in_the_release_namespace(helm: Helm) -> None:
     binding = next(x for x in r.kinds("RoleBinding") if x["metadata"]["name"] == role["metadata"]["name"])
     assert binding["metadata"]["namespace"] == NAMESPACE
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ops-rwscaler", "namespace": NAMESPACE}]
+
+
+def test_sharding_replaces_leader_election(helm: Helm) -> None:
+    r = helm.template(release="ops", values=("sharding.enabled=true", "replicas=3"))
+    args = _args(r)
+    assert "--shards" in args
+    assert "--leader-elect" not in args
+    assert "--lease-name" not in args
+    assert _flag(args, "--shard-group") == "ops-rwscaler"
+    assert _flag(args, "--lease-namespace") == NAMESPACE
+    role = next(x for x in r.kinds("Role") if x["metadata"]["name"] == "ops-rwscaler-leader-election")
+    assert_exactly(role["rules"], SHARD_LEASE_PERMISSIONS)
+    # The group name is a label value and the prefix of `<group>-<12 hex digits>` Lease names.
+    long = helm.template(release="x" * 53, values=("sharding.enabled=true",))
+    group = _flag(_args(long), "--shard-group")
+    assert len(group) <= 50 and not group.endswith("-")
 
 
 def test_the_cluster_role_is_least_privilege(helm: Helm) -> None:
