@@ -43,6 +43,22 @@ def test_leader_election_needs_a_namespace_outside_a_pod() -> None:
     assert done.returncode == 2 and "--lease-namespace" in done.stderr
 
 
+def test_shards_need_a_namespace_and_exclude_leader_election() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "POD_NAMESPACE"}
+    done = _rwscaler("--shards", env=env)
+    assert done.returncode == 2 and "--shards needs --lease-namespace" in done.stderr
+    done = _rwscaler("--shards", "--leader-elect", "--lease-namespace", "ops")
+    assert done.returncode == 2 and "exclude each other" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("group", ["Upper", "-lead", "trail-", "a_b", "x" * 51, ""])
+def test_a_shard_group_that_cannot_name_leases_is_refused(group: str) -> None:
+    # docs/operator.md: lower-case letters, digits and '-', at most 50.
+    done = _rwscaler("--shards", "--lease-namespace", "ops", "--shard-group", group)
+    assert done.returncode == 2 and "--shard-group" in done.stderr and "Traceback" not in done.stderr
+
+
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     command_run.add_arguments(parser)
