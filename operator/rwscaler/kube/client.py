@@ -25,6 +25,12 @@ __all__ = ["KubeApiError", "KubeClient", "KubeConfig", "KubeConfigError", "load_
 
 MERGE_PATCH = "application/merge-patch+json"
 DEFAULT_TIMEOUT_SECONDS = 10.0
+# Requests in flight at once, per client. httpx keeps 20 connections alive out of a pool of 100;
+# 1,000 ticks starting together queued on that pool and timed out (PoolTimeout) while the API
+# server answered 429. Waiting here has no timeout, and the requests that run reuse kept-alive
+# connections. The limit is on API requests, not on ticks: a tick waiting for a slow Prometheus
+# holds no slot.
+MAX_IN_FLIGHT = 16
 
 
 class KubeApiError(Exception):
@@ -114,6 +120,7 @@ class KubeClient:
         )
         # `tls-server-name`: the name the server's certificate is checked against (and SNI).
         self._extensions = {"sni_hostname": cfg.tls_server_name} if cfg.tls_server_name else None
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -154,9 +161,10 @@ class KubeClient:
         except KubeConfigError as err:  # the token file vanished, the exec plugin failed, ...
             raise KubeApiError(0, "NoCredentials", f"{method} {path}: {err}") from err
         try:
-            response = await self._http.request(
-                method, path, json=body, params=params, headers=headers, extensions=self._extensions
-            )
+            async with self._in_flight:
+                response = await self._http.request(
+                    method, path, json=body, params=params, headers=headers, extensions=self._extensions
+                )
         except httpx.HTTPError as err:
             raise KubeApiError(0, "Unreachable", f"{method} {path}: {err}") from err
         if response.status_code == 401:
