@@ -11,8 +11,10 @@ BENCH_OPERATOR_INTERVAL ?= 15
 BENCH_OPERATOR_WINDOW ?= 120
 BENCH_OPERATOR_REVISIONS ?= 25730ec HEAD
 BENCH_OPERATOR_WARMUP ?= 300
+# More flags of tools/bench_operator.py, e.g. --profile (where the operator's CPU goes).
+BENCH_OPERATOR_ARGS ?=
 
 .PHONY: bench-operator
 bench-operator: venv pgenv-deps ## N workloads (BENCH_OPERATOR_SIZES) on the local control plane, before vs after (BENCH_OPERATOR_REVISIONS): CPU, RSS, API and Prometheus requests, tick lateness
 	flock /tmp/rwscaler-plane.lock $(PY) tools/bench_operator.py --sizes "$(BENCH_OPERATOR_SIZES)" \
-	  --interval $(BENCH_OPERATOR_INTERVAL) --window $(BENCH_OPERATOR_WINDOW) --warmup-timeout $(BENCH_OPERATOR_WARMUP) --revisions "$(BENCH_OPERATOR_REVISIONS)"
+	  --interval $(BENCH_OPERATOR_INTERVAL) --window $(BENCH_OPERATOR_WINDOW) --warmup-timeout $(BENCH_OPERATOR_WARMUP) --revisions "$(BENCH_OPERATOR_REVISIONS)" $(BENCH_OPERATOR_ARGS)

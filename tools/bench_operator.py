@@ -167,9 +167,61 @@ def launch(operator_dir: str, argv: list[str]) -> None:
     stats_path = os.environ.get("RWSCALER_TICK_STATS")
     if stats_path and not hasattr(loops_module, "TICK_STATS_ENV"):
         _wrap_ticks(loops_module, stats_path)
+    profile = os.environ.get(PROFILE_ENV)
+    if profile:
+        _sample_stacks(Path(profile))
     from rwscaler.cli import main  # noqa: PLC0415
 
     sys.exit(main(argv))
+
+
+PROFILE_ENV = "BENCH_OPERATOR_PROFILE"
+
+
+def _sample_stacks(path: Path, every: float = 0.005) -> None:
+    """Where the operator's event loop spends its time: a thread samples the main thread's stack
+    every 5 ms and rewrites `path` every 10 s with the functions seen most, inclusive (anywhere
+    in the stack) and exclusive (at its top). Sampling, not cProfile: cProfile roughly doubles the
+    CPU of the code it measures, and the question is which part of a saturated core goes where.
+    No py-spy on this machine."""
+    import threading  # noqa: PLC0415
+    from collections import Counter  # noqa: PLC0415
+
+    main_id = threading.main_thread().ident
+    inclusive: Counter[str] = Counter()
+    exclusive: Counter[str] = Counter()
+    samples = [0]
+
+    def where(frame: Any) -> str:
+        code = frame.f_code
+        return f"{code.co_name} ({Path(code.co_filename).name}:{code.co_firstlineno})"
+
+    def write() -> None:
+        lines = [f"{samples[0]} samples every {every * 1000:.0f} ms", "", "exclusive:"]
+        lines += [f"{100 * c / max(samples[0], 1):6.1f}%  {k}" for k, c in exclusive.most_common(40)]
+        lines += ["", "inclusive:"]
+        lines += [f"{100 * c / max(samples[0], 1):6.1f}%  {k}" for k, c in inclusive.most_common(80)]
+        path.write_text("\n".join(lines) + "\n")
+
+    def sample() -> None:
+        last = time.monotonic()
+        while True:
+            time.sleep(every)
+            frame = sys._current_frames().get(main_id or 0)
+            if frame is None:
+                continue
+            samples[0] += 1
+            exclusive[where(frame)] += 1
+            seen = set()
+            while frame is not None:
+                seen.add(where(frame))
+                frame = frame.f_back
+            inclusive.update(seen)
+            if time.monotonic() - last >= 10:
+                last = time.monotonic()
+                write()
+
+    threading.Thread(target=sample, name="bench stack sampler", daemon=True).start()
 
 
 def _wrap_ticks(loops_module: Any, path: str) -> None:
@@ -583,6 +635,8 @@ def run_revision(
     stats = workdir / f"ticks-{rev.sha}-{n}.jsonl"
     log_path = workdir / f"operator-{rev.sha}-{n}.log"
     env = {**os.environ, "RWSCALER_TICK_STATS": str(stats), "PYTHONUNBUFFERED": "1"}
+    if args.profile:
+        env[PROFILE_ENV] = str(workdir / f"stacks-{rev.sha}-{n}.txt")
     env.pop("PYTHONPATH", None)
     argv = [
         sys.executable,
@@ -813,6 +867,11 @@ def main() -> int:
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--launch", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the operator's stacks (stacks-<rev>-<N>.txt in the run's directory)",
+    )
     args, rest = parser.parse_known_args()
     if args.serve is not None:
         serve(args.serve, args.port)
