@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -157,20 +156,12 @@ def _interval(raw_spec: object) -> float:
 
 
 def prometheus_url_problem(url: str) -> str | None:
-    """Why a Prometheus URL cannot be used (the CRD only checks its scheme), or None."""
-    if any(ch.isspace() for ch in url):
-        return f"prometheus.url {url!r} contains whitespace"
+    """Why a Prometheus URL cannot be used (the same check as spec.prometheus.url at admission and
+    in the model: core/field_types.py), or None. For the operator's own --prometheus-url."""
     try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as err:
-        return f"prometheus.url {url!r} cannot be parsed: {err}"
-    if parts.scheme not in ("http", "https"):
-        return f"prometheus.url {url!r} must start with http:// or https://"
-    if not parts.hostname:
-        return f"prometheus.url {url!r} has no host"
-    if port == 0:
-        return f"prometheus.url {url!r} has port 0"
+        PrometheusSpec(url=url)
+    except ValidationError as err:
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
     return None
 
 
@@ -213,10 +204,7 @@ async def _load(
         spec = _with_defaults(parsed, defaults)
     except ValidationError as err:
         raise ClusterProblem(ReadyReason.SPEC_INVALID, f"the spec is invalid: {_spec_problem(err)}") from None
-    assert spec.prometheus is not None  # _with_defaults filled it
-    url_problem = prometheus_url_problem(spec.prometheus.url)
-    if url_problem:
-        raise ClusterProblem(ReadyReason.PROMETHEUS_URL_INVALID, url_problem)
+    assert spec.prometheus is not None  # _with_defaults filled it (a URL `rwscaler run` checked)
     apart: _Side | None = None
     if spec.primary_apart is not None:
         primary_ref = ScaleTargetRef(

@@ -114,7 +114,6 @@ class ReadyReason(StrEnum):
     PRIMARY_NOT_FOUND = "PrimaryStatefulSetNotFound"
     SCALE_TARGET_NOT_FOUND = "ScaleTargetNotFound"
     SCALE_TARGET_NOT_SCALABLE = "ScaleTargetNotScalable"  # no such kind, or it serves no scale subresource
-    PROMETHEUS_URL_INVALID = "PrometheusURLInvalid"
     PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
