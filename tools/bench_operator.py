@@ -11,7 +11,8 @@ For each N (default 100 and 1000), once:
    every workload's pods (pg_statements per kind, the replicas' lag evidence and role, the key
    metrics), counters computed from the clock so rates are steady; the Debian Prometheus scrapes
    it every 5 s. Every workload is healthy: its signals are known, under its objectives, no lag,
-   so nothing scales and the read pool does not change;
+   and minReplicas is the replica StatefulSet's 2 pods, so nothing scales (not even in after the
+   scale-down window) and the read pool does not change;
 
 then for each revision (default `25730ec HEAD`, each checked out in a git worktree), side by side
 on the same objects: `python -m rwscaler run -A` of that revision as the operator's ServiceAccount
@@ -335,7 +336,11 @@ def workload(name: str, prometheus_url: str, interval: int) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "primary": {"statefulSet": name},
-            "replicas": {"statefulSet": f"{name}-replica", "minReplicas": 1, "maxReplicas": 4},
+            # minReplicas 2, the replica StatefulSet's size: healthy signals well under the objectives
+            # are a reason to scale in once the 300 s scale-down window has passed, and the second
+            # revision continues the first one's decision memory, so with a floor of 1 it scaled in
+            # mid-window (DELETE pods, PATCH scale, woken ticks that the stats do not count).
+            "replicas": {"statefulSet": f"{name}-replica", "minReplicas": 2, "maxReplicas": 4},
             "prometheus": {"url": prometheus_url, "timeout": "10s"},
             "metrics": {"preset": "postgres"},
             "objectives": {"readLatencyP99": "50ms", "writeLatencyP99": "20ms", "maxReplicationLag": "5s"},

@@ -30,12 +30,16 @@ not know its workload's interval. A spread first tick is due at the end of its o
 what the tick stats measure against).
 
 In flight. At most `max_in_flight` ticks (and `exclusive` sections, which ask the API server too)
-run at once; the others wait for a slot, and that wait counts as lateness. 16 is below the 20
-connections that httpx keeps alive out of its pool of 100 (kube/client.py uses httpx's defaults)
-and a tick sends its API requests one after another, so the ticks in flight reuse connections
-instead of queueing on the pool (its timeout is what failed at 1,000) or opening new ones (a TLS
-handshake each). A tick waiting on a slow Prometheus holds its slot until the query's timeout: only
-`max_in_flight` workloads on hung Prometheus servers at once would hold back the others.
+run at once; the others wait for a slot, and that wait counts as lateness. A tick sends its API
+requests one after another, so 64 keeps the requests waiting on httpx's pool of 100 connections
+(kube/client.py uses httpx's defaults) below its size: a burst (every loop woken when this replica
+becomes the leader) queues here instead of timing out in the pool, which is what failed at 1,000
+workloads. Not lower: a slot is held for the whole tick, including its wait for the grouped
+Prometheus read that the ticks in flight share (metrics/share.py), so the cap is also how many
+ticks one such read can serve. With 16, at 1,000 workloads, a read took about 2.7 s and served
+16 ticks: 6 ticks a second where 67 were due (docs/bench-operator.md). For the same reason a tick
+waiting on a hung Prometheus holds its slot until the query's timeout: only `max_in_flight`
+workloads on hung servers at once would hold back the others.
 
 With `RWSCALER_TICK_STATS=FILE` in the environment, each loop also notes how late every scheduled
 tick starts (the time its tick begins minus the time it was due: the end of the tick before plus
@@ -69,7 +73,7 @@ TICK_STATS_ENV = "RWSCALER_TICK_STATS"
 # See the module docstring (start-up herd, in flight) for why these values.
 FIRST_TICK_SPREAD_S = 15.0
 HERD = 16
-MAX_IN_FLIGHT = 16
+MAX_IN_FLIGHT = 64
 
 
 def first_tick_offset(namespace: str, name: str, spread: float) -> float:
