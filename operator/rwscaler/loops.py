@@ -31,15 +31,16 @@ what the tick stats measure against).
 
 In flight. At most `max_in_flight` ticks (and `exclusive` sections, which ask the API server too)
 run at once; the others wait for a slot, and that wait counts as lateness. A tick sends its API
-requests one after another, so 64 keeps the requests waiting on httpx's pool of 100 connections
-(kube/client.py uses httpx's defaults) below its size: a burst (every loop woken when this replica
-becomes the leader) queues here instead of timing out in the pool, which is what failed at 1,000
-workloads. Not lower: a slot is held for the whole tick, including its wait for the grouped
-Prometheus read that the ticks in flight share (metrics/share.py), so the cap is also how many
-ticks one such read can serve. With 16, at 1,000 workloads, a read took about 2.7 s and served
-16 ticks: 6 ticks a second where 67 were due (docs/bench-operator.md). For the same reason a tick
-waiting on a hung Prometheus holds its slot until the query's timeout: only `max_in_flight`
-workloads on hung servers at once would hold back the others.
+requests one after another, so 64 keeps the requests that reach httpx's pool of 100 connections
+below its size even without kube/client.py's own limit (16 requests in flight, since 8e07efb): a
+burst (every loop woken when this replica becomes the leader) queues instead of timing out in the
+pool, which is what failed at 1,000 workloads. Not lower: a slot is held for the whole tick,
+including its wait for the grouped Prometheus read that the ticks in flight share
+(metrics/share.py), so the cap is also how many ticks one such read can serve. With 16, at 1,000
+workloads, a read took about 2.7 s and served 16 ticks: 6 ticks a second where 67 were due
+(docs/bench-operator.md). For the same reason a tick waiting on a hung Prometheus holds its slot
+until the query's timeout: only `max_in_flight` workloads on hung servers at once would hold back
+the others.
 
 With `RWSCALER_TICK_STATS=FILE` in the environment, each loop also notes how late every scheduled
 tick starts (the time its tick begins minus the time it was due: the end of the tick before plus
