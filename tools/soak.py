@@ -225,7 +225,10 @@ def _socket_owners() -> dict[str, str]:
         if not target.startswith("socket:["):
             continue
         protocol = getattr(obj, "_protocol", None)
-        app = getattr(protocol, "_app_protocol", None) or protocol
+        # Under TLS, the application's protocol. Not `or`: aiohttp's ResponseHandler is a DataQueue,
+        # falsy while empty.
+        app = getattr(protocol, "_app_protocol", None)
+        app = protocol if app is None else app
         out[target[8:-1]] = f"{type(app).__module__}.{type(app).__qualname__}"
     return out
 
