@@ -198,12 +198,26 @@ def _count_tasks(path: Path) -> None:
             owners_at = time.monotonic()
             with contextlib.suppress(Exception):
                 _write(path.with_suffix(".owners.json"), json.dumps(_socket_owners()))
+            with contextlib.suppress(Exception):
+                _write(path.with_suffix(".pools.txt"), "\n".join(_http_pools()) + "\n")
 
 
 def _write(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def _http_pools() -> list[str]:
+    """The repr of each httpcore connection pool (httpx's): requests and connections, active and idle."""
+    import gc  # noqa: PLC0415
+
+    out = []
+    for obj in gc.get_objects():
+        if type(obj).__name__ == "AsyncConnectionPool":
+            origins = {str(c._origin) for c in getattr(obj, "connections", []) if hasattr(c, "_origin")}
+            out.append(f"{obj!r} {','.join(sorted(origins)) or '-'}")
+    return sorted(out)
 
 
 def _socket_owners() -> dict[str, str]:
@@ -469,6 +483,8 @@ class SoakResult:
     # TCP sockets by "state peer owner" at the first measured sample and at the last
     sockets_first: dict[str, int] = field(default_factory=dict)
     sockets_last: dict[str, int] = field(default_factory=dict)
+    # the operator's httpx pools at the end (httpcore's repr)
+    http_pools: list[str] = field(default_factory=list)
     warmup: float = 0.0
 
     def measured(self) -> list[Sample]:
@@ -548,6 +564,8 @@ class SoakResult:
                 f"TCP sockets at the {label} sample (state, peer, owner): "
                 + ", ".join(f"{k} x{v}" for k, v in sorted(sockets.items()))
             )
+        if self.http_pools:
+            lines.append("the operator's httpx pools at the end: " + "; ".join(self.http_pools))
         lines.append(
             f"operator log: {len(self.log_problems)} Traceback/ERROR lines"
             + (f", e.g. {self.log_problems[0][:200]}" if self.log_problems else "")
@@ -898,6 +916,8 @@ def run_soak(
             wake = min(next_sample, next_churn if now < end else next_sample)
             time.sleep(max(0.0, min(wake - time.monotonic(), 1.0)))
 
+        with contextlib.suppress(OSError):
+            result.http_pools = tasks_path.with_suffix(".pools.txt").read_text().split("\n")[:-1]
         # The rest: each gets its status, then goes.
         watcher.wait(
             "the last statuses",
