@@ -9,3 +9,9 @@ SOAK_EVERY ?= 3
 soak: venv pgenv-deps ## Create and delete workloads for SOAK_MINUTES (60) under one operator: RSS, fds, TCP connections, asyncio tasks; first vs last quarter (build/soak.txt)
 	flock /tmp/rwscaler-plane.lock $(PY) tools/soak.py --minutes $(SOAK_MINUTES) \
 	  --population $(SOAK_POPULATION) --every $(SOAK_EVERY)
+
+# The five-minute check with pass/fail criteria (docs/soak.md). Not in `make test` for now: it
+# fails on the CLOSE-WAIT leak of the operator's httpx clients that the soak found (docs/soak.md).
+.PHONY: soak-check
+soak-check: venv pgenv-deps ## Five minutes of soak with the pass/fail criteria of docs/soak.md (not in make test until the CLOSE-WAIT leak is fixed)
+	flock /tmp/rwscaler-plane.lock $(PY) -m pytest tests/integration/cluster/soak_check.py -q -p no:cacheprovider
