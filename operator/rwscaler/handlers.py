@@ -11,7 +11,8 @@ own so that importing this module registers nothing globally:
   There is no finalizer: deletion never waits for the operator, and owner references let the
   garbage collector remove the read Service and EndpointSlice;
 - create/update: only validate (`reconcile.check`: Ready=False with a specific reason at once if
-  the spec is unusable) and wake the loop so a change is acted on without waiting an interval;
+  the spec is unusable) and, on update, wake the loop so a spec edit is acted on without waiting
+  an interval;
 - cleanup: stop the loops and close the clients;
 - validate (admission, only with `--admission-webhook`): refuse a workload whose spec names a
   Secret the requesting user may not get or a ConfigMap they may not patch
@@ -319,7 +320,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
     @kopf.on.create(**resource)  # type: ignore[arg-type]
     @kopf.on.update(**resource)  # type: ignore[arg-type]
-    async def validate(name: str, namespace: str, **_: Any) -> None:
+    async def validate(name: str, namespace: str, reason: kopf.Reason, **_: Any) -> None:
         runtime = holder["runtime"]
         if not runtime.acting(namespace, name):
             return  # a standby writes nothing; the replica that acts validates the same change
@@ -327,7 +328,11 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             problem = await reconcile.check(runtime.deps, namespace, name)
         if problem is not None:
             log.warning("%s/%s is not usable: %s", namespace, name, problem.value)
-        runtime.loops.wake(namespace, name, settle=SPEC_SETTLE_S)
+        if reason == kopf.Reason.UPDATE:
+            # A spec edit is acted on now, not at the next interval. Not on create: a loop started
+            # alone ticks at once anyway, and on a first start over a fleet (kopf "creates" every
+            # workload it has not handled before) a wake of each would undo the spread first ticks.
+            runtime.loops.wake(namespace, name, settle=SPEC_SETTLE_S)
 
     if options.admission is not None:
         # Every replica answers (a standby too): a review reads nothing and writes nothing.

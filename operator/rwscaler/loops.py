@@ -29,18 +29,12 @@ handler. `spread` defaults to 15 s, the default `intervalSeconds`: before its fi
 not know its workload's interval. A spread first tick is due at the end of its offset (that is
 what the tick stats measure against).
 
-In flight. At most `max_in_flight` ticks (and `exclusive` sections, which ask the API server too)
-run at once; the others wait for a slot, and that wait counts as lateness. A tick sends its API
-requests one after another, so 64 keeps the requests that reach httpx's pool of 100 connections
-below its size even without kube/client.py's own limit (16 requests in flight, since 8e07efb): a
-burst (every loop woken when this replica becomes the leader) queues instead of timing out in the
-pool, which is what failed at 1,000 workloads. Not lower: a slot is held for the whole tick,
-including its wait for the grouped Prometheus read that the ticks in flight share
-(metrics/share.py), so the cap is also how many ticks one such read can serve. With 16, at 1,000
-workloads, a read took about 2.7 s and served 16 ticks: 6 ticks a second where 67 were due
-(docs/bench-operator.md). For the same reason a tick waiting on a hung Prometheus holds its slot
-until the query's timeout: only `max_in_flight` workloads on hung servers at once would hold back
-the others.
+No cap on ticks in flight. The API requests are capped where they are sent (kube/client.py: 16 at
+once, the rest wait their turn), which is what kept 1,000 ticks from timing out on the HTTP pool.
+A cap here would be held for the whole tick, including its wait for Prometheus: ticks of workloads
+on a hung Prometheus would fill it until their timeout and stall every other workload, and the
+ticks sharing one grouped read (metrics/share.py) would be served only as many at a time (with 16,
+at 1,000 workloads, 6 ticks a second where 67 were due: docs/bench-operator.md).
 
 With `RWSCALER_TICK_STATS=FILE` in the environment, each loop also notes how late every scheduled
 tick starts (the time its tick begins minus the time it was due: the end of the tick before plus
@@ -71,10 +65,9 @@ Tick = Callable[[str, str], Awaitable[float | None]]
 # meets alike (then it is logged once for all), None for anything else.
 Outage = Callable[[Exception], str | None]
 TICK_STATS_ENV = "RWSCALER_TICK_STATS"
-# See the module docstring (start-up herd, in flight) for why these values.
+# See the module docstring (start-up herd) for why these values.
 FIRST_TICK_SPREAD_S = 15.0
 HERD = 16
-MAX_IN_FLIGHT = 64
 
 
 def first_tick_offset(namespace: str, name: str, spread: float) -> float:
@@ -156,7 +149,6 @@ class Loops:
         tick_stats: str | None = None,
         spread: float = FIRST_TICK_SPREAD_S,
         herd: int = HERD,
-        max_in_flight: int = MAX_IN_FLIGHT,
         rng: random.Random | None = None,
     ) -> None:
         self._tick = tick
@@ -169,7 +161,6 @@ class Loops:
         self._backoff_max = backoff_max
         self._spread = spread
         self._herd = herd
-        self._slots = asyncio.Semaphore(max_in_flight)
         self._rng = rng or random.Random()
         # Loops started whose first tick has not begun yet: how big the herd is.
         self._starting: set[Key] = set()
@@ -227,8 +218,7 @@ class Loops:
     async def exclusive(self, namespace: str, name: str) -> AsyncIterator[None]:
         """Hold this resource's lock: no tick runs meanwhile."""
         state = self._states.setdefault((namespace, name), _State())
-        # The lock before the slot, as a tick takes them: the same order, so no deadlock.
-        async with state.lock, self._slots:
+        async with state.lock:
             yield
 
     async def stop(self, namespace: str, name: str) -> None:
@@ -261,7 +251,7 @@ class Loops:
                 due = None
         while True:
             state.wake.clear()
-            async with state.lock, self._slots:
+            async with state.lock:
                 self._starting.discard((namespace, name))
                 loop = asyncio.get_running_loop()
                 if self._stats is not None and due is not None:

@@ -232,6 +232,15 @@ class PrometheusServer:
         if self._process is not None:
             self._process.signal(signal.SIGTERM)
 
+    def hang(self) -> None:
+        """SIGSTOP: the server keeps its port and accepts connections but answers nothing."""
+        if self._process is not None:
+            self._process.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.signal(signal.SIGCONT)
+
     # ---- HTTP -----------------------------------------------------------------------
     def _request(self, method: str, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
         req = urllib.request.Request(self.url + path, method=method)
