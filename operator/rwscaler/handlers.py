@@ -7,8 +7,10 @@ own so that importing this module registers nothing globally:
   status; no kopf-posted events: rwscaler posts its own) and the runtime (Kubernetes client,
   Prometheus metrics source, the read routers of `rwscaler.pooler.registry`, per-resource loops);
 - event: every ReadWriteWorkload kopf sees gets its reconcile loop (`rwscaler.loops`), ticking
-  `rwscaler.reconcile.reconcile` on `spec.behavior.intervalSeconds`; a deleted one loses it.
-  There is no finalizer: deletion never waits for the operator, and owner references let the
+  `rwscaler.reconcile.reconcile` on `spec.behavior.intervalSeconds`; a deleted one loses it. The
+  body kopf delivers is what the tick reads (`kube/watch_cache.py`); so are the StatefulSets,
+  Services and rwscaler's EndpointSlices that kopf indices follow, and the pods. There is no
+  finalizer: deletion never waits for the operator, and owner references let the
   garbage collector remove the read Service and EndpointSlice;
 - create/update: only validate (`reconcile.check`: Ready=False with a specific reason at once if
   the spec is unusable) and, on update, wake the loop so a spec edit is acted on without waiting
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,12 +37,14 @@ import kopf
 
 from rwscaler import reconcile
 from rwscaler.core.spec import GROUP, PLURAL, VERSION
-from rwscaler.kube import access_review, pod_cache
+from rwscaler.kube import access_review, objects, pod_cache
 from rwscaler.kube.client import KubeApiError, KubeClient
 from rwscaler.kube.cluster import KubeCluster
 from rwscaler.kube.config import load_config
 from rwscaler.kube.lease import LeaseElector, LeaseTiming
 from rwscaler.kube.shards import ShardMembership
+from rwscaler.kube.targets.statefulset import scale_view
+from rwscaler.kube.watch_cache import Watched
 from rwscaler.loops import Loops
 from rwscaler.metrics.source import MetricsSource
 from rwscaler.pooler.registry import build_routers
@@ -114,6 +120,8 @@ class Runtime:
     shards: ShardMembership | None = None
     # Per pod, what decides whether it can serve reads, as last seen (a change wakes its namespace).
     serving: dict[tuple[str, str], tuple[object, ...]] = field(default_factory=dict)
+    # Each workload as kopf's watch last delivered it (read by ticks through `workloads`).
+    bodies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     loops: Loops = field(init=False)
     _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
@@ -202,11 +210,36 @@ def _metrics_source() -> MetricsSource:
     return PrometheusMetricsSource()
 
 
-def build_runtime(options: RunOptions, pods: pod_cache.PodIndex | None = None) -> Runtime:
-    """The operator's runtime; `pods`: kopf's index of the watched pods (None: a LIST per tick)."""
+# A kopf index: `namespace/name` -> the store of what kopf indexed under that key.
+Index = Mapping[str, Iterable[Mapping[str, Any]]]
+
+
+def _first(index: Index) -> Callable[[str, str], Mapping[str, Any] | None]:
+    """Look up `namespace/name` in a kopf index (a key -> store of the values kopf indexed)."""
+
+    def lookup(namespace: str, name: str) -> Mapping[str, Any] | None:
+        return next(iter(index.get(f"{namespace}/{name}") or ()), None)
+
+    return lookup
+
+
+def build_runtime(
+    options: RunOptions, pods: pod_cache.PodIndex | None = None, indices: Mapping[str, Index] | None = None
+) -> Runtime:
+    """The operator's runtime; `pods` and `indices` (statefulset, service, endpointslice): kopf's
+    indices over the watched namespaces (absent: a LIST or GET per tick instead)."""
     client = KubeClient.from_kubeconfig(options.kubeconfig)
     source = None if pods is None else pod_cache.source(pods)
-    cluster = KubeCluster(client, pods=source)
+    bodies: dict[tuple[str, str], dict[str, Any]] = {}
+    watched = {kind: Watched(_first(index)) for kind, index in (indices or {}).items()}
+    cluster = KubeCluster(
+        client,
+        pods=source,
+        workloads=Watched(lambda ns, n: bodies.get((ns, n))),
+        scales={("apps", "StatefulSet"): watched["statefulset"]} if "statefulset" in watched else {},
+        services=watched.get("service"),
+        endpoint_slices=watched.get("endpointslice"),
+    )
     metrics = _metrics_source()
     deps = reconcile.Deps(
         cluster=cluster, metrics=metrics, routers=build_routers(client, cluster), defaults=options.defaults
@@ -223,7 +256,7 @@ def build_runtime(options: RunOptions, pods: pod_cache.PodIndex | None = None) -
         if sharding is not None
         else None
     )
-    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector, shards=shards)
+    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector, shards=shards, bodies=bodies)
 
 
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
@@ -238,6 +271,28 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     @kopf.index("pods", id="pod_index", registry=registry)
     def pod_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
         return {namespace or "": pod_cache.trimmed(body)}
+
+    # The StatefulSets' count and selector, listed once and followed: read as their scale
+    # subresource (kube/targets/statefulset.py) instead of a GET per tick.
+    @kopf.index("apps", "v1", "statefulsets", id="statefulset_index", registry=registry)
+    def statefulset_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return {f"{namespace}/{name}": scale_view(body)}
+
+    # The read Services and rwscaler's own EndpointSlices, for the EndpointSlice pooler (the same
+    # way: listed once, followed, read instead of a GET per tick).
+    @kopf.index("", "v1", "services", id="service_index", registry=registry)
+    def service_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return {f"{namespace}/{name}": objects.service_view(body)}
+
+    @kopf.index("discovery.k8s.io", "v1", "endpointslices", id="endpointslice_index", registry=registry)
+    def endpointslice_index(
+        namespace: str | None, name: str, body: kopf.Body, labels: kopf.Labels, **_: Any
+    ) -> dict[str, Any]:
+        return (
+            {f"{namespace}/{name}": copy.deepcopy(dict(body))}
+            if objects.rwscalers_endpoint_slice(labels)
+            else {}
+        )
 
     @kopf.on.event("pods", registry=registry)  # type: ignore[arg-type]
     async def pod_seen(type: str | None, name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
@@ -272,7 +327,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             settings.admission.server = kopf.WebhookServer(
                 addr=hook.addr, port=hook.port, certfile=hook.certfile, pkeyfile=hook.keyfile
             )
-        runtime = build_runtime(options, kwargs["pod_index"])  # kopf passes each index by its name
+        # kopf passes each index by its name.
+        indices = {name: kwargs[f"{name}_index"] for name in ("statefulset", "service", "endpointslice")}
+        runtime = build_runtime(options, kwargs["pod_index"], indices)
         runtime.start()
         holder["runtime"] = runtime
 
@@ -310,12 +367,15 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             await runtime.close()
 
     @kopf.on.event(**resource)  # type: ignore[arg-type]
-    async def seen(type: str | None, name: str, namespace: str, **_: Any) -> None:
+    async def seen(type: str | None, name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
         runtime = holder["runtime"]
         if type == "DELETED":
             runtime.deps.kept.pop((namespace, name), None)
+            runtime.bodies.pop((namespace, name), None)
             await runtime.loops.stop(namespace, name)
         else:
+            # The tick reads the workload from here, not with a GET (kube/watch_cache.py).
+            runtime.bodies[(namespace, name)] = copy.deepcopy(dict(body))
             runtime.loops.ensure(namespace, name)
 
     @kopf.on.create(**resource)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import json
 import logging
 import subprocess
 import sys
+from types import SimpleNamespace
 from typing import cast
 
 import pytest
@@ -23,7 +24,7 @@ from rwscaler.pooler.registry import FACTORIES, RouterFactory, build_routers
 
 # The routers only keep these until a tick uses them.
 CLIENT = cast(KubeClient, object())
-CLUSTER = cast(KubeCluster, object())
+CLUSTER = cast(KubeCluster, SimpleNamespace(services=None, endpoint_slices=None))
 
 
 def test_every_kind_that_routes_is_registered() -> None:
@@ -52,12 +53,12 @@ def test_a_kind_whose_dependency_is_missing_is_left_out_with_a_warning(
 
 
 PROBE = """
-import json, sys
+import json, sys, types
 if {block}:
     sys.modules["psycopg"] = None  # what an install without psycopg looks like to an import
 from rwscaler.pooler import registry
 before = "psycopg" in sys.modules and sys.modules["psycopg"] is not None
-routers = registry.build_routers(object(), object())
+routers = registry.build_routers(object(), types.SimpleNamespace(services=None, endpoint_slices=None))
 after = "psycopg" in sys.modules and sys.modules["psycopg"] is not None
 print(json.dumps({{"before": before, "after": after, "kinds": sorted(routers)}}))
 """

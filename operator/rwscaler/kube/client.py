@@ -165,8 +165,10 @@ class KubeClient:
                 response = await self._http.request(
                     method, path, json=body, params=params, headers=headers, extensions=self._extensions
                 )
-        except httpx.HTTPError as err:
-            raise KubeApiError(0, "Unreachable", f"{method} {path}: {err}") from err
+        except httpx.HTTPError as err:  # a timeout's text is empty: its type says what happened
+            raise KubeApiError(
+                0, "Unreachable", f"{method} {path}: {str(err) or type(err).__name__}"
+            ) from err
         if response.status_code == 401:
             # A refused token is not asked for again: the next request fetches a fresh one.
             self._cfg.invalidate()

@@ -27,6 +27,7 @@ from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
 from rwscaler.kube.pod_cache import PodSource
 from rwscaler.kube.targets.registry import target_for
+from rwscaler.kube.watch_cache import Watched
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,20 @@ class KubeCluster:
         client: KubeClient,
         instance: str | None = None,
         pods: PodSource | None = None,
+        workloads: Watched | None = None,
+        scales: Mapping[tuple[str, str], Watched] | None = None,
+        services: Watched | None = None,
+        endpoint_slices: Watched | None = None,
     ) -> None:
         self._client = client
-        # The pods kopf's watch delivered (handlers.py); None: a LIST per tick instead.
+        # What kopf's watches delivered (handlers.py): the pods, the workloads, the scale of the
+        # kinds watched by (API group, kind); None or a kind not there: a LIST or GET per tick.
         self._pods = pods
+        self._workloads = workloads
+        self._scales = scales
+        # For the routers (pooler/): the watched Services and rwscaler's own EndpointSlices.
+        self.services = services
+        self.endpoint_slices = endpoint_slices
         self._instance = instance or socket.gethostname()
         self._posted: dict[tuple[str, str, str, str, str], _Posted] = {}
         # One port per (apiVersion, kind), found once: for a kind without a module of its own
@@ -67,15 +78,20 @@ class KubeCluster:
         self._targets: dict[tuple[str, str], ScaleTarget] = {}
 
     async def get_workload(self, namespace: str, name: str) -> dict[str, Any] | None:
-        # A GET, not kopf's last event: that body lagged the status this operator had written
-        # (a tick then continued from a stale status and misreported its changes).
+        if self._workloads is not None:
+            # kopf's last event, with this operator's own status write laid over until the watch
+            # delivers it (kube/watch_cache.py): a tick never continues from a status it replaced.
+            body = self._workloads.get(namespace, name)
+            if body is not None:
+                return dict(body)
+        # Not delivered (yet): ask.
         return await self._client.get(workload_path(namespace, name))
 
     async def target(self, ref: ScaleTargetRef) -> ScaleTarget:
         key = (ref.apiVersion, ref.kind)
         port = self._targets.get(key)
         if port is None:  # a refusal (ClusterProblem) is not kept: the kind may be installed later
-            port = self._targets[key] = await target_for(self._client, ref, self._pods)
+            port = self._targets[key] = await target_for(self._client, ref, self._pods, self._scales)
         return port
 
     async def deployment_pod_ips(self, namespace: str, deployment: str) -> list[str] | None:
@@ -138,12 +154,14 @@ class KubeCluster:
             # the workload since (a spec edit, another writer), the diff is stale: write nothing.
             patch["metadata"] = {"resourceVersion": resource_version}
         try:
-            await self._client.merge_patch(f"{workload_path(namespace, name)}/status", patch)
+            answer = await self._client.merge_patch(f"{workload_path(namespace, name)}/status", patch)
         except KubeApiError as err:
             if err.conflict or err.not_found:  # changed or deleted meanwhile: the next tick decides
                 log.debug("status of %s/%s not written: %s", namespace, name, err)
                 return False
             raise
+        if self._workloads is not None:
+            self._workloads.wrote(namespace, name, resource_version, answer)
         return True
 
     async def post_events(self, owner: OwnerRef, events: Sequence[Event]) -> None:

@@ -20,6 +20,8 @@ from rwscaler.core.vocabulary import Event
 
 MANAGED_BY = "rwscaler.io"
 COMPONENT = "rwscaler"
+# The label an EndpointSlice's writer puts on it (the EndpointSlice pooler's slices: MANAGED_BY).
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 EVENT_MESSAGE_LIMIT = 1024
 
 
@@ -33,6 +35,26 @@ def owner_reference(owner: OwnerRef) -> dict[str, Any]:
         # True would need update rights on the workload's finalizers; the GC deletes either way.
         "blockOwnerDeletion": False,
     }
+
+
+def service_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the EndpointSlice pooler reads of a Service (its owners, selector, type, ports): all
+    the handlers' kopf index keeps of each Service it watches."""
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "ownerReferences": list(meta.get("ownerReferences") or []),
+        },
+        "spec": dict(body.get("spec") or {}),
+    }
+
+
+def rwscalers_endpoint_slice(labels: Mapping[str, str] | None) -> bool:
+    """An EndpointSlice rwscaler writes (the only ones the handlers' index keeps)."""
+    return (labels or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
 def owned_by(obj: Mapping[str, Any], owner: OwnerRef) -> bool:

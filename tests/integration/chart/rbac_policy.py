@@ -18,14 +18,17 @@ WORKLOAD_PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # the scale targets, only through the scale subresource (count, selector; scale): StatefulSets
     # and CloudNativePG Clusters (docs/topologies.md)
     ("apps", "statefulsets/scale"): frozenset({"get", "patch"}),
+    # their count and selector: listed once, then watched (never written but through scale)
+    ("apps", "statefulsets"): frozenset({"list", "watch"}),
     ("postgresql.cnpg.io", "clusters/scale"): frozenset({"get", "patch"}),
     # readiness, role labels, IPs: listed once, then watched
     ("", "pods"): frozenset({"list", "watch"}),
     # the Prometheus token/CA Secrets named in a spec, by name (never listed)
     ("", "secrets"): frozenset({"get"}),
     # the EndpointSlice pooler's read Service and its EndpointSlice
-    ("", "services"): frozenset({"get", "create", "patch"}),
-    ("discovery.k8s.io", "endpointslices"): frozenset({"get", "create", "patch"}),
+    # (listed once, then watched, instead of a GET per tick)
+    ("", "services"): frozenset({"get", "list", "watch", "create", "patch"}),
+    ("discovery.k8s.io", "endpointslices"): frozenset({"get", "list", "watch", "create", "patch"}),
     # Events about the workloads
     ("", "events"): frozenset({"create", "patch"}),
     # the PgBouncer pooler: its Deployment's pods, and the one ConfigMap key rwscaler owns

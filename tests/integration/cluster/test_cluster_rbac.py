@@ -23,14 +23,16 @@ ALLOWED = [
     ("", "pods", "", "watch"),  # listed once, then watched (kube/pod_cache.py)
     ("", "secrets", "", "get"),
     ("", "services", "", "create"),
+    ("", "services", "", "watch"),  # read Services and rwscaler's slices: listed, then watched
     ("discovery.k8s.io", "endpointslices", "", "patch"),
+    ("discovery.k8s.io", "endpointslices", "", "watch"),
+    ("apps", "statefulsets", "", "watch"),  # their count and selector, followed (never written)
     ("", "events", "", "create"),
     ("", "events", "", "patch"),  # a repeated Event is counted, not copied
     ("apps", "deployments", "", "get"),
     ("", "configmaps", "", "patch"),
 ]
 DENIED = [
-    ("apps", "statefulsets", "", "get"),  # the scale subresource says all rwscaler reads
     ("apps", "statefulsets", "", "patch"),  # replicas only through the scale subresource
     ("postgresql.cnpg.io", "clusters", "", "patch"),  # a Cluster's spec only through scale
     ("apps", "statefulsets", "", "delete"),

@@ -102,6 +102,11 @@ deleted (owner references and the garbage collector do that).
 - apiGroups: ["apps"]
   resources: ["statefulsets/scale"]
   verbs: ["get", "patch"]
+# StatefulSets are listed once and then watched (their count and selector, instead of a GET of
+# the scale subresource per tick); they are never written except through statefulsets/scale.
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["list", "watch"]
 - apiGroups: ["postgresql.cnpg.io"]
   resources: ["clusters/scale"]
   verbs: ["get", "patch"]
@@ -118,13 +123,14 @@ deleted (owner references and the garbage collector do that).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-# The EndpointSlice pooler: the selector-less read Service and its EndpointSlice.
+# The EndpointSlice pooler: the selector-less read Service and its EndpointSlice, listed once and
+# then watched (instead of a GET per tick).
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Events about the workloads; a repeat is counted on the Event posted before (patch).
 - apiGroups: [""]
   resources: ["events"]

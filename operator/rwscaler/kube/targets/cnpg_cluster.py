@@ -25,6 +25,7 @@ from rwscaler.kube import objects
 from rwscaler.kube.client import KubeClient
 from rwscaler.kube.pod_cache import PodSource
 from rwscaler.kube.targets.scalable import ScalableTarget
+from rwscaler.kube.watch_cache import Watched
 
 CLUSTER_LABEL = "cnpg.io/cluster"
 INSTANCE_SELECTOR = "cnpg.io/podRole=instance"
@@ -41,9 +42,13 @@ class CnpgClusterTarget(ScalableTarget):
     removal_order_known = True
 
     def __init__(
-        self, client: KubeClient, api_version: str = "postgresql.cnpg.io/v1", pods: PodSource | None = None
+        self,
+        client: KubeClient,
+        api_version: str = "postgresql.cnpg.io/v1",
+        pods: PodSource | None = None,
+        scales: Watched | None = None,
     ) -> None:
-        super().__init__(client, api_version, "clusters", pods)
+        super().__init__(client, api_version, "clusters", pods, scales)
 
     def selector(self, ref: ScaleTargetRef, scale: dict[str, Any]) -> str:
         published = (scale.get("status") or {}).get("selector")

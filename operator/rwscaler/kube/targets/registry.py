@@ -7,7 +7,7 @@ subresource (as HPA accepts any such kind), else refused with `ScaleTargetNotSca
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from rwscaler.boundary import ClusterProblem, ScaleTarget
 from rwscaler.core.spec import ScaleTargetRef
@@ -17,9 +17,11 @@ from rwscaler.kube.pod_cache import PodSource
 from rwscaler.kube.targets.cnpg_cluster import CnpgClusterTarget
 from rwscaler.kube.targets.scalable import ScalableTarget
 from rwscaler.kube.targets.statefulset import StatefulSetTarget
+from rwscaler.kube.watch_cache import Watched
 
-# (API group, kind) -> the module's target, built on the operator's client and its pod source.
-KINDS: dict[tuple[str, str], Callable[[KubeClient, str, PodSource | None], ScaleTarget]] = {
+# (API group, kind) -> the module's target, built on the operator's client, its pod source and
+# the kind's watch-fed scale (if the operator watches that kind).
+KINDS: dict[tuple[str, str], Callable[[KubeClient, str, PodSource | None, Watched | None], ScaleTarget]] = {
     ("apps", "StatefulSet"): StatefulSetTarget,
     ("postgresql.cnpg.io", "Cluster"): CnpgClusterTarget,
 }
@@ -50,9 +52,17 @@ async def _discover_plural(client: KubeClient, ref: ScaleTargetRef) -> str:
     )
 
 
-async def target_for(client: KubeClient, ref: ScaleTargetRef, pods: PodSource | None = None) -> ScaleTarget:
-    """The port of the ref's kind; `pods`: the watch-fed pods (None: each read LISTs them)."""
+async def target_for(
+    client: KubeClient,
+    ref: ScaleTargetRef,
+    pods: PodSource | None = None,
+    scales: Mapping[tuple[str, str], Watched] | None = None,
+) -> ScaleTarget:
+    """The port of the ref's kind; `pods`: the watch-fed pods (None: each read LISTs them);
+    `scales`: the watch-fed scale of the kinds the operator watches, by (API group, kind) (a kind
+    not there: each read GETs its scale subresource)."""
+    watched = (scales or {}).get((ref.group, ref.kind))
     build = KINDS.get((ref.group, ref.kind))
     if build is not None:
-        return build(client, ref.apiVersion, pods)
-    return ScalableTarget(client, ref.apiVersion, await _discover_plural(client, ref), pods)
+        return build(client, ref.apiVersion, pods, watched)
+    return ScalableTarget(client, ref.apiVersion, await _discover_plural(client, ref), pods, watched)

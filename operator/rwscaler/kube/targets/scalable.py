@@ -17,6 +17,7 @@ from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
 from rwscaler.kube.pod_cache import PodSource
+from rwscaler.kube.watch_cache import Watched, resource_version
 
 
 def forbidden(err: KubeApiError, what: str) -> ClusterProblem:
@@ -29,12 +30,19 @@ class ScalableTarget:
     removal_order_known = False
 
     def __init__(
-        self, client: KubeClient, api_version: str, plural: str, pods: PodSource | None = None
+        self,
+        client: KubeClient,
+        api_version: str,
+        plural: str,
+        pods: PodSource | None = None,
+        scales: Watched | None = None,
     ) -> None:
         self._client = client
         self.api_version = api_version
         self.plural = plural
         self._pods = pods  # the watch-fed pods (kube/pod_cache.py); None: a LIST per call
+        # The watch-fed scale of this kind's objects (kube/watch_cache.py); None: a GET per read.
+        self._scales = scales
 
     def path(self, namespace: str, name: str) -> str:
         base = "/api" if "/" not in self.api_version else "/apis"
@@ -60,7 +68,11 @@ class ScalableTarget:
         return str(selector)
 
     async def read(self, namespace: str, ref: ScaleTargetRef) -> TargetState | None:
-        scale = await self._get(f"{self.path(namespace, ref.name)}/scale", f"{ref.describe()}'s scale")
+        if self._scales is not None:
+            watched = self._scales.get(namespace, ref.name)
+            scale = None if watched is None else dict(watched)
+        else:
+            scale = await self._get(f"{self.path(namespace, ref.name)}/scale", f"{ref.describe()}'s scale")
         if scale is None:
             return None
         replicas = (scale.get("spec") or {}).get("replicas")
@@ -88,11 +100,16 @@ class ScalableTarget:
         return [objects.pod_info(item, rank) for rank, item in enumerate(items)]
 
     async def scale(self, namespace: str, target: TargetState, count: int) -> None:
+        name = target.ref.name
+        before = resource_version(self._scales.get(namespace, name)) if self._scales is not None else None
         try:
-            await self._client.merge_patch(
-                f"{self.path(namespace, target.ref.name)}/scale", {"spec": {"replicas": count}}
+            answer = await self._client.merge_patch(
+                f"{self.path(namespace, name)}/scale", {"spec": {"replicas": count}}
             )
         except KubeApiError as err:
             raise ClusterProblem(
                 ReadyReason.SCALE_FAILED, f"scaling {target.ref.describe()} in {namespace} failed: {err}"
             ) from err
+        if self._scales is not None:
+            # Read as scaled until the watch delivers the new count (no second scale meanwhile).
+            self._scales.wrote(namespace, name, before, answer)

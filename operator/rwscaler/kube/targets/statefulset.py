@@ -10,20 +10,46 @@ number o - 1 or fewer: its rank is o - 1 (a primary at a high ordinal is what
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from rwscaler.boundary import PodInfo, TargetState
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeClient
 from rwscaler.kube.pod_cache import PodSource
 from rwscaler.kube.targets.scalable import ScalableTarget
+from rwscaler.kube.watch_cache import Watched
+
+
+def scale_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A StatefulSet as its `scale` subresource shows it (what `read` reads), from the watched
+    object: the handlers' kopf index keeps only this of each StatefulSet."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    replicas = spec.get("replicas")
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        # The API server defaults spec.replicas to 1; the subresource shows that default too.
+        "spec": {"replicas": replicas if isinstance(replicas, int) else 1},
+        "status": {"selector": objects.label_selector(spec.get("selector") or {})},
+    }
 
 
 class StatefulSetTarget(ScalableTarget):
     removal_order_known = True
 
     def __init__(
-        self, client: KubeClient, api_version: str = "apps/v1", pods: PodSource | None = None
+        self,
+        client: KubeClient,
+        api_version: str = "apps/v1",
+        pods: PodSource | None = None,
+        scales: Watched | None = None,
     ) -> None:
-        super().__init__(client, api_version, "statefulsets", pods)
+        super().__init__(client, api_version, "statefulsets", pods, scales)
 
     async def pods(self, namespace: str, target: TargetState, counts_primary: bool) -> list[PodInfo]:
         offset = 1 if counts_primary else 0

@@ -10,5 +10,6 @@ from rwscaler.pooler.endpointslice.router import EndpointSliceRouter
 
 
 def build_router(client: KubeClient, cluster: KubeCluster) -> ReadRouter:
-    """The router on the operator's API client (it needs nothing from the cluster adapter)."""
-    return EndpointSliceRouter(client)
+    """The router on the operator's API client, reading the watched Services and EndpointSlices
+    the cluster adapter has (where it has none: a GET per tick)."""
+    return EndpointSliceRouter(client, cluster.services, cluster.endpoint_slices)

@@ -11,10 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rwscaler.boundary import Endpoint, OwnerRef, Port
-from rwscaler.kube.objects import COMPONENT, MANAGED_BY, owner_reference
+from rwscaler.kube.objects import COMPONENT, MANAGED_BY, MANAGED_BY_LABEL, owner_reference
 
 WORKLOAD_LABEL = "rwscaler.io/workload"
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_PORT = Port(name="db", port=5432)
 

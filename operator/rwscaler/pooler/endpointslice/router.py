@@ -18,6 +18,7 @@ from rwscaler.boundary import ClusterProblem, OwnerRef, Port, RouteRequest
 from rwscaler.core.vocabulary import ReadyReason
 from rwscaler.kube import objects
 from rwscaler.kube.client import KubeApiError, KubeClient
+from rwscaler.kube.watch_cache import Watched, resource_version
 from rwscaler.pooler.endpointslice import objects as slice_objects
 
 
@@ -30,8 +31,29 @@ def _slice_path(namespace: str, name: str = "") -> str:
 
 
 class EndpointSliceRouter:
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(
+        self, client: KubeClient, services: Watched | None = None, slices: Watched | None = None
+    ) -> None:
         self._client = client
+        # The watched Services and rwscaler's EndpointSlices (kube/watch_cache.py): a tick reads
+        # them there, and records its writes; None: a GET per tick.
+        self._services = services
+        self._slices = slices
+
+    async def _read(
+        self, watched: Watched | None, namespace: str, name: str, path: str
+    ) -> dict[str, Any] | None:
+        if watched is None:
+            return await self._client.get(path)
+        obj = watched.get(namespace, name)
+        return None if obj is None else dict(obj)
+
+    @staticmethod
+    def _wrote(
+        watched: Watched | None, namespace: str, name: str, before: Any, answer: dict[str, Any]
+    ) -> None:
+        if watched is not None:
+            watched.wrote(namespace, name, resource_version(before), answer)
 
     async def apply(self, request: RouteRequest) -> bool:
         service = request.spec.pooler.readService
@@ -47,15 +69,16 @@ class EndpointSliceRouter:
 
     async def _ensure_service(self, owner: OwnerRef, name: str, ports: tuple[Port, ...]) -> bool:
         path = _service_path(owner.namespace, name)
-        existing = await self._client.get(path)
+        existing = await self._read(self._services, owner.namespace, name, path)
         if existing is None:
             try:
-                await self._client.create(
+                answer = await self._client.create(
                     _service_path(owner.namespace), slice_objects.read_service(owner, name, ports)
                 )
+                self._wrote(self._services, owner.namespace, name, None, answer)
                 return True
             except KubeApiError as err:
-                if not err.conflict:
+                if not err.conflict:  # 409 AlreadyExists: created meanwhile, not yet watched
                     raise
                 existing = await self._client.get(path)
                 if existing is None:
@@ -68,21 +91,34 @@ class EndpointSliceRouter:
                 "Service must be selector-less so that only rwscaler's EndpointSlice routes it",
             )
         if objects.owned_by(existing, owner) and slice_objects.service_ports_differ(existing, ports):
-            await self._client.merge_patch(path, {"spec": {"ports": slice_objects.service_ports(ports)}})
+            answer = await self._client.merge_patch(
+                path, {"spec": {"ports": slice_objects.service_ports(ports)}}
+            )
+            self._wrote(self._services, owner.namespace, name, existing, answer)
             return True
         return False
 
     async def _ensure_slice(self, request: RouteRequest, service: str) -> bool:
         owner = request.owner
         desired = slice_objects.endpoint_slice(owner, service, request.ports, request.endpoints)
-        path = _slice_path(owner.namespace, desired["metadata"]["name"])
-        existing = await self._client.get(path)
+        name = desired["metadata"]["name"]
+        path = _slice_path(owner.namespace, name)
+        existing = await self._read(self._slices, owner.namespace, name, path)
         if existing is None:
-            await self._client.create(_slice_path(owner.namespace), desired)
-            return True
+            try:
+                answer = await self._client.create(_slice_path(owner.namespace), desired)
+            except KubeApiError as err:
+                if not err.conflict:  # 409 AlreadyExists: created meanwhile, not yet watched
+                    raise
+                existing = await self._client.get(path)
+                if existing is None:
+                    raise
+            else:
+                self._wrote(self._slices, owner.namespace, name, None, answer)
+                return True
         if not slice_objects.slice_differs(existing, desired):
             return False
-        await self._client.merge_patch(
+        answer = await self._client.merge_patch(
             path,
             {
                 "metadata": {
@@ -93,4 +129,5 @@ class EndpointSliceRouter:
                 "endpoints": desired["endpoints"],
             },
         )
+        self._wrote(self._slices, owner.namespace, name, existing, answer)
         return True
