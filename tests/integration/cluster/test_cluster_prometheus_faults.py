@@ -99,6 +99,8 @@ def _metrics(kube: Kube, ns: str, name: str) -> tuple[str, str]:
     return str(c.get("status")), str(c.get("reason"))
 
 
+# 2,002 objects to create, 1,002 first ticks spread over the start, a clean stop of the operator.
+@pytest.mark.timeout(480)
 def test_a_hung_then_restarted_prometheus_under_1000_workloads(
     kube: Kube,
     ns: str,
