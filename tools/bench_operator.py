@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import importlib
 import json
 import math
 import os
@@ -157,14 +158,19 @@ def serve(n: int, port: int) -> None:
 
 
 # ---- the operator of one revision (subprocess: --launch OPERATOR_DIR -- run ...) ------------------
-def launch(operator_dir: str, argv: list[str]) -> None:
-    """Run `rwscaler` from operator_dir; record tick lateness where that revision's loops cannot."""
+def import_from(operator_dir: str, module: str) -> Any:
+    """Import `module` (rwscaler.*) from operator_dir's tree, not the installed one (soak.py too)."""
     sys.path.insert(0, operator_dir)
-    import rwscaler.loops as loops_module  # noqa: PLC0415  (from the revision's tree)
-
-    where = Path(loops_module.__file__ or "").resolve()
+    imported = importlib.import_module(module)
+    where = Path(imported.__file__ or "").resolve()
     if Path(operator_dir).resolve() not in where.parents:
         raise SystemExit(f"rwscaler imported from {where}, not from {operator_dir}")
+    return imported
+
+
+def launch(operator_dir: str, argv: list[str]) -> None:
+    """Run `rwscaler` from operator_dir; record tick lateness where that revision's loops cannot."""
+    loops_module = import_from(operator_dir, "rwscaler.loops")
     stats_path = os.environ.get("RWSCALER_TICK_STATS")
     if stats_path and not hasattr(loops_module, "TICK_STATS_ENV"):
         _wrap_ticks(loops_module, stats_path)

@@ -62,7 +62,14 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from tools.bench_operator import cpu_seconds, read_service, rss_mib, statefulset, workload  # noqa: E402
+from tools.bench_operator import (  # noqa: E402
+    cpu_seconds,
+    import_from,
+    read_service,
+    rss_mib,
+    statefulset,
+    workload,
+)
 
 GROUP, VERSION, PLURAL = "rwscaler.io", "v1alpha1", "readwriteworkloads"
 SOAK_LABEL = "rwscaler.io/soak"
@@ -160,12 +167,7 @@ def asyncio_tasks(path: Path) -> int | None:
 # ---- the operator, started through --launch ------------------------------------------------------
 def launch(operator_dir: str, argv: list[str]) -> None:
     """Run `rwscaler` from operator_dir, with a thread writing len(asyncio tasks) to a file."""
-    sys.path.insert(0, operator_dir)
-    import rwscaler.cli as cli_module  # noqa: PLC0415  (from operator_dir)
-
-    where = Path(cli_module.__file__ or "").resolve()
-    if Path(operator_dir).resolve() not in where.parents:
-        raise SystemExit(f"rwscaler imported from {where}, not from {operator_dir}")
+    cli_module = import_from(operator_dir, "rwscaler.cli")
     path = os.environ.get("RWSCALER_SOAK_TASKS")
     if path:
         threading.Thread(target=_count_tasks, args=(Path(path),), daemon=True).start()

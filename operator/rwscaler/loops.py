@@ -24,8 +24,8 @@ for a fixed offset of its own in [0, `spread`): a hash of namespace/name, the sa
 and on every restart, so the workloads' phases spread evenly over the interval and stay there. A
 loop started alone (a workload created while the operator runs, or the few workloads of a small
 installation) ticks at once, as before; so does a spread one that is woken (`wake`, a pod change,
-leadership: a wake means "decide now"), and a created workload is woken anyway by the create
-handler. `spread` defaults to 15 s, the default `intervalSeconds`: before its first tick a loop does
+leadership: a wake means "decide now"). The create handler does not wake a loop (at a first start
+over a fleet kopf calls it for every workload, which would undo the spread). `spread` defaults to 15 s, the default `intervalSeconds`: before its first tick a loop does
 not know its workload's interval. A spread first tick is due at the end of its offset (that is
 what the tick stats measure against).
 

@@ -52,8 +52,8 @@ class LeaseTiming:
             raise ValueError("lease timing needs 0 < retry period < renew deadline < lease duration")
 
 
-def _micro_time(now: datetime) -> str:
-    # metav1.MicroTime: RFC 3339 with microseconds.
+def micro_time(now: datetime) -> str:
+    """metav1.MicroTime (RFC 3339 with microseconds), as Lease times are written."""
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -104,7 +104,7 @@ class LeaseElector:
         self._changed.clear()
 
     def _spec(self, transitions: int, acquire: str | None) -> dict[str, Any]:
-        now = _micro_time(self._wall())
+        now = micro_time(self._wall())
         return {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": max(1, round(self._timing.lease_duration_s)),
@@ -206,7 +206,7 @@ class LeaseElector:
                     **spec,
                     "holderIdentity": "",
                     "leaseDurationSeconds": 1,
-                    "renewTime": _micro_time(self._wall()),
+                    "renewTime": micro_time(self._wall()),
                 }
                 await self._client.request("PUT", self._path, body={**lease, "spec": released})
                 log.info("released lease %s", self.lease)

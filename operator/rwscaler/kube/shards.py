@@ -43,7 +43,7 @@ from typing import Any
 
 from rwscaler.core.sharding import owner, workload_key
 from rwscaler.kube.client import KubeApiError, KubeClient
-from rwscaler.kube.lease import LeaseTiming
+from rwscaler.kube.lease import LeaseTiming, micro_time
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 
 def lease_name(group: str, identity: str) -> str:
     return f"{group}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
-
-
-def _micro_time(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -131,7 +127,7 @@ class ShardMembership:
         self._changed.clear()
 
     def _body(self) -> dict[str, Any]:
-        now = _micro_time(self._wall())
+        now = micro_time(self._wall())
         metadata = dict((self._lease or {}).get("metadata") or {})
         metadata.update(name=self._name, namespace=self._namespace, labels={GROUP_LABEL: self.group})
         return {
@@ -146,24 +142,21 @@ class ShardMembership:
             },
         }
 
+    async def _write(self) -> dict[str, Any]:
+        if self._lease is None:
+            return await self._client.create(self._leases, self._body())
+        return await self._client.request("PUT", f"{self._leases}/{self._name}", body=self._body())
+
     async def _renew(self) -> None:
-        path = f"{self._leases}/{self._name}"
         try:
-            if self._lease is None:
-                self._lease = await self._client.create(self._leases, self._body())
-            else:
-                self._lease = await self._client.request("PUT", path, body=self._body())
+            self._lease = await self._write()
         except KubeApiError as err:
-            if err.not_found or err.conflict:
-                # Deleted (by a member that counted this replica dead) or written by someone
-                # else: start again from what is there, or from nothing.
-                self._lease = await self._client.get(path)
-                if self._lease is None:
-                    self._lease = await self._client.create(self._leases, self._body())
-                else:
-                    self._lease = await self._client.request("PUT", path, body=self._body())
-            else:
+            if not (err.not_found or err.conflict):
                 raise
+            # Deleted (by a member that counted this replica dead) or written by someone else:
+            # start again from what is there, or from nothing.
+            self._lease = await self._client.get(f"{self._leases}/{self._name}")
+            self._lease = await self._write()
         now = self._monotonic()
         if not self._fresh(self._renewed_at, now):
             self._joined_at = now  # a first renewal, or the first after a lapse: wait the grace

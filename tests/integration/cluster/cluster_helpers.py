@@ -154,6 +154,42 @@ def workload_spec(prometheus_url: str, **overrides: Any) -> dict[str, Any]:
 # ---- the cluster, as the admin sees it ------------------------------------------------------
 
 
+def statefulset_body(name: str, replicas: int, image: str = "postgres:15") -> dict[str, Any]:
+    """A StatefulSet of `replicas` database pods labelled app=<name> (kwok plays the kubelet)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                # Nothing runs: the image is never pulled.
+                "spec": {
+                    "containers": [
+                        {"name": "db", "image": image, "ports": [{"name": "postgres", "containerPort": 5432}]}
+                    ]
+                },
+            },
+        },
+    }
+
+
+def workload_body(
+    name: str, spec: Mapping[str, Any], annotations: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A ReadWriteWorkload named `name` with this spec."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ReadWriteWorkload",
+        "metadata": {"name": name, "annotations": dict(annotations or {})},
+        "spec": dict(spec),
+    }
+
+
 class Kube:
     def __init__(self, kubeconfig: Path) -> None:
         self.kubeconfig = kubeconfig
@@ -194,43 +230,13 @@ class Kube:
                 raise
 
     def create_statefulset(self, ns: str, name: str, replicas: int, image: str = "postgres:15") -> None:
-        body = {
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "serviceName": name,
-                "podManagementPolicy": "Parallel",
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    # kwok plays the kubelet: nothing runs; the image is never pulled.
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "db",
-                                "image": image,
-                                "ports": [{"name": "postgres", "containerPort": 5432}],
-                            }
-                        ]
-                    },
-                },
-            },
-        }
-        self.apps.create_namespaced_stateful_set(ns, body)
+        self.apps.create_namespaced_stateful_set(ns, statefulset_body(name, replicas, image))
 
     def create_workload(
         self, ns: str, name: str, spec: Mapping[str, Any], annotations: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ReadWriteWorkload",
-            "metadata": {"name": name, "annotations": dict(annotations or {})},
-            "spec": dict(spec),
-        }
         result: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, ns, PLURAL, body, field_validation="Strict"
+            GROUP, VERSION, ns, PLURAL, workload_body(name, spec, annotations), field_validation="Strict"
         )
         return result
 

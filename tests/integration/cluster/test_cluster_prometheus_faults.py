@@ -40,7 +40,9 @@ from cluster_helpers import (
     Signals,
     hold_for,
     kubectl_binary,
+    statefulset_body,
     wait_for,
+    workload_body,
     workload_spec,
 )
 from tests.support.figures import record
@@ -49,32 +51,6 @@ from tests.support.prometheus import PrometheusServer
 LOAD = 1000
 BILLING_ACTS_WITHIN_S = 15.0  # a few of billing's 1 s intervals, far below 1,000 timeouts
 SCRAPE_S = 0.5
-
-
-def _statefulset(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "serviceName": name,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "db", "image": "postgres:15"}]},
-            },
-        },
-    }
-
-
-def _workload(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ReadWriteWorkload",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 @pytest.fixture
@@ -134,9 +110,9 @@ def test_a_hung_then_restarted_prometheus_under_1000_workloads(
 
     objects: list[dict[str, Any]] = []
     for i in range(LOAD):
-        objects.append(_statefulset(f"load-{i}", 0))
+        objects.append(statefulset_body(f"load-{i}", 0))
         objects.append(
-            _workload(
+            workload_body(
                 f"load-{i}",
                 {
                     "primary": {"statefulSet": "db"},
@@ -148,8 +124,8 @@ def test_a_hung_then_restarted_prometheus_under_1000_workloads(
                 },
             )
         )
-    objects.append(_workload("orders", orders))
-    objects.append(_workload("billing", billing))
+    objects.append(workload_body("orders", orders))
+    objects.append(workload_body("billing", billing))
     manifest = tmp_path / "fleet.yaml"
     manifest.write_text(yaml.safe_dump_all(objects))
     started = time.monotonic()
