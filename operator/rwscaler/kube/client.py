@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from rwscaler.http_exchange import Exchanges
 from rwscaler.kube.config import ClientCertificate, KubeConfig, KubeConfigError, load_config
 
 __all__ = ["KubeApiError", "KubeClient", "KubeConfig", "KubeConfigError", "load_config"]
@@ -31,6 +32,11 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 # connections. The limit is on API requests, not on ticks: a tick waiting for a slow Prometheus
 # holds no slot.
 MAX_IN_FLIGHT = 16
+# A request is cut this long after it got its slot: the timeout above bounds each wait (connect,
+# each read, ...), so a server sending a byte now and then could otherwise hold a request, its
+# connection and its slot for ever. A minute is six of those waits; no request here streams (no
+# watch: every answer is read whole).
+REQUEST_CUT_SECONDS = 60.0
 
 
 class KubeApiError(Exception):
@@ -120,7 +126,8 @@ class KubeClient:
         )
         # `tls-server-name`: the name the server's certificate is checked against (and SNI).
         self._extensions = {"sni_hostname": cfg.tls_server_name} if cfg.tls_server_name else None
-        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        # The slot of a request is held until its exchange ends, even one its caller abandoned.
+        self._exchanges = Exchanges(self._http, asyncio.Semaphore(MAX_IN_FLIGHT))
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -161,10 +168,13 @@ class KubeClient:
         except KubeConfigError as err:  # the token file vanished, the exec plugin failed, ...
             raise KubeApiError(0, "NoCredentials", f"{method} {path}: {err}") from err
         try:
-            async with self._in_flight:
-                response = await self._http.request(
-                    method, path, json=body, params=params, headers=headers, extensions=self._extensions
-                )
+            request = self._http.build_request(
+                method, path, json=body, params=params, headers=headers, extensions=self._extensions
+            )
+            # A cancelled caller (a tick stopped with its workload) only stops waiting: its
+            # cancellation never reaches the exchange, since a cancelled httpx request can lose its
+            # pooled connection for ever (rwscaler.http_exchange).
+            response = await self._exchanges.send(request, wait=None, cut_after=REQUEST_CUT_SECONDS)
         except httpx.HTTPError as err:  # a timeout's text is empty: its type says what happened
             raise KubeApiError(
                 0, "Unreachable", f"{method} {path}: {str(err) or type(err).__name__}"
@@ -203,4 +213,4 @@ class KubeClient:
         return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._exchanges.aclose()

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from rwscaler.core.observation import UnknownReason
+from rwscaler.http_exchange import Exchanges
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +149,17 @@ def _ssl_context(endpoint: Endpoint) -> ssl.SSLContext | bool:
     return True
 
 
+# httpx's own default pool: up to 100 connections, 20 of them kept alive when idle.
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+
 class PrometheusClient:
     """One connection pool to one Prometheus; every request waits its turn on a shared semaphore."""
 
-    def __init__(self, endpoint: Endpoint, semaphore: asyncio.Semaphore) -> None:
+    def __init__(
+        self, endpoint: Endpoint, semaphore: asyncio.Semaphore, *, limits: httpx.Limits = DEFAULT_LIMITS
+    ) -> None:
         self.endpoint = endpoint
-        self._semaphore = semaphore
         headers = {"Accept": "application/json"}
         if endpoint.bearer_token:
             headers["Authorization"] = f"Bearer {endpoint.bearer_token}"
@@ -168,8 +174,9 @@ class PrometheusClient:
             self._setup_error = QueryFailure(UnknownReason.UNREACHABLE, f"invalid CA bundle: {err}")
             verify = True
         self._http = httpx.AsyncClient(
-            headers=headers, verify=verify, follow_redirects=False, trust_env=False
+            headers=headers, verify=verify, follow_redirects=False, trust_env=False, limits=limits
         )
+        self._exchanges = Exchanges(self._http, semaphore)
         self.requests_sent = 0
 
     async def query(self, expr: str, timeout: float) -> QueryResult:
@@ -188,27 +195,28 @@ class PrometheusClient:
     async def _post(self, url: str, form: dict[str, str], timeout: float) -> tuple[int, bytes] | QueryFailure:
         if self._setup_error is not None:
             return self._setup_error
-        async with self._semaphore:
-            self.requests_sent += 1
-            try:
-                # asyncio.timeout bounds the whole exchange (httpx's own timeouts are per read, so a
-                # server dripping bytes could outlast them); the form's timeout asks Prometheus to
-                # stop evaluating at the same moment instead of working on for nobody.
-                async with asyncio.timeout(timeout):
-                    response = await self._http.post(
-                        url,
-                        data={**form, "timeout": f"{max(1, int(timeout * 1000))}ms"},
-                        timeout=httpx.Timeout(timeout),
-                    )
-                    body = await response.aread()
-            except (TimeoutError, httpx.TimeoutException):
-                return QueryFailure(
-                    UnknownReason.TIMEOUT, f"no answer from {self.endpoint.url} within {timeout:g}s"
-                )
-            except httpx.TransportError as err:
-                detail = str(err) or type(err).__name__
-                return QueryFailure(UnknownReason.UNREACHABLE, f"{self.endpoint.url}: {detail}")
-        return response.status_code, body
+        self.requests_sent += 1
+        try:
+            # The form's timeout asks Prometheus to stop evaluating at the deadline instead of
+            # working on for nobody. The deadline only ends the waiting, it does not cancel the
+            # exchange (a cancelled httpx request can lose its pooled connection for ever): that
+            # ends by httpx's timeouts, or is cut at the same deadline if bytes keep dripping in,
+            # and holds its slot of the semaphore until then (rwscaler.http_exchange).
+            request = self._http.build_request(
+                "POST",
+                url,
+                data={**form, "timeout": f"{max(1, int(timeout * 1000))}ms"},
+                timeout=httpx.Timeout(timeout),
+            )
+            response = await self._exchanges.send(request, wait=timeout, cut_after=timeout)
+        except (TimeoutError, httpx.TimeoutException):
+            return QueryFailure(
+                UnknownReason.TIMEOUT, f"no answer from {self.endpoint.url} within {timeout:g}s"
+            )
+        except httpx.TransportError as err:
+            detail = str(err) or type(err).__name__
+            return QueryFailure(UnknownReason.UNREACHABLE, f"{self.endpoint.url}: {detail}")
+        return response.status_code, response.content
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._exchanges.aclose()
