@@ -10,8 +10,7 @@ soak: venv pgenv-deps ## Create and delete workloads for SOAK_MINUTES (60) under
 	flock /tmp/rwscaler-plane.lock $(PY) tools/soak.py --minutes $(SOAK_MINUTES) \
 	  --population $(SOAK_POPULATION) --every $(SOAK_EVERY)
 
-# The five-minute check with pass/fail criteria (docs/soak.md). Not in `make test` for now: it
-# fails on the CLOSE-WAIT leak of the operator's httpx clients that the soak found (docs/soak.md).
+# The five-minute check with pass/fail criteria (docs/soak.md), also part of `make test`.
 .PHONY: soak-check
-soak-check: venv pgenv-deps ## Five minutes of soak with the pass/fail criteria of docs/soak.md (not in make test until the CLOSE-WAIT leak is fixed)
-	flock /tmp/rwscaler-plane.lock $(PY) -m pytest tests/integration/cluster/soak_check.py -q -p no:cacheprovider
+soak-check: venv pgenv-deps ## Five minutes of soak with the pass/fail criteria of docs/soak.md (also in make test)
+	flock /tmp/rwscaler-plane.lock $(PY) -m pytest tests/integration/cluster/test_cluster_soak.py -q -p no:cacheprovider

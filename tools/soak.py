@@ -1,8 +1,7 @@
 """`make soak`: one operator under a churn of workloads for an hour; memory and connections stay flat.
 
 Called by `make soak` (mk/soak.mk, default 60 minutes) and, for five minutes, by
-tests/integration/cluster/soak_check.py (`make soak-check`; not in CI until the CLOSE-WAIT leak it
-found is fixed). docs/soak.md says what it measures, the criteria and the figures.
+tests/integration/cluster/test_cluster_soak.py (`make soak-check`, and CI's `make test`). docs/soak.md says what it measures, the criteria and the figures.
 
 What it does, on the local control plane (`make cluster`):
 

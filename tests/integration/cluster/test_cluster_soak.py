@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from cluster_helpers import Plane
+from tests.support.figures import record
 from tests.support.prometheus import prometheus_binary
 from tests.support.tiers import need
 from tools.soak import run_soak
@@ -49,6 +50,16 @@ def test_soak_five_minutes(plane: Plane, tmp_path: Path) -> None:
     )
     report = f"{result.table()}\n\n{result.summary()}"
     print(report)
+    measured = result.measured()
+    metrics = result.metrics()
+    for name in ("rss_mib", "fds", "tcp", "tasks"):
+        m = metrics[name]
+        record(
+            f"soak 5 min: {name}, first -> last quarter median",
+            f"{m.first_q:g} -> {m.last_q:g} ({m.delta:+g})",
+        )
+    if measured:
+        record("soak 5 min: TCP states at the last sample", str(measured[-1].tcp_states))
 
     # Every criterion is checked, and all that fail are reported together.
     failed: list[str] = []
@@ -63,14 +74,12 @@ def test_soak_five_minutes(plane: Plane, tmp_path: Path) -> None:
     check(not result.not_gone, f"not gone after delete: {result.not_gone}")
     check(result.deleted == result.created, f"{result.created} created, {result.deleted} deleted")
     check(result.statused == result.created, f"{result.created} created, {result.statused} got a status")
-    measured = result.measured()
     check(len(measured) >= 4 * 6, f"only {len(measured)} samples")  # one every 10 s for five minutes
     created, deleted = (
         measured[-1].created - measured[0].created,
         measured[-1].deleted - measured[0].deleted,
     )
     check(min(created, deleted) >= MIN_CHURN, f"only {created} created and {deleted} deleted in the window")
-    metrics = result.metrics()
     rss = metrics["rss_mib"]
     check(rss.delta <= RSS_GROWTH_MIB, f"RSS grew {rss.delta:+.1f} MiB (median, last vs first quarter)")
     quarter = measured[: max(1, len(measured) // 4)]
