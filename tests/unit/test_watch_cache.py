@@ -67,3 +67,14 @@ def test_an_old_overlay_expires() -> None:
     w.cache.wrote("ns", "db", "5", obj("6", 3))
     w.now += OVERLAY_MAX_S + 1
     assert w.cache.get("ns", "db") == obj("5", 2)
+
+
+def test_an_overlay_never_read_again_is_dropped_once_past_its_age() -> None:
+    # A workload deleted right after its last status write is never read again: its overlay
+    # must not stay for the life of the process (the soak deletes one every 3 s).
+    w = World()
+    for i in range(100):
+        w.cache.wrote("ns", f"gone-{i}", "5", obj("6", 3))
+    w.now = OVERLAY_MAX_S + 1
+    w.cache.wrote("ns", "db", "5", obj("6", 3))
+    assert len(w.cache) == 1

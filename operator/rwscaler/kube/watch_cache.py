@@ -2,9 +2,10 @@
 watch catches up: what a tick reads instead of a GET.
 
 `rwscaler.handlers` feeds one `Watched` per kind from kopf (the workloads from the event handler
-that already receives each of them, the StatefulSets from a kopf index over the watched
-namespaces, both listed once and then followed); `KubeCluster.get_workload` and
-`StatefulSetTarget.read` read from it, and record each write they make (`wrote`).
+that already receives each of them; the StatefulSets, the read Services and rwscaler's
+EndpointSlices from kopf indices over the watched namespaces; all listed once and then followed);
+`KubeCluster.get_workload`, the StatefulSet scale target and the EndpointSlice router read from
+it, and record each write they make (`wrote`).
 
 Why the overlay: a watch delivers an object some milliseconds after the write that changed it. A
 tick that runs in between (a wake right after a scale, say) would read the object as it was before
@@ -62,6 +63,15 @@ class Watched:
         del self._written[key]
         return watched
 
+    def __len__(self) -> int:
+        """How many overlays are kept."""
+        return len(self._written)
+
     def wrote(self, namespace: str, name: str, before: str | None, answer: Mapping[str, Any]) -> None:
         """A write changed the object from version `before`; `answer` is what the server stored."""
-        self._written[(namespace, name)] = _Written(before, dict(answer), self._clock())
+        now = self._clock()
+        # Overlays past their age are dropped here too, not only when read: an object deleted
+        # right after a write (a workload's last status) is never read again, and its overlay
+        # would otherwise stay for the life of the process.
+        self._written = {k: w for k, w in self._written.items() if now - w.at < OVERLAY_MAX_S}
+        self._written[(namespace, name)] = _Written(before, dict(answer), now)
