@@ -11,6 +11,11 @@ step function, so every value of the History is known:
 - a week ago: 80 q/s around it (then, peak_up = 80), a 500 q/s bump from +20 to +35 min;
 - base read rate 100 q/s until 8 days ago, 200 q/s since; writes 10 q/s throughout.
 
+The data runs on 10 minutes past the test's start (Prometheus ignores samples after a query's
+time): had it ended at the start, the last minute steps of the "now" average would see a window
+cut short by the data's end and a rate Prometheus extrapolates, by an amount that depends on where
+the query falls between minute steps (a CI run read 193.7 for 200).
+
 Values are compared within 2 % (rates from 15 s counters at minute resolution are exact up to
 Prometheus's extrapolation at the edges of a window; the ratio averages within 1 %). A second
 workload of the same group (`shop/carts`) has no series at all: None everywhere.
@@ -35,6 +40,7 @@ pytestmark = pytest.mark.timeout(300)
 DAY, WEEK, MIN = 86400.0, 7 * 86400.0, 60.0
 SPACING = 15.0
 DAYS = 15
+AHEAD = 10 * MIN  # the data's last sample is this long after the test's start
 WRITE_QPS = 10.0
 # (start, end, read q/s) relative to the test's start; later entries win.
 OVERRIDES = [
@@ -65,7 +71,7 @@ def history_text(t0: float) -> str:
     reads: list[tuple[float, float]] = []
     writes: list[tuple[float, float]] = []
     read_total = write_total = 0.0
-    steps = int(DAYS * DAY / SPACING)
+    steps = int((DAYS * DAY + AHEAD) / SPACING)
     for i in range(steps + 1):
         rel = -DAYS * DAY + i * SPACING
         reads.append((t0 + rel, read_total))
@@ -110,7 +116,7 @@ async def test_history_matches_what_was_written(history_prom: tuple[PrometheusSe
     finally:
         await source.close()
     now = time.time()
-    assert now - t0 < 600, "the test's windows assume the query runs within 10 minutes of the data"
+    assert now - t0 < AHEAD, "the test's windows assume every window that ends now lies inside the data"
 
     # One seasons query and the two ratio queries for the whole group; the ratio ones are kept.
     # The five signals, the role metric and the key metrics' two bundles (PgBouncer pools too).
@@ -123,8 +129,7 @@ async def test_history_matches_what_was_written(history_prom: tuple[PrometheusSe
     assert h.horizon_up_s < 10 * MIN and 40 * MIN < h.horizon_down_s < 2 * 3600
     day, week = h.seasons
     assert day.period_s == DAY and week.period_s == WEEK
-    # The same 5-minute average now: the base rate, 200 q/s (data ends at the test's start).
-    assert now - t0 < 240, "the 5-minute average now needs the data's last minutes inside it"
+    # The same 5-minute average now: the base rate, 200 q/s.
     assert close(h.now_qps, 200.0), h.now_qps
     assert close(day.then, 150.0), day
     assert close(day.peak_up, 150.0), day
@@ -139,11 +144,11 @@ async def test_history_matches_what_was_written(history_prom: tuple[PrometheusSe
     assert ratios.points[:10] == (None,) * 10, ratios.points
     rel_now = now - t0
     older = mean_read_rate(rel_now - 2 * WEEK, rel_now - WEEK) / WRITE_QPS
-    newer = mean_read_rate(rel_now - WEEK, 0.0) / WRITE_QPS
+    newer = mean_read_rate(rel_now - WEEK, rel_now) / WRITE_QPS
     assert close(ratios.points[10], older, 0.01), (ratios.points, older)
     assert close(ratios.points[11], newer, 0.01), (ratios.points, newer)
     assert ratios.shift_s == 3 * DAY
-    assert close(ratios.recent, mean_read_rate(rel_now - 3 * DAY, 0.0) / WRITE_QPS, 0.01), ratios
+    assert close(ratios.recent, mean_read_rate(rel_now - 3 * DAY, rel_now) / WRITE_QPS, 0.01), ratios
     before = mean_read_rate(rel_now - WEEK - 3 * DAY, rel_now - WEEK) / WRITE_QPS
     assert close(ratios.recent_before, before, 0.01), (ratios, before)
 
