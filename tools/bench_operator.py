@@ -180,6 +180,9 @@ def launch(operator_dir: str, argv: list[str]) -> None:
     memory = os.environ.get(MEMORY_ENV)
     if memory:
         _trace_memory(Path(memory))
+    census = os.environ.get(CENSUS_ENV)
+    if census:
+        _census(Path(census))
     from rwscaler.cli import main  # noqa: PLC0415
 
     sys.exit(main(argv))
@@ -187,6 +190,76 @@ def launch(operator_dir: str, argv: list[str]) -> None:
 
 PROFILE_ENV = "BENCH_OPERATOR_PROFILE"
 MEMORY_ENV = "BENCH_OPERATOR_MEMORY"
+CENSUS_ENV = "BENCH_OPERATOR_CENSUS"
+
+
+def _census(path: Path, every: float = 30.0) -> None:
+    """Whether the operator's RSS is live objects or memory kept after they went (no tracemalloc,
+    so the operator runs at speed): every `every` seconds a block appended to `path` with VmRSS
+    and VmHWM, pymalloc's totals (sys._debugmallocstats: bytes in used blocks against the arenas
+    it holds), glibc's heap (mallinfo2: in use, free, mmapped), the 15 commonest object types, and
+    VmRSS again after malloc_trim(0) (what glibc could hand back). C stderr (fd 2) is redirected
+    for the instant of the pymalloc dump: a log line written in that instant lands in `path`."""
+    import ctypes  # noqa: PLC0415
+    import gc  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    from collections import Counter  # noqa: PLC0415
+
+    class MallInfo2(ctypes.Structure):
+        names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+        _fields_ = [(name, ctypes.c_size_t) for name in names.split()]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+
+    def status(field: str) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        return math.nan
+
+    def pymalloc() -> str:
+        with tempfile.TemporaryFile("w+") as dump:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            try:
+                os.dup2(dump.fileno(), 2)
+                sys._debugmallocstats()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            dump.seek(0)
+            keep = (
+                "# arenas allocated current",
+                "# bytes in allocated blocks",
+                "# bytes in available blocks",
+                "# bytes lost to",
+                "Total",
+            )
+            return "\n".join("  " + line for line in dump.read().splitlines() if line.startswith(keep))
+
+    def write() -> None:
+        info = libc.mallinfo2()
+        types = Counter(type(o).__name__ for o in gc.get_objects())
+        lines = [
+            f"=== {time.strftime('%H:%M:%S')} VmRSS {status('VmRSS'):.1f} MiB, VmHWM {status('VmHWM'):.1f} MiB",
+            "pymalloc:",
+            pymalloc(),
+            f"glibc heap: in use {info.uordblks / 2**20:.1f} MiB, free {info.fordblks / 2**20:.1f} MiB, "
+            f"mmapped {info.hblkhd / 2**20:.1f} MiB",
+            "gc objects: " + ", ".join(f"{k} {v}" for k, v in types.most_common(15)),
+        ]
+        libc.malloc_trim(0)
+        lines.append(f"after malloc_trim(0): VmRSS {status('VmRSS'):.1f} MiB")
+        with open(path, "a") as out:
+            out.write("\n".join(lines) + "\n")
+
+    def loop() -> None:
+        while True:
+            time.sleep(every)
+            write()
+
+    threading.Thread(target=loop, name="bench memory census", daemon=True).start()
 
 
 def _trace_memory(path: Path, every: float = 30.0) -> None:
@@ -687,6 +760,8 @@ def run_revision(
         env[PROFILE_ENV] = str(workdir / f"stacks-{rev.sha}-{n}.txt")
     if args.memory:
         env[MEMORY_ENV] = str(workdir / f"memory-{rev.sha}-{n}.txt")
+    if args.census:
+        env[CENSUS_ENV] = str(workdir / f"census-{rev.sha}-{n}.txt")
     env.pop("PYTHONPATH", None)
     argv = [
         sys.executable,
@@ -926,6 +1001,11 @@ def main() -> int:
         "--memory",
         action="store_true",
         help="trace the operator's allocations (memory-<rev>-<N>.txt in the run's directory; slows it)",
+    )
+    parser.add_argument(
+        "--census",
+        action="store_true",
+        help="live memory against RSS every 30 s (census-<rev>-<N>.txt in the run's directory; trims the heap)",
     )
     args, rest = parser.parse_known_args()
     if args.serve is not None:
