@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import Any
 
 import kopf
 
-from rwscaler import reconcile
+from rwscaler import heap, reconcile
 from rwscaler.core.spec import GROUP, PLURAL, VERSION
 from rwscaler.kube import access_review, objects, pod_cache
 from rwscaler.kube.client import KubeApiError, KubeClient
@@ -136,6 +135,7 @@ class Runtime:
         return self.shards is None or self.shards.owns(namespace, name)
 
     def start(self) -> None:
+        self._background.append(asyncio.create_task(heap.trim_forever(), name="rwscaler heap trim"))
         if self.elector is not None:
             self._background.append(asyncio.create_task(self.elector.run(), name="rwscaler lease"))
             self._background.append(asyncio.create_task(self._follow_leadership(), name="rwscaler leading"))
@@ -289,7 +289,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         namespace: str | None, name: str, body: kopf.Body, labels: kopf.Labels, **_: Any
     ) -> dict[str, Any]:
         return (
-            {f"{namespace}/{name}": copy.deepcopy(dict(body))}
+            {f"{namespace}/{name}": objects.kept_copy(body)}
             if objects.rwscalers_endpoint_slice(labels)
             else {}
         )
@@ -375,7 +375,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             await runtime.loops.stop(namespace, name)
         else:
             # The tick reads the workload from here, not with a GET (kube/watch_cache.py).
-            runtime.bodies[(namespace, name)] = copy.deepcopy(dict(body))
+            runtime.bodies[(namespace, name)] = objects.kept_copy(body)
             runtime.loops.ensure(namespace, name)
 
     @kopf.on.create(**resource)  # type: ignore[arg-type]

@@ -3,11 +3,14 @@ reads what it gets back (pure)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rwscaler.boundary import Endpoint, OwnerRef, Port
 from rwscaler.core.vocabulary import Event, EventReason, EventType
 from rwscaler.kube.objects import (
     controller_uid,
     event,
+    kept_copy,
     label_selector,
     merge_patch,
     ordinal_suffix,
@@ -116,3 +119,24 @@ def test_event_is_about_the_workload_and_bounded() -> None:
     ev = event(OWNER, Event(EventType.NORMAL, EventReason.SCALED_UP, "x" * 5000), 0.0, "host")
     assert ev["involvedObject"]["uid"] == "uid-1" and ev["reason"] == "ScaledUp"
     assert len(ev["message"]) == 1024
+
+
+def test_kept_copy_drops_managed_fields_and_shares_nothing() -> None:
+    body: dict[str, Any] = {
+        "apiVersion": "rwscaler.io/v1alpha1",
+        "metadata": {
+            "name": "orders",
+            "annotations": {"a": "b"},
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {"primary": {"name": "orders-db"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    kept = kept_copy(body)
+    assert kept == {**body, "metadata": {"name": "orders", "annotations": {"a": "b"}}}
+    kept["metadata"]["annotations"]["a"] = "changed"
+    kept["status"]["conditions"][0]["status"] = "False"
+    assert body["metadata"]["annotations"] == {"a": "b"}
+    assert body["status"]["conditions"][0]["status"] == "True"
+    assert "managedFields" in body["metadata"]  # the watch's own object is left as it was
+    assert kept_copy({"kind": "Pod"}) == {"kind": "Pod"}

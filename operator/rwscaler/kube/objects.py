@@ -10,6 +10,7 @@ collector, with no finalizer. The EndpointSlice pooler's own objects are in
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,18 @@ def owner_reference(owner: OwnerRef) -> dict[str, Any]:
         # True would need update rights on the workload's finalizers; the GC deletes either way.
         "blockOwnerDeletion": False,
     }
+
+
+def kept_copy(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a watched object to keep, without `metadata.managedFields`: nothing in
+    rwscaler reads them, and they are about half of a workload's body as the watch delivers it
+    (28 of 56 KB in Python objects; 1,000 workloads kept 28 MB of them)."""
+    meta = body.get("metadata")
+    if not isinstance(meta, Mapping) or "managedFields" not in meta:
+        return copy.deepcopy(dict(body))
+    rest = {k: v for k, v in body.items() if k != "metadata"}
+    kept = {k: v for k, v in meta.items() if k != "managedFields"}
+    return {**copy.deepcopy(rest), "metadata": copy.deepcopy(kept)}
 
 
 def service_view(body: Mapping[str, Any]) -> dict[str, Any]:
