@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from tests.unit.builders import (
@@ -285,6 +286,20 @@ def test_parse_status_reads_what_it_can_and_never_raises() -> None:
     assert parsed.memory == status["memory"]
     for nothing in (None, "status", [], {}):
         assert parse_status(nothing) == WorkloadStatus()
+
+
+def test_parse_status_shares_nothing_with_what_it_read() -> None:
+    _, status = _status()
+    status = {**status, "memory": {"pool": {"r-0": [1.0, "x"]}, "nested": {"a": {"b": 1}}}}
+    odd = {**status, "replicas": "garbage"}  # the repairing path too
+    for data in (status, odd):
+        before = copy.deepcopy(data)
+        parsed = parse_status(data)
+        assert data == before  # what was read is left as it was
+        assert parsed.memory is not None
+        parsed.memory["pool"]["r-0"].append("changed")
+        parsed.memory["nested"]["a"]["b"] = 2
+        assert data == before  # and the parsed status holds none of its objects
 
 
 def test_a_problem_status_drops_what_it_cannot_read_and_keeps_the_rest() -> None:
