@@ -4,10 +4,10 @@ every `TRIM_EVERY_S`, from a task the runtime starts (`handlers.Runtime.start`).
 Why: a first start over a fleet decodes every watched object at once (kopf lists each kind: at
 1,000 workloads about 8,000 objects), and most of it is freed within minutes. glibc keeps the
 freed pages of its heap mapped and returns only the heap's top by itself, so the operator's RSS
-stayed at that burst: `make bench-operator` at N = 1,000 measured 598 MiB, while glibc's own count
-(`--census`) had 337 MiB of it free and 30 MiB in use. `malloc_trim(0)` releases every free page
-of every arena. Python's own small-object arenas are not affected (CPython returns an arena when
-it empties). On a C library without `malloc_trim` (musl, macOS) this does nothing.
+stays near that burst. At N = 1,000 (`make bench-operator`), once the ticks ran, glibc counted
+337 MiB free in its heap against 30 MiB in use (`--census`). `malloc_trim(0)` releases the free
+pages of every arena. Python's own small-object arenas are not affected (CPython returns an
+arena when it empties). On a C library without `malloc_trim` (musl, macOS) this does nothing.
 """
 
 from __future__ import annotations
