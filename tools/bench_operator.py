@@ -22,6 +22,7 @@ revisions) over which it measures
 
 - CPU: utime+stime (+ children) of the operator's process from /proc, per tick (ticks = N x
   window / interval) and as a share of one core; RSS: the largest VmRSS sampled every second;
+  peak: VmHWM at the window's end (the highest RSS since the start: the first listing's burst);
 - API requests: kube-apiserver's own `apiserver_request_total` (scraped with the admin
   certificate), the diff over the window minus the same diff over an idle window of the same
   length measured before any operator ran for this N (the controllers, scheduler and kwok's
@@ -656,9 +657,10 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """VmRSS (now) or VmHWM (the highest since the start) of a process, MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -683,6 +685,7 @@ class Row:
     cpu_ms_per_tick: float = 0.0
     cores: float = 0.0
     rss_mib: float = 0.0
+    hwm_mib: float = 0.0  # VmHWM at the window's end: the start's burst, as a memory limit sees it
     verbs: dict[str, float] = field(default_factory=dict)
     resources: dict[str, float] = field(default_factory=dict)
     api_per_workload_interval: float = 0.0
@@ -817,6 +820,7 @@ def run_revision(
         row.cpu_ms_per_tick = 1000 * (c1 - c0) / ticks
         row.cores = (c1 - c0) / window
         row.rss_mib = peak
+        row.hwm_mib = rss_mib(proc.pid, "VmHWM")
         used = _diff(a1, a0)
         scale = window / args.baseline_window
         net = {k: v - baseline.get(k, 0.0) * scale for k, v in used.items()}
@@ -898,6 +902,7 @@ def render_table(rows: list[Row], args: argparse.Namespace) -> str:
         "CPU ms/tick",
         "cores",
         "RSS MiB",
+        "peak MiB",
         "API req/s by verb",
         "API req/wl/interval",
         "Prom queries/interval",
@@ -918,6 +923,7 @@ def render_table(rows: list[Row], args: argparse.Namespace) -> str:
                 f"{r.cpu_ms_per_tick:.1f}",
                 f"{r.cores:.2f}",
                 f"{r.rss_mib:.0f}",
+                f"{r.hwm_mib:.0f}",
                 verbs,
                 f"{r.api_per_workload_interval:.2f}",
                 f"{r.queries_per_interval:.1f}",
@@ -929,7 +935,7 @@ def render_table(rows: list[Row], args: argparse.Namespace) -> str:
     widths = [
         max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)
     ]
-    fmt = "  ".join(f"{{:{'<' if i in (0, 5) else '>'}{w}}}" for i, w in enumerate(widths))
+    fmt = "  ".join(f"{{:{'<' if i in (0, 6) else '>'}{w}}}" for i, w in enumerate(widths))
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*line) for line in lines]
     return "\n".join(out)

@@ -259,6 +259,9 @@ def build_runtime(
     return Runtime(client=client, metrics=metrics, deps=deps, elector=elector, shards=shards, bodies=bodies)
 
 
+LIST_CHUNK = 500
+
+
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     resource = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
@@ -319,6 +322,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         # must exist when the operator starts. This keeps its RBAC to what it really uses.
         settings.scanning.disabled = True
         settings.posting.enabled = False
+        # The first listing of each kind in pages of 500, as client-go's reflectors list: no
+        # single answer (read, then decoded) holds all of a fleet's pods at once.
+        settings.watching.chunk_size = LIST_CHUNK
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_ANNOTATION_PREFIX)
         settings.persistence.finalizer = f"{KOPF_ANNOTATION_PREFIX}/finalizer"  # unused: no handler needs one
