@@ -55,6 +55,23 @@ class EndpointSliceRouter:
         if watched is not None:
             watched.wrote(namespace, name, resource_version(before), answer)
 
+    async def _create_or_get(
+        self, watched: Watched | None, namespace: str, name: str, collection: str, body: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Create the object; None when created, or the object that already existed (a 409
+        AlreadyExists: created meanwhile, not yet delivered by the watch)."""
+        try:
+            answer = await self._client.create(collection, body)
+        except KubeApiError as err:
+            if not err.conflict:
+                raise
+            existing = await self._client.get(f"{collection}/{name}")
+            if existing is None:
+                raise
+            return existing
+        self._wrote(watched, namespace, name, None, answer)
+        return None
+
     async def apply(self, request: RouteRequest) -> bool:
         service = request.spec.pooler.readService
         if service is None:  # the CRD and the model both refuse this; keep the type checker honest
@@ -71,18 +88,12 @@ class EndpointSliceRouter:
         path = _service_path(owner.namespace, name)
         existing = await self._read(self._services, owner.namespace, name, path)
         if existing is None:
-            try:
-                answer = await self._client.create(
-                    _service_path(owner.namespace), slice_objects.read_service(owner, name, ports)
-                )
-                self._wrote(self._services, owner.namespace, name, None, answer)
+            body = slice_objects.read_service(owner, name, ports)
+            existing = await self._create_or_get(
+                self._services, owner.namespace, name, _service_path(owner.namespace), body
+            )
+            if existing is None:
                 return True
-            except KubeApiError as err:
-                if not err.conflict:  # 409 AlreadyExists: created meanwhile, not yet watched
-                    raise
-                existing = await self._client.get(path)
-                if existing is None:
-                    raise
         spec: dict[str, Any] = existing.get("spec") or {}
         if spec.get("selector") or spec.get("type") == "ExternalName":
             raise ClusterProblem(
@@ -105,16 +116,10 @@ class EndpointSliceRouter:
         path = _slice_path(owner.namespace, name)
         existing = await self._read(self._slices, owner.namespace, name, path)
         if existing is None:
-            try:
-                answer = await self._client.create(_slice_path(owner.namespace), desired)
-            except KubeApiError as err:
-                if not err.conflict:  # 409 AlreadyExists: created meanwhile, not yet watched
-                    raise
-                existing = await self._client.get(path)
-                if existing is None:
-                    raise
-            else:
-                self._wrote(self._slices, owner.namespace, name, None, answer)
+            existing = await self._create_or_get(
+                self._slices, owner.namespace, name, _slice_path(owner.namespace), desired
+            )
+            if existing is None:
                 return True
         if not slice_objects.slice_differs(existing, desired):
             return False
