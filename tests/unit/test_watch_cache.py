@@ -75,6 +75,11 @@ def test_an_overlay_never_read_again_is_dropped_once_past_its_age() -> None:
     w = World()
     for i in range(100):
         w.cache.wrote("ns", f"gone-{i}", "5", obj("6", 3))
-    w.now = OVERLAY_MAX_S + 1
+    w.now += OVERLAY_MAX_S + 1
     w.cache.wrote("ns", "db", "5", obj("6", 3))
     assert len(w.cache) == 1
+    # Kept at most about twice their age (the pass runs at most once per OVERLAY_MAX_S).
+    for step in range(1, 200):
+        w.now += 1
+        w.cache.wrote("ns", f"later-{step}", "5", obj("6", 3))
+        assert len(w.cache) <= 2 * OVERLAY_MAX_S + 1

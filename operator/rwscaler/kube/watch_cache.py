@@ -48,6 +48,7 @@ class Watched:
         self._lookup = lookup
         self._clock = clock
         self._written: dict[tuple[str, str], _Written] = {}
+        self._swept_at = clock()
 
     def get(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         watched = self._lookup(namespace, name)
@@ -72,6 +73,9 @@ class Watched:
         now = self._clock()
         # Overlays past their age are dropped here too, not only when read: an object deleted
         # right after a write (a workload's last status) is never read again, and its overlay
-        # would otherwise stay for the life of the process.
-        self._written = {k: w for k, w in self._written.items() if now - w.at < OVERLAY_MAX_S}
+        # would otherwise stay for the life of the process. At most once per OVERLAY_MAX_S, so a
+        # write does not pay a pass over every overlay of the last minute (hundreds in a fleet).
+        if now - self._swept_at >= OVERLAY_MAX_S:
+            self._written = {k: w for k, w in self._written.items() if now - w.at < OVERLAY_MAX_S}
+            self._swept_at = now
         self._written[(namespace, name)] = _Written(before, dict(answer), now)
