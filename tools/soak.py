@@ -202,7 +202,8 @@ def _trace_growth(path: Path) -> None:
             lines = [
                 f"traced {size / 2**20:.2f} MiB, {(size - base_size) / 2**20:+.2f} since the base snapshot"
             ]
-            for diff in now.compare_to(base, "traceback")[:25]:
+            grown = sorted(now.compare_to(base, "traceback"), key=lambda d: d.size_diff, reverse=True)
+            for diff in grown[:25]:
                 lines.append(f"{diff.size_diff / 1024:+9.1f} KiB {diff.count_diff:+7d} blocks")
                 lines.extend(f"        {line}" for line in diff.traceback.format()[-16:])
             _write(path, "\n".join(lines) + "\n")
