@@ -257,6 +257,20 @@ def test_ratio_answers_are_kept_for_15_minutes_and_failures_retried_sooner() -> 
     assert len(plan(wq("orders"), reader=reader2, now=NOW + 121)[1].jobs) == 3
 
 
+def test_a_group_whose_members_change_keeps_one_ratio_answer_not_one_per_membership() -> None:
+    # Workloads coming and going (the soak: one created and one deleted every 3 s) change the
+    # group's queries each time; answers for memberships that are gone must not pile up.
+    reader = HistoryReader()
+    for i in range(50):
+        members = (wq("orders"), wq(f"churn{i}"))
+        _r, planned = plan(*members, reader=reader, now=NOW + i)
+        assert len(planned.jobs) == 3  # new members: their ratios are asked
+        reader.finish(planned, answers_for(planned.jobs, [], [], []), NOW + i)
+    assert len(reader._kept) == 1
+    # The same members again within the refresh: kept, only the seasons are asked.
+    assert len(plan(wq("orders"), wq("churn49"), reader=reader, now=NOW + 60)[1].jobs) == 1
+
+
 # ---- through the source ----------------------------------------------------------------------------
 async def test_history_is_not_asked_of_a_prometheus_that_did_not_answer_the_signals() -> None:
     url = dead_url()

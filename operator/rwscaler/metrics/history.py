@@ -359,6 +359,7 @@ def ratio(
 # ---- the reader -------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Group:
+    key: tuple[object, ...]  # what its members share (plan): the group, whoever its members
     members: list[Wanted]
     params: Params
     seasons: Job | None = None
@@ -384,6 +385,7 @@ class _Kept:
     points: RangeResult
     recent: QueryResult
     good: bool
+    texts: tuple[str, str]  # the points and recent queries answered (they name the members)
 
 
 @dataclass(slots=True)
@@ -417,7 +419,7 @@ class HistoryReader:
             )
             group = by_key.get(key)
             if group is None:
-                group = by_key[key] = _Group([], params)
+                group = by_key[key] = _Group(key, [], params)
             group.members.append(w)
         for group in by_key.values():
             self._render(group, now)
@@ -448,9 +450,13 @@ class HistoryReader:
         except TemplateError as err:
             self._warn(first.endpoint, "render", f"cannot render the history queries: {err}")
             return
-        group.ratio_key = (first.endpoint, first.timeout_s, points, recent, params)
+        # Kept per group, whatever its members: answers for other members (before a workload
+        # came or went) are replaced, not kept beside the new ones. Keyed by the query texts, a
+        # fleet whose workloads come and go kept a 12-week answer per membership for an hour.
+        group.ratio_key = group.key
         kept = self._kept.get(group.ratio_key)
-        if kept is not None and 0 <= now - kept.at < (self.refresh_s if kept.good else self.retry_s):
+        fresh = kept is not None and 0 <= now - kept.at < (self.refresh_s if kept.good else self.retry_s)
+        if kept is not None and fresh and kept.texts == (points, recent):
             return
         start = now - (params.points - 1) * period
         group.points = Job(first.endpoint, points, first.timeout_s, (start, now, float(period)))
@@ -488,7 +494,8 @@ class HistoryReader:
             self._note(group.points, points, "ratio points")
             self._note(group.recent, recent, "recent ratio")
             good = not isinstance(points, QueryFailure) and not isinstance(recent, QueryFailure)
-            self._kept[group.ratio_key] = _Kept(now, group.points.span[0], points, recent, good)
+            texts = (group.points.expr, group.recent.expr)
+            self._kept[group.ratio_key] = _Kept(now, group.points.span[0], points, recent, good, texts)
         return self._kept.get(group.ratio_key)
 
     @staticmethod
