@@ -56,12 +56,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
@@ -189,6 +190,28 @@ def launch(operator_dir: str, argv: list[str]) -> None:
     sys.exit(main(argv))
 
 
+def in_loop_thread(fn: Callable[[], T]) -> T:
+    """fn() run by the operator's event loop, between two of its callbacks, for a thread of these
+    tools. For gc.get_objects() above all: from another thread it can hand out a tuple the loop's
+    thread is still building, whose resize then fails inside the operator with "SystemError:
+    Objects/tupleobject.c: bad argument to internal function" (seen once in the soak, as a failed tick)."""
+    import asyncio.tasks  # noqa: PLC0415
+
+    loops = {task.get_loop() for task in list(getattr(asyncio.tasks, "_all_tasks", ()))}
+    if len(loops) != 1:
+        raise RuntimeError(f"{len(loops)} event loops with tasks: expected the operator's one")
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def call() -> None:
+        try:
+            done.set_result(fn())
+        except Exception as err:
+            done.set_exception(err)
+
+    loops.pop().call_soon_threadsafe(call)
+    return done.result(timeout=30)
+
+
 PROFILE_ENV = "BENCH_OPERATOR_PROFILE"
 MEMORY_ENV = "BENCH_OPERATOR_MEMORY"
 CENSUS_ENV = "BENCH_OPERATOR_CENSUS"
@@ -241,14 +264,18 @@ def _census(path: Path, every: float = 30.0) -> None:
 
     def write() -> None:
         info = libc.mallinfo2()
-        types = Counter(type(o).__name__ for o in gc.get_objects())
+        try:
+            counted = in_loop_thread(lambda: Counter(type(o).__name__ for o in gc.get_objects()))
+            types = ", ".join(f"{k} {v}" for k, v in counted.most_common(15))
+        except Exception as err:  # the loop not running yet, or busy past the wait
+            types = f"not counted ({err!r})"
         lines = [
             f"=== {time.strftime('%H:%M:%S')} VmRSS {status('VmRSS'):.1f} MiB, VmHWM {status('VmHWM'):.1f} MiB",
             "pymalloc:",
             pymalloc(),
             f"glibc heap: in use {info.uordblks / 2**20:.1f} MiB, free {info.fordblks / 2**20:.1f} MiB, "
             f"mmapped {info.hblkhd / 2**20:.1f} MiB",
-            "gc objects: " + ", ".join(f"{k} {v}" for k, v in types.most_common(15)),
+            f"gc objects: {types}",
         ]
         libc.malloc_trim(0)
         lines.append(f"after malloc_trim(0): VmRSS {status('VmRSS'):.1f} MiB")

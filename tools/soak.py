@@ -64,6 +64,7 @@ if str(_REPO) not in sys.path:
 from tools.bench_operator import (  # noqa: E402
     cpu_seconds,
     import_from,
+    in_loop_thread,
     read_service,
     rss_mib,
     statefulset,
@@ -187,17 +188,21 @@ def _trace_growth(path: Path) -> None:
     that snapshot and the 25 allocation sites (by traceback) that grew most since. It slows the
     operator and adds tracemalloc's own memory to RSS: such a run finds a leak, it is not the
     soak's figures."""
+    import linecache  # noqa: PLC0415
     import tracemalloc  # noqa: PLC0415
 
     tracemalloc.start(8)
 
+    # Not the tracer's own: the source lines it reads (linecache) to print the tracebacks.
+    mine = [tracemalloc.Filter(False, linecache.__file__), tracemalloc.Filter(False, tracemalloc.__file__)]
+
     def run() -> None:
         time.sleep(TRACE_BASE_S)
-        base = tracemalloc.take_snapshot()
+        base = tracemalloc.take_snapshot().filter_traces(mine)
         base_size = sum(s.size for s in base.statistics("filename"))
         while True:
             time.sleep(TRACE_EVERY_S)
-            now = tracemalloc.take_snapshot()
+            now = tracemalloc.take_snapshot().filter_traces(mine)
             size = sum(s.size for s in now.statistics("filename"))
             lines = [
                 f"traced {size / 2**20:.2f} MiB, {(size - base_size) / 2**20:+.2f} since the base snapshot"
@@ -236,9 +241,9 @@ def _count_tasks(path: Path) -> None:
         if time.monotonic() - owners_at >= OWNERS_EVERY_S:
             owners_at = time.monotonic()
             with contextlib.suppress(Exception):
-                _write(path.with_suffix(".owners.json"), json.dumps(_socket_owners()))
+                _write(path.with_suffix(".owners.json"), json.dumps(in_loop_thread(_socket_owners)))
             with contextlib.suppress(Exception):
-                _write(path.with_suffix(".pools.txt"), "\n".join(_http_pools()) + "\n")
+                _write(path.with_suffix(".pools.txt"), "\n".join(in_loop_thread(_http_pools)) + "\n")
 
 
 def _write(path: Path, text: str) -> None:
