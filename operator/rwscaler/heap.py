@@ -1,11 +1,12 @@
 """Hands the pages the C heap keeps after a burst back to the host: glibc's `malloc_trim(0)`,
 every `TRIM_EVERY_S`, from a task the runtime starts (`handlers.Runtime.start`).
 
-Why: a first start over a fleet decodes every watched object at once (kopf lists each kind: at
-1,000 workloads about 8,000 objects), and most of it is freed within minutes. glibc keeps the
-freed pages of its heap mapped and returns only the heap's top by itself, so the operator's RSS
-stays near that burst. At N = 1,000 (`make bench-operator`), once the ticks ran, glibc counted
-337 MiB free in its heap against 30 MiB in use (`--census`). `malloc_trim(0)` releases the free
+Why: a first start over a fleet allocates in bursts (kopf's listing of every watched kind, then
+the first ticks, whose grouped reads nobody made before them), freed again within a minute.
+glibc keeps the freed pages of its heap mapped and returns only the heap's top by itself, so the
+operator's RSS stays at the burst. At N = 1,000 (`make bench-operator BENCH_OPERATOR_ARGS=--census`)
+glibc had 318 MiB of its heap in use just after the first ticks and 36 MiB (with 336 MiB free)
+30 s later, and RSS stayed at 645 MiB until trimmed to 337. `malloc_trim(0)` releases the free
 pages of every arena. Python's own small-object arenas are not affected (CPython returns an
 arena when it empties). On a C library without `malloc_trim` (musl, macOS) this does nothing.
 """
