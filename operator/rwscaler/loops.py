@@ -135,6 +135,7 @@ class _State:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     failures: int = 0
+    reported: bool = False  # this run of failures has been logged with its traceback
     settle: asyncio.TimerHandle | None = None  # a wake waiting for a burst of wakes to end
 
 
@@ -263,6 +264,7 @@ class Loops:
                             "tick of %s/%s succeeds again after %d failures", namespace, name, state.failures
                         )
                     state.failures = 0
+                    state.reported = False
                     self._outage_log.succeeded(loop.time())
                 except asyncio.CancelledError:
                     raise
@@ -270,9 +272,15 @@ class Loops:
                     state.failures += 1
                     delay = self.backoff(state.failures)
                     outage = self._outage(err)
+                    if outage is None and self._outage_log.since is not None:
+                        # While other ticks still fail, an API server only just back can refuse
+                        # a moment longer (403 until its authorizer has synced): the same outage.
+                        # Should this error outlast it, the next failure is reported below.
+                        outage = f"during the outage: {err}"
                     if outage is not None:
                         self._outage_log.failed(outage, loop.time())
-                    elif state.failures == 1:
+                    elif not state.reported:
+                        state.reported = True
                         log.exception("tick of %s/%s failed; retrying with backoff", namespace, name)
                     else:
                         log.debug(

@@ -149,6 +149,51 @@ async def test_another_error_is_logged_with_its_traceback_once_per_streak(
     assert any("succeeds again after 4 failures" in r.getMessage() for r in caplog.records)
 
 
+async def test_another_error_while_an_outage_lasts_is_part_of_it_and_reported_if_it_outlasts_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An API server just back can refuse a moment longer (403 before its authorizer has synced):
+    no traceback while other ticks still fail; an error that outlasts the outage is reported."""
+    down = True
+    failed: dict[str, int] = {"a": 0, "b": 0}
+
+    async def tick(ns: str, name: str) -> float | None:
+        failed[name] += 1
+        if name == "a":
+            if down:
+                raise _Down("connection refused")
+            failed[name] -= 1
+            return 60.0
+        raise RuntimeError("403 Forbidden")
+
+    loops = Loops(
+        tick,
+        backoff_base=0.001,
+        backoff_max=0.002,
+        outage=lambda err: f"Kubernetes API unavailable: {err}" if isinstance(err, _Down) else None,
+    )
+    with caplog.at_level(logging.DEBUG, logger="rwscaler.loops"):
+        loops.ensure("ns", "a")
+        while failed["a"] < 1:
+            await asyncio.sleep(0.001)
+        loops.ensure("ns", "b")
+        while failed["b"] < 5:  # b fails again and again while a's outage lasts
+            await asyncio.sleep(0.001)
+        assert not any(r.exc_info for r in caplog.records)
+        down = False
+        while not any(r.exc_info for r in caplog.records):
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.02)  # more failures of b: not reported again
+        await loops.stop_all()
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    over = next(i for i, m in enumerate(messages) if m.startswith("outage over after"))
+    tracebacks = [
+        i for i, r in enumerate(r for r in caplog.records if r.levelno >= logging.WARNING) if r.exc_info
+    ]
+    assert len(tracebacks) == 1 and tracebacks[0] > over, messages
+    assert messages[tracebacks[0]].startswith("tick of ns/b failed")
+
+
 async def test_a_burst_of_settling_wakes_is_one_tick_after_the_last() -> None:
     """A script flipping a spec field 20 times is decided on once, when the flips stop."""
     ticks: list[float] = []
