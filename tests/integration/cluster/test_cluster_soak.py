@@ -31,7 +31,7 @@ EVERY_S = 3.0
 # docs/soak.md, "Criteria"
 MIN_CHURN = 80
 RSS_GROWTH_MIB = 10.0
-FD_MEDIAN_SLACK = 8
+FD_FLOOR_SLACK = 8
 FD_LAST_SLACK = 16
 
 
@@ -82,12 +82,16 @@ def test_soak_five_minutes(plane: Plane, tmp_path: Path) -> None:
     check(min(created, deleted) >= MIN_CHURN, f"only {created} created and {deleted} deleted in the window")
     rss = metrics["rss_mib"]
     check(rss.delta <= RSS_GROWTH_MIB, f"RSS grew {rss.delta:+.1f} MiB (median, last vs first quarter)")
-    quarter = measured[: max(1, len(measured) // 4)]
-    for name, first_max, last in (
-        ("fds", max(s.fds for s in quarter), measured[-1].fds),
-        ("tcp", max(s.tcp for s in quarter), measured[-1].tcp),
-    ):
-        m = metrics[name]
-        check(m.last_q <= m.first_q + FD_MEDIAN_SLACK, f"{name}: median {m.first_q:g} -> {m.last_q:g}")
+    # The floor of each quarter, not its median: the httpx pools breathe (idle connections
+    # closed after 5 s of quiet, reopened by the next burst), so the count swings between about
+    # 26 and 39 and a quarter's median lands on either; a leaked socket is never closed and
+    # raises the floor. (On medians, 4 of 46 five-minute windows of earlier runs failed
+    # without any leak, CI's run of 06:53 among them; on floors none.)
+    q = max(1, len(measured) // 4)
+    first, last_q = measured[:q], measured[-q:]
+    for name, count in (("fds", lambda s: s.fds), ("tcp", lambda s: s.tcp)):
+        floor_first, floor_last = min(map(count, first)), min(map(count, last_q))
+        first_max, last = max(map(count, first)), count(measured[-1])
+        check(floor_last <= floor_first + FD_FLOOR_SLACK, f"{name}: lowest {floor_first} -> {floor_last}")
         check(last <= first_max + FD_LAST_SLACK, f"{name}: {last} at the end, at most {first_max} at first")
     assert not failed, "\n".join(failed) + "\n\n" + report
