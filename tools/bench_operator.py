@@ -212,6 +212,18 @@ def in_loop_thread(fn: Callable[[], T]) -> T:
     return done.result(timeout=30)
 
 
+def _every(seconds: float, fn: Callable[[], None], name: str) -> None:
+    """fn() every `seconds`, for ever, in a daemon thread of the operator's process."""
+    import threading  # noqa: PLC0415
+
+    def loop() -> None:
+        while True:
+            time.sleep(seconds)
+            fn()
+
+    threading.Thread(target=loop, name=name, daemon=True).start()
+
+
 PROFILE_ENV = "BENCH_OPERATOR_PROFILE"
 MEMORY_ENV = "BENCH_OPERATOR_MEMORY"
 CENSUS_ENV = "BENCH_OPERATOR_CENSUS"
@@ -226,7 +238,6 @@ def _census(path: Path, every: float = 30.0) -> None:
     for the instant of the pymalloc dump: a log line written in that instant lands in `path`."""
     import ctypes  # noqa: PLC0415
     import gc  # noqa: PLC0415
-    import threading  # noqa: PLC0415
     from collections import Counter  # noqa: PLC0415
 
     class MallInfo2(ctypes.Structure):
@@ -282,12 +293,7 @@ def _census(path: Path, every: float = 30.0) -> None:
         with open(path, "a") as out:
             out.write("\n".join(lines) + "\n")
 
-    def loop() -> None:
-        while True:
-            time.sleep(every)
-            write()
-
-    threading.Thread(target=loop, name="bench memory census", daemon=True).start()
+    _every(every, write, "bench memory census")
 
 
 def _trace_memory(path: Path, every: float = 30.0) -> None:
@@ -295,7 +301,6 @@ def _trace_memory(path: Path, every: float = 30.0) -> None:
     down) from the start, and every `every` seconds `path` rewritten with the memory traced now
     and at its peak, the 30 files and the 40 lines that hold most of what is live. It slows the
     operator down: a run with it measures where memory goes, not the other columns."""
-    import threading  # noqa: PLC0415
     import tracemalloc  # noqa: PLC0415
 
     tracemalloc.start(1)
@@ -315,12 +320,7 @@ def _trace_memory(path: Path, every: float = 30.0) -> None:
         ]
         path.write_text("\n".join(lines) + "\n")
 
-    def loop() -> None:
-        while True:
-            time.sleep(every)
-            write()
-
-    threading.Thread(target=loop, name="bench memory tracer", daemon=True).start()
+    _every(every, write, "bench memory tracer")
 
 
 def _sample_stacks(path: Path, every: float = 0.005) -> None:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from rwscaler.loops import Loops
+from rwscaler.loops import Loops, Tick
 
 
 async def test_ticks_repeat_on_the_interval_and_wake_early() -> None:
@@ -85,6 +85,16 @@ class _Down(Exception):
     """Stands for an unreachable API server."""
 
 
+def _fast_loops_with_outages(tick: Tick) -> Loops:
+    """Loops retrying within milliseconds, with _Down as the outage (handlers._outage's role)."""
+    return Loops(
+        tick,
+        backoff_base=0.001,
+        backoff_max=0.002,
+        outage=lambda err: f"Kubernetes API unavailable: {err}" if isinstance(err, _Down) else None,
+    )
+
+
 async def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends_for_every_loop_together(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -103,12 +113,7 @@ async def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends_for_eve
         recovered.set()
         return 60.0
 
-    loops = Loops(
-        tick,
-        backoff_base=0.001,
-        backoff_max=0.002,
-        outage=lambda err: f"Kubernetes API unavailable: {err}" if isinstance(err, _Down) else None,
-    )
+    loops = _fast_loops_with_outages(tick)
     with caplog.at_level(logging.DEBUG, logger="rwscaler.loops"):
         for name in "abcd":
             loops.ensure("ns", name)
@@ -166,12 +171,7 @@ async def test_another_error_while_an_outage_lasts_is_part_of_it_and_reported_if
             return 60.0
         raise RuntimeError("403 Forbidden")
 
-    loops = Loops(
-        tick,
-        backoff_base=0.001,
-        backoff_max=0.002,
-        outage=lambda err: f"Kubernetes API unavailable: {err}" if isinstance(err, _Down) else None,
-    )
+    loops = _fast_loops_with_outages(tick)
     with caplog.at_level(logging.DEBUG, logger="rwscaler.loops"):
         loops.ensure("ns", "a")
         while failed["a"] < 1:
