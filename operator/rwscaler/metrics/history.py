@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from rwscaler.core.forecast import horizons
 from rwscaler.core.observation import History, RatioHistory, Season
+from rwscaler.core.placeholders import WINDOW_PLACEHOLDER
 from rwscaler.core.spec import SEASON_SMOOTHING_S, STATEFULSET_KIND, ReadWriteWorkloadSpec
 from rwscaler.metrics.client import Endpoint, QueryFailure, QueryResult, RangeResult
 from rwscaler.metrics.group import Key, owner_keys
@@ -258,9 +259,39 @@ def history_expansions(members: Sequence[WorkloadQuery], window: str) -> dict[st
     return values
 
 
-def render_side(side: Side, members: Sequence[WorkloadQuery], window_s: float) -> str:
-    window = format_window(window_s)
-    return render(side.template, members, window, history_expansions(members, window))
+@dataclass(slots=True)
+class _Texts:
+    """A group's history queries, rendered for exactly these members: a read renders them again
+    only when the members (their specs, their pods) change, not on every read (rendering is a
+    large share of a grouped read's CPU at 1,000 workloads)."""
+
+    queries: tuple[WorkloadQuery, ...]
+    seasons: str | None
+    points: str | None  # None with recent: no ratio queries (no write side or no points)
+    recent: str | None
+    used: float = 0.0
+
+
+def _render_texts(first: Wanted, params: Params, members: tuple[WorkloadQuery, ...]) -> _Texts:
+    """Raises TemplateError."""
+    assert first.read is not None
+    widened = history_expansions(members, "")  # every query's own window is put in below
+
+    def side(s: Side, window_s: float) -> str:
+        window = format_window(window_s)
+        return render(s.template, members, window, {**widened, WINDOW_PLACEHOLDER: window})
+
+    seasons = points = recent = None
+    if params.seasons:
+        read = side(first.read, first.window_s)
+        seasons = seasons_expr(read, params.seasons, params.horizon_up_s, params.horizon_down_s)
+    if first.write is not None and params.points >= 1:
+        period, shift = params.period_s, params.shift_s
+        pw = max(float(avg_step(period)), first.window_s)
+        sw = max(float(avg_step(shift)), first.window_s)
+        points = points_expr(side(first.read, pw), side(first.write, pw), period)
+        recent = recent_expr(side(first.read, sw), side(first.write, sw), shift, period)
+    return _Texts(members, seasons, points, recent)
 
 
 # ---- splitting --------------------------------------------------------------------------------------
@@ -306,15 +337,26 @@ class _Parts:
     def add(self, labels: dict[str, str], value: float) -> None:
         self._series.setdefault(labels.get(PART_LABEL, ""), []).append((labels, value))
 
-    def value(
-        self, part: str, side: Side, q: WorkloadQuery, combine: Callable[[list[float]], float] = sum
-    ) -> float | None:
-        index = self._indexes.get((part, side.by))
+    def value(self, part: str, of: _Sought, combine: Callable[[list[float]], float] = sum) -> float | None:
+        index = self._indexes.get((part, of.by))
         if index is None:
-            index = self._indexes[(part, side.by)] = {}
+            index = self._indexes[(part, of.by)] = {}
             for labels, v in self._series.get(part, []):
-                index.setdefault(tuple(labels.get(b, "") for b in side.by), []).append(v)
-        return total(index, history_keys(side, q), combine)
+                index.setdefault(tuple(labels.get(b, "") for b in of.by), []).append(v)
+        return total(index, of.keys, combine)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sought:
+    """One side's `by` labels and one workload's keys in them, found once per workload and read:
+    a workload reads some twenty parts of the answers with the same keys."""
+
+    by: tuple[str, ...]
+    keys: list[Key]
+
+    @classmethod
+    def of(cls, side: Side, q: WorkloadQuery) -> _Sought:
+        return cls(side.by, history_keys(side, q))
 
 
 def instant_parts(result: QueryResult) -> _Parts | None:
@@ -339,19 +381,17 @@ def range_parts(result: RangeResult, start: float, step: float, points: int) -> 
     return out
 
 
-def ratio(
-    parts: _Parts | None, read: Side, write: Side, q: WorkloadQuery, span_s: int, suffix: str = ""
-) -> float | None:
+def ratio(parts: _Parts | None, read: _Sought, write: _Sought, span_s: int, suffix: str = "") -> float | None:
     """Average read QPS over average write QPS; None unless both are known, wholly recorded and
     the writes are above 0."""
     if parts is None:
         return None
-    reads = parts.value(f"read{suffix}", read, q)
-    writes = parts.value(f"write{suffix}", write, q)
+    reads = parts.value(f"read{suffix}", read)
+    writes = parts.value(f"write{suffix}", write)
     if reads is None or writes is None or writes <= 0 or reads < 0:
         return None
     for side_name, side in (("read", read), ("write", write)):
-        if not covered(parts.value(f"{side_name}{suffix}_n", side, q, max), span_s):
+        if not covered(parts.value(f"{side_name}{suffix}_n", side, max), span_s):
             return None
     return reads / writes
 
@@ -365,7 +405,7 @@ class _Group:
     seasons: Job | None = None
     points: Job | None = None
     recent: Job | None = None
-    ratio_key: tuple[object, ...] | None = None
+    ratios: bool = False  # asks the ratio queries (their answers are kept under `key`)
 
 
 @dataclass(slots=True)
@@ -380,10 +420,12 @@ class Planned:
 
 @dataclass(slots=True)
 class _Kept:
+    """A group's ratio answers, split by part once when they arrive: every member reads them on
+    every read for 15 minutes (splitting them per member was quadratic in the group's size)."""
+
     at: float
-    start: float
-    points: RangeResult
-    recent: QueryResult
+    points: list[_Parts] | None  # one per point; None: the query failed
+    recent: _Parts | None
     good: bool
     texts: tuple[str, str]  # the points and recent queries answered (they name the members)
 
@@ -396,6 +438,7 @@ class HistoryReader:
     refresh_s: float = RATIO_REFRESH_S
     retry_s: float = RATIO_RETRY_S
     _kept: dict[tuple[object, ...], _Kept] = field(default_factory=dict)
+    _texts: dict[tuple[object, ...], _Texts] = field(default_factory=dict)
     _failing: set[tuple[str, str]] = field(default_factory=set)
 
     def plan(self, wanted: Sequence[Wanted], now: float) -> Planned:
@@ -431,41 +474,41 @@ class HistoryReader:
 
     def _render(self, group: _Group, now: float) -> None:
         first, params = group.members[0], group.params
-        qs = [w.query for w in group.members]
-        assert first.read is not None
-        try:
-            if params.seasons:
-                read = render_side(first.read, qs, first.window_s)
-                expr = seasons_expr(read, params.seasons, params.horizon_up_s, params.horizon_down_s)
-                group.seasons = Job(first.endpoint, expr, first.timeout_s)
-            if first.write is None or params.points < 1:
+        members = tuple(w.query for w in group.members)
+        texts = self._texts.get(group.key)
+        if texts is None or texts.queries != members:
+            try:
+                texts = self._texts[group.key] = _render_texts(first, params, members)
+            except TemplateError as err:
+                self._texts.pop(group.key, None)
+                self._warn(first.endpoint, "render", f"cannot render the history queries: {err}")
                 return
-            period, shift = params.period_s, params.shift_s
-            pw = max(float(avg_step(period)), first.window_s)
-            sw = max(float(avg_step(shift)), first.window_s)
-            points = points_expr(render_side(first.read, qs, pw), render_side(first.write, qs, pw), period)
-            recent = recent_expr(
-                render_side(first.read, qs, sw), render_side(first.write, qs, sw), shift, period
-            )
-        except TemplateError as err:
-            self._warn(first.endpoint, "render", f"cannot render the history queries: {err}")
+        texts.used = now
+        if texts.seasons is not None:
+            group.seasons = Job(first.endpoint, texts.seasons, first.timeout_s)
+        if texts.points is None or texts.recent is None:
             return
         # Kept per group, whatever its members: answers for other members (before a workload
         # came or went) are replaced, not kept beside the new ones. Keyed by the query texts, a
         # fleet whose workloads come and go kept a 12-week answer per membership for an hour.
-        group.ratio_key = group.key
-        kept = self._kept.get(group.ratio_key)
+        group.ratios = True
+        kept = self._kept.get(group.key)
         fresh = kept is not None and 0 <= now - kept.at < (self.refresh_s if kept.good else self.retry_s)
-        if kept is not None and fresh and kept.texts == (points, recent):
+        if kept is not None and fresh and kept.texts == (texts.points, texts.recent):
             return
-        start = now - (params.points - 1) * period
-        group.points = Job(first.endpoint, points, first.timeout_s, (start, now, float(period)))
-        group.recent = Job(first.endpoint, recent, first.timeout_s)
+        start = now - (params.points - 1) * params.period_s
+        group.points = Job(
+            first.endpoint, texts.points, first.timeout_s, (start, now, float(params.period_s))
+        )
+        group.recent = Job(first.endpoint, texts.recent, first.timeout_s)
 
     def _forget(self, now: float) -> None:
         for key, kept in list(self._kept.items()):
             if now - kept.at > 4 * self.refresh_s:
                 del self._kept[key]
+        for key, texts in list(self._texts.items()):
+            if now - texts.used > 4 * self.refresh_s:
+                del self._texts[key]
 
     def finish(
         self, planned: Planned, answers: Mapping[Job, QueryResult | RangeResult], now: float
@@ -486,7 +529,7 @@ class HistoryReader:
     def _ratio_answers(
         self, group: _Group, answers: Mapping[Job, QueryResult | RangeResult], now: float
     ) -> _Kept | None:
-        if group.ratio_key is None:
+        if not group.ratios:
             return None
         if group.points is not None and group.recent is not None and group.points.span is not None:
             points: RangeResult = answers[group.points]  # type: ignore[assignment]
@@ -495,20 +538,22 @@ class HistoryReader:
             self._note(group.recent, recent, "recent ratio")
             good = not isinstance(points, QueryFailure) and not isinstance(recent, QueryFailure)
             texts = (group.points.expr, group.recent.expr)
-            self._kept[group.ratio_key] = _Kept(now, group.points.span[0], points, recent, good, texts)
-        return self._kept.get(group.ratio_key)
+            params = group.params
+            per_point = range_parts(points, group.points.span[0], float(params.period_s), params.points)
+            self._kept[group.key] = _Kept(now, per_point, instant_parts(recent), good, texts)
+        return self._kept.get(group.key)
 
     @staticmethod
     def _history(w: Wanted, params: Params, seasons: _Parts | None, kept: _Kept | None) -> History:
         assert w.read is not None
-        q = w.query
         out = params.unknown()
+        read = _Sought.of(w.read, w.query)
         season_list = tuple(
             Season(
                 float(p),
-                then=seasons.value(f"then:{p}", w.read, q),
-                peak_up=seasons.value(f"up:{p}", w.read, q),
-                peak_down=seasons.value(f"down:{p}", w.read, q),
+                then=seasons.value(f"then:{p}", read),
+                peak_up=seasons.value(f"up:{p}", read),
+                peak_down=seasons.value(f"down:{p}", read),
             )
             if seasons is not None
             else Season(float(p))
@@ -516,18 +561,17 @@ class HistoryReader:
         )
         ratios = out.ratios
         if kept is not None and w.write is not None and ratios is not None:
-            per_point = range_parts(kept.points, kept.start, float(params.period_s), params.points)
-            recent = instant_parts(kept.recent)
+            recent, write = kept.recent, _Sought.of(w.write, w.query)
             ratios = RatioHistory(
                 float(params.period_s),
-                tuple(ratio(p, w.read, w.write, q, params.period_s) for p in per_point)
-                if per_point is not None
+                tuple(ratio(p, read, write, params.period_s) for p in kept.points)
+                if kept.points is not None
                 else ratios.points,
                 float(params.shift_s),
-                ratio(recent, w.read, w.write, q, params.shift_s, ":recent"),
-                ratio(recent, w.read, w.write, q, params.shift_s, ":before"),
+                ratio(recent, read, write, params.shift_s, ":recent"),
+                ratio(recent, read, write, params.shift_s, ":before"),
             )
-        now_qps = seasons.value("now", w.read, q) if seasons is not None else None
+        now_qps = seasons.value("now", read) if seasons is not None else None
         return History(out.horizon_up_s, out.horizon_down_s, season_list, ratios, now_qps)
 
     def _note(self, job: Job, answer: QueryResult | RangeResult, what: str) -> None:

@@ -18,6 +18,7 @@ from rwscaler.core.observation import Aggregation, UnknownReason
 from rwscaler.metrics.presets import all_templates
 from rwscaler.metrics.prometheus import PrometheusMetricsSource
 from rwscaler.metrics.promql import render, with_freshness
+from rwscaler.metrics.source import WorkloadQuery
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -152,3 +153,49 @@ async def test_a_counter_that_stopped_being_exported_is_stale_not_its_old_rate(e
     # the reading must not pass that old rate off as current.
     assert gone.read_qps.value is None and gone.read_qps.reason is UnknownReason.STALE, gone.read_qps
     assert "readQPS" in gone.read_qps.message
+
+
+async def test_a_group_read_again_follows_its_members_pods(env: PromEnv) -> None:
+    """Read after read, the same members are asked the same queries; a member whose pods changed
+    is asked about its new pods (docs/operator.md: a grouped read keeps its rendered queries only
+    while the members' specs and pods stay the same)."""
+    for ordinal, lag in ((0, 0.5), (1, 1.5), (2, 7.0)):
+        labels = {"namespace": "shop", "pod": f"orders-pg-replica-{ordinal}"}
+        env.exporter.set("pg_replica_replay_lag_seconds", labels, lag)
+        env.exporter.set("pg_wal_receiver_streaming", labels, 1)
+    env.settle()
+
+    def orders(*replicas: int) -> WorkloadQuery:
+        pods = tuple(f"orders-pg-replica-{i}" for i in replicas)
+        return workload(env.prom.url, {"preset": "postgres"}, pooler=pgbouncer("orders"), replica_pods=pods)
+
+    def carts() -> WorkloadQuery:
+        return workload(
+            env.prom.url,
+            {"preset": "postgres"},
+            name="carts",
+            primary_set="carts-pg",
+            replica_set="carts-pg-replica",
+            replica_pods=("carts-pg-replica-0",),
+            pooler=pgbouncer("carts"),
+        )
+
+    source = PrometheusMetricsSource(reuse_s=0)
+    try:
+        first = (await source.read([orders(0, 1), carts()], time.time()))["shop/orders"]
+        # Built anew as the operator does on each tick: equal, not the same objects.
+        again = (await source.read([carts(), orders(0, 1)], time.time()))["shop/orders"]
+        scaled = (await source.read([orders(0, 1, 2), carts()], time.time()))["shop/orders"]
+        back = (await source.read([orders(0, 1), carts()], time.time()))["shop/orders"]
+    finally:
+        await source.close()
+    for reading in (first, again, back):
+        assert {pod: s.value for pod, s in reading.replica_lag.items()} == {
+            "orders-pg-replica-0": 0.5,
+            "orders-pg-replica-1": 1.5,
+        }
+    assert {pod: s.value for pod, s in scaled.replica_lag.items()} == {
+        "orders-pg-replica-0": 0.5,
+        "orders-pg-replica-1": 1.5,
+        "orders-pg-replica-2": 7.0,
+    }
