@@ -265,8 +265,9 @@ def test_a_group_whose_members_change_keeps_one_ratio_answer_not_one_per_members
         members = (wq("orders"), wq(f"churn{i}"))
         _r, planned = plan(*members, reader=reader, now=NOW + i)
         assert len(planned.jobs) == 3  # new members: their ratios are asked
+        assert all(f"churn{i}_ro" in job.expr for job in planned.jobs)  # rendered for them
         reader.finish(planned, answers_for(planned.jobs, [], [], []), NOW + i)
-    assert len(reader._kept) == 1
+    assert len(reader._kept) == 1 and len(reader._texts) == 1
     # The same members again within the refresh: kept, only the seasons are asked.
     assert len(plan(wq("orders"), wq("churn49"), reader=reader, now=NOW + 60)[1].jobs) == 1
 

@@ -7,6 +7,8 @@ One `read()` per interval for every workload the operator watches:
 2. Workloads that share a Prometheus (URL, token, CA, TLS mode), a query timeout and a rate
    window are asked each preset template ONCE, rendered with the union of their placeholders:
    the number of preset queries per interval does not grow with the number of workloads.
+   What a batch of workloads renders is kept while its members' queries stay the same (a
+   group's members ask again and again), so an unchanged group is not rendered again.
    Custom queries are per workload by nature (they name one workload's pods), so they are asked
    per workload; identical rendered queries are still asked once.
 3. All queries run concurrently, at most `max_concurrency` at a time per Prometheus, each bounded
