@@ -268,8 +268,33 @@ def test_a_group_whose_members_change_keeps_one_ratio_answer_not_one_per_members
         assert all(f"churn{i}_ro" in job.expr for job in planned.jobs)  # rendered for them
         reader.finish(planned, answers_for(planned.jobs, [], [], []), NOW + i)
     assert len(reader._kept) == 1 and len(reader._texts) == 1
-    # The same members again within the refresh: kept, only the seasons are asked.
-    assert len(plan(wq("orders"), wq("churn49"), reader=reader, now=NOW + 60)[1].jobs) == 1
+    # The same members again within the refresh and the seasons' minute: nothing is asked.
+    assert len(plan(wq("orders"), wq("churn49"), reader=reader, now=NOW + 60)[1].jobs) == 0
+
+
+def test_a_seasons_answer_serves_the_reads_of_the_next_minute_and_a_failure_none() -> None:
+    # docs/history.md: the seasons are asked at most once a minute per group.
+    reader = HistoryReader()
+    answer = [s(f"then:{DAY}", "orders_ro", 150.0), s("now", "orders_ro", 120.0)]
+    failure = QueryFailure(UnknownReason.TIMEOUT, "no answer")
+
+    def seasons_job(now: float) -> tuple[Planned, list[Job]]:
+        planned = plan(wq("orders"), reader=reader, now=now)[1]
+        return planned, [j for j in planned.jobs if "then:" in j.expr]
+
+    planned, asked = seasons_job(NOW)
+    assert len(asked) == 1
+    reader.finish(planned, answers_for(planned.jobs, answer, [], []), NOW)
+    for later in (1.0, 30.0, 59.0):
+        planned, asked = seasons_job(NOW + later)
+        assert asked == []
+        h = reader.finish(planned, answers_for(planned.jobs, [], [], []), NOW + later)["shop/orders"]
+        assert (h.seasons[0].then, h.now_qps) == (150.0, 120.0)
+    planned, asked = seasons_job(NOW + 61)
+    assert len(asked) == 1
+    h = reader.finish(planned, {j: failure for j in planned.jobs}, NOW + 61)["shop/orders"]
+    assert (h.seasons[0].then, h.now_qps) == (None, None)  # not the answer of a minute ago
+    assert len(seasons_job(NOW + 62)[1]) == 1  # a failure is asked again on the next read
 
 
 # ---- through the source ----------------------------------------------------------------------------

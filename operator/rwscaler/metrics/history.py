@@ -70,6 +70,11 @@ RATIO_STEP_MAX_S = 3600
 COVERAGE_CHECKS = 28
 RATIO_REFRESH_S = 900.0
 RATIO_RETRY_S = 120.0
+# A seasons answer is kept this long: its parts are 5-minute averages sampled at whole minutes
+# (a subquery's steps are aligned to multiples of its resolution), so asking again within the
+# minute mostly reads the same samples. At 1,000 workloads in a group the query is the costliest
+# Prometheus sends (about 760 evaluations of the read expression over every member's series).
+SEASONS_REFRESH_S = float(RESOLUTION_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +413,13 @@ class _Group:
     ratios: bool = False  # asks the ratio queries (their answers are kept under `key`)
 
 
+@dataclass(frozen=True, slots=True)
+class _KeptSeasons:
+    at: float
+    text: str  # the query answered (it names the members)
+    parts: _Parts
+
+
 @dataclass(slots=True)
 class Planned:
     """One read's history: its groups, the workloads without any, and the queries to send.
@@ -437,8 +449,10 @@ class HistoryReader:
 
     refresh_s: float = RATIO_REFRESH_S
     retry_s: float = RATIO_RETRY_S
+    seasons_refresh_s: float = SEASONS_REFRESH_S
     _kept: dict[tuple[object, ...], _Kept] = field(default_factory=dict)
     _texts: dict[tuple[object, ...], _Texts] = field(default_factory=dict)
+    _seasons: dict[tuple[object, ...], _KeptSeasons] = field(default_factory=dict)
     _failing: set[tuple[str, str]] = field(default_factory=set)
 
     def plan(self, wanted: Sequence[Wanted], now: float) -> Planned:
@@ -485,7 +499,13 @@ class HistoryReader:
                 return
         texts.used = now
         if texts.seasons is not None:
-            group.seasons = Job(first.endpoint, texts.seasons, first.timeout_s)
+            kept_seasons = self._seasons.get(group.key)
+            if (
+                kept_seasons is None
+                or kept_seasons.text != texts.seasons
+                or not 0 <= now - kept_seasons.at < self.seasons_refresh_s
+            ):
+                group.seasons = Job(first.endpoint, texts.seasons, first.timeout_s)
         if texts.points is None or texts.recent is None:
             return
         # Kept per group, whatever its members: answers for other members (before a workload
@@ -509,6 +529,7 @@ class HistoryReader:
         for key, texts in list(self._texts.items()):
             if now - texts.used > 4 * self.refresh_s:
                 del self._texts[key]
+                self._seasons.pop(key, None)
 
     def finish(
         self, planned: Planned, answers: Mapping[Job, QueryResult | RangeResult], now: float
@@ -516,15 +537,28 @@ class HistoryReader:
         """Each planned workload's History from the answers to `planned.jobs`."""
         out = dict(planned.none)
         for group in planned.groups:
-            seasons = None
-            if group.seasons is not None:
-                answer = answers[group.seasons]
-                self._note(group.seasons, answer, "seasons")
-                seasons = instant_parts(answer)  # type: ignore[arg-type]
+            seasons = self._seasons_answer(group, answers, now)
             kept = self._ratio_answers(group, answers, now)
             for w in group.members:
                 out[w.query.key] = self._history(w, group.params, seasons, kept)
         return out
+
+    def _seasons_answer(
+        self, group: _Group, answers: Mapping[Job, QueryResult | RangeResult], now: float
+    ) -> _Parts | None:
+        """This read's seasons answer, or the one kept (only answers are kept: a failure is
+        asked again on the next read)."""
+        if group.seasons is None:
+            kept = self._seasons.get(group.key)
+            return kept.parts if kept is not None else None
+        answer: QueryResult = answers[group.seasons]  # type: ignore[assignment]
+        self._note(group.seasons, answer, "seasons")
+        parts = instant_parts(answer)
+        if parts is None:
+            self._seasons.pop(group.key, None)
+        else:
+            self._seasons[group.key] = _KeptSeasons(now, group.seasons.expr, parts)
+        return parts
 
     def _ratio_answers(
         self, group: _Group, answers: Mapping[Job, QueryResult | RangeResult], now: float
