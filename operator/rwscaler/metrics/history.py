@@ -9,7 +9,7 @@ user's reference.
 Per group of workloads (the same grouping as the signals: same Prometheus, timeout, rate window,
 templates and trend settings), whatever the number of workloads in it:
 
-- **seasons**, one instant query every tick: `now` (the 5-minute average read QPS now) and for
+- **seasons**, one instant query at most once a minute (SEASONS_REFRESH_S): `now` (the 5-minute average read QPS now) and for
   each season P, `then` (the same average at now - P), `peak_up` and `peak_down` (the highest 5-minute average over the up and
   down horizons that followed now - P), each part told apart by the `rwscaler_part` label;
 - **ratio points**, one range query (step = the trend period) and **recent / recent_before**,

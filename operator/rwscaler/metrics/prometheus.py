@@ -18,7 +18,7 @@ One `read()` per interval for every workload the operator watches:
    with a reason, never 0.
 5. Then the history of the read load and of the read:write ratio (`history.py`, docs/history.md),
    from the same read and write templates and with the same grouping: one seasons query per
-   group every read, two ratio queries per group every 15 minutes; asked only of a Prometheus
+   group a minute, two ratio queries per group every 15 minutes; asked only of a Prometheus
    that answered the signal queries.
 
 The operator asks per workload, on each workload's own tick; `share.py` turns those calls into
