@@ -5,7 +5,8 @@ deleted or the operator exits; the tick itself is `rwscaler.reconcile.reconcile`
 timer or daemon: kopf puts a finalizer on every resource that has one, and that finalizer blocks
 the deletion of a ReadWriteWorkload whenever the operator is not running. These loops need no
 finalizer (owner references clean up what the operator made), and their interval follows
-`spec.behavior.intervalSeconds` as it changes.
+`spec.behavior.intervalSeconds` as it changes. The interval runs from a tick's start: a tick that
+overran its interval is followed at once (a failed one by its backoff, from its end).
 
 Each loop runs its ticks one at a time under a per-resource lock that `exclusive` also takes, so
 the validation of a create/update handler never races a tick on the same resource. A tick that
@@ -37,8 +38,8 @@ ticks sharing one grouped read (metrics/share.py) would be served only as many a
 at 1,000 workloads, 6 ticks a second where 67 were due: docs/bench-operator.md).
 
 With `RWSCALER_TICK_STATS=FILE` in the environment, each loop also notes how late every scheduled
-tick starts (the time its tick begins minus the time it was due: the end of the tick before plus
-the delay that tick asked for; a tick woken early is not counted), and every 10 s one JSON line
+tick starts (the time its tick begins minus the time it was due: the start of the tick before
+plus its interval, or after a failure its end plus the backoff; a tick woken early is not counted), and every 10 s one JSON line
 `{"time": <unix s>, "lateness": [<s>, ...]}` with the ticks since the last line is appended to
 FILE (`make bench-operator` reads it; nothing goes to the log).
 """
@@ -257,8 +258,14 @@ class Loops:
                 loop = asyncio.get_running_loop()
                 if self._stats is not None and due is not None:
                     self._stats.record(loop.time() - due)
+                started = loop.time()
                 try:
                     delay = await self._tick(namespace, name)
+                    if delay is not None:
+                        # The interval runs from the tick's start, not its end: a tick that
+                        # waited seconds for a grouped read (1,000 workloads on one Prometheus)
+                        # must not push every later tick back by as much.
+                        delay = max(0.0, delay - (loop.time() - started))
                     if state.failures:
                         log.info(
                             "tick of %s/%s succeeds again after %d failures", namespace, name, state.failures

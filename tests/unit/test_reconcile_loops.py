@@ -27,6 +27,30 @@ async def test_ticks_repeat_on_the_interval_and_wake_early() -> None:
     assert loops.running() == set()
 
 
+async def test_the_interval_runs_from_a_tick_s_start_not_its_end() -> None:
+    # loops.py: a tick that takes most of its interval (waiting for a grouped read) does not push
+    # the next one back by as much; one that takes longer than it is followed at once.
+    starts: list[float] = []
+    third = asyncio.Event()
+
+    async def tick(ns: str, name: str) -> float | None:
+        starts.append(asyncio.get_running_loop().time())
+        if len(starts) == 3:
+            third.set()
+        await asyncio.sleep(0.4 if len(starts) < 3 else 0.7)
+        return 0.5
+
+    loops = Loops(tick)
+    loops.ensure("ns", "a")
+    await asyncio.wait_for(third.wait(), timeout=10)
+    while len(starts) < 4:
+        await asyncio.sleep(0.05)
+    await loops.stop_all()
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert all(0.45 <= gap < 0.8 for gap in gaps[:2]), gaps  # from the end: 0.9
+    assert 0.65 <= gaps[2] < 1.0, gaps  # from the end: 1.2
+
+
 async def test_wake_ticks_without_waiting_for_the_interval() -> None:
     ticks = 0
 
