@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import pytest
@@ -46,7 +47,7 @@ async def test_the_interval_runs_from_a_tick_s_start_not_its_end() -> None:
     while len(starts) < 4:
         await asyncio.sleep(0.05)
     await loops.stop_all()
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert all(0.45 <= gap < 0.8 for gap in gaps[:2]), gaps  # from the end: 0.9
     assert 0.65 <= gaps[2] < 1.0, gaps  # from the end: 1.2
 
