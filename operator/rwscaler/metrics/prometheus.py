@@ -109,6 +109,7 @@ class _Batch:
     queries: tuple[WorkloadQuery, ...]
     pendings: list[_Pending]
     grouped: int  # how many grouped queries they ask
+    wanted: list[Wanted]  # what the history needs of each pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +293,8 @@ class PrometheusMetricsSource:
         kept = self._plans.pop(keys, None)
         if kept is None or kept.queries != batch:
             pendings, groups = self._plan(batch)
-            kept = _Batch(batch, pendings, self._render_groups(pendings, groups))
+            grouped = self._render_groups(pendings, groups)
+            kept = _Batch(batch, pendings, grouped, [self._wanted(p) for p in pendings])
         self._plans[keys] = kept  # the most recently used last
         # Bounded by members, not by batches: the batches kept hold at most twice the largest
         # one's members (a churning fleet's full batches replace each other; workloads with
@@ -315,7 +317,7 @@ class PrometheusMetricsSource:
         answers = dict(zip(ordered, results, strict=True))
         # The history is asked after the signals, and only of a Prometheus that answered them:
         # one that is down or hung would only make the tick wait for its timeout twice.
-        planned = self._history.plan([self._wanted(p) for p in pendings], now)
+        planned = self._history.plan(batch.wanted, now)
         down = _silent_endpoints(answers)
         jobs = [job for job in planned.jobs if job.endpoint not in down]
         job_results = await asyncio.gather(*(self._run(job, now) for job in jobs))
