@@ -20,7 +20,8 @@ async def test_each_scheduled_tick_records_how_late_it_started(tmp_path: Path) -
     async def tick(ns: str, name: str) -> float | None:
         if name == "slow":
             time.sleep(0.05)  # holds the event loop: the other loop's tick starts late
-        return 0.1
+            return 0.1
+        return 0.11  # due just after "slow" (intervals run from a tick's start): it waits for it
 
     loops = Loops(tick, tick_stats=str(out))
     loops.ensure("ns", "a")
