@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("RWSCALER_PROMETHEUS_URL") or None,
         help="the Prometheus of workloads whose spec names none (default: $RWSCALER_PROMETHEUS_URL)",
     )
+    parser.add_argument(
+        "--metrics-address",
+        metavar="ADDR:PORT",
+        help="serve the operator's own metrics at /metrics on this address, e.g. 0.0.0.0:8081 "
+        "(docs/operator-metrics.md; default: not served)",
+    )
     webhook = parser.add_argument_group(
         "admission webhook",
         "refuse a ReadWriteWorkload whose spec names a Secret its creator may not get or a ConfigMap "
@@ -174,6 +180,13 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"rwscaler run: {problem}", file=sys.stderr)
         return 2
+    metrics_address = None
+    if args.metrics_address:
+        try:
+            metrics_address = parse_listen(args.metrics_address)
+        except ValueError as err:
+            print(f"rwscaler run: --metrics-address: {err}", file=sys.stderr)
+            return 2
     election = sharding = None
     if args.leader_elect and args.shards:
         print("rwscaler run: --leader-elect and --shards exclude each other: choose one", file=sys.stderr)
@@ -215,5 +228,6 @@ def run(args: argparse.Namespace) -> int:
         sharding=handlers.Sharding(*sharding) if sharding else None,
         admission=handlers.AdmissionWebhook(*admission) if admission else None,
         defaults=OperatorDefaults(prometheus_url=args.prometheus_url),
+        metrics_address=metrics_address,
     )
     return handlers.run(options)

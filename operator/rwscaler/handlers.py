@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ import kopf
 
 from rwscaler import heap, reconcile
 from rwscaler.core.spec import GROUP, PLURAL, VERSION
+from rwscaler.exposition import OwnMetrics
 from rwscaler.kube import access_review, objects, pod_cache
 from rwscaler.kube.client import KubeApiError, KubeClient
 from rwscaler.kube.cluster import KubeCluster
@@ -101,6 +103,7 @@ class RunOptions:
     sharding: Sharding | None = None
     admission: AdmissionWebhook | None = None
     defaults: reconcile.OperatorDefaults = field(default_factory=reconcile.OperatorDefaults)
+    metrics_address: tuple[str, int] | None = None  # serve the operator's own /metrics here
 
 
 def _outage(err: Exception) -> str | None:
@@ -121,7 +124,11 @@ class Runtime:
     serving: dict[tuple[str, str], tuple[object, ...]] = field(default_factory=dict)
     # Each workload as kopf's watch last delivered it (read by ticks through `workloads`).
     bodies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # The operator's own metrics (exposition.py); None when /metrics is not served.
+    own: OwnMetrics | None = None
+    metrics_address: tuple[str, int] | None = None
     loops: Loops = field(init=False)
+    _stop_serving: Callable[[], None] | None = field(init=False, default=None)
     _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -135,6 +142,8 @@ class Runtime:
         return self.shards is None or self.shards.owns(namespace, name)
 
     def start(self) -> None:
+        if self.own is not None and self.metrics_address is not None:
+            self._stop_serving = self.own.serve(*self.metrics_address)
         self._background.append(asyncio.create_task(heap.trim_forever(), name="rwscaler heap trim"))
         if self.elector is not None:
             self._background.append(asyncio.create_task(self.elector.run(), name="rwscaler lease"))
@@ -180,10 +189,22 @@ class Runtime:
         if not self.acting(namespace, name):
             # A standby (or another shard's workload) keeps a loop here (so it is known at once
             # when this replica takes over) but reads and writes nothing; a takeover wakes it.
+            if self.own is not None:
+                self.own.forget(namespace, name)  # the replica that acts exports it
             return STANDBY_TICK_S
-        result = await reconcile.reconcile(self.deps, namespace, name)
+        started = time.monotonic()
+        try:
+            result = await reconcile.reconcile(self.deps, namespace, name)
+        except Exception:
+            if self.own is not None:
+                self.own.failed(time.monotonic() - started)
+            raise
         if result.gone:
+            if self.own is not None:
+                self.own.forget(namespace, name)
             return None
+        if self.own is not None:
+            self.own.tick(namespace, name, result, time.monotonic() - started)
         # Every tick at debug level; louder only when something happened (events posted).
         if result.problem is not None:
             level = logging.WARNING if result.events else logging.DEBUG
@@ -201,6 +222,8 @@ class Runtime:
                 await task
         await self.metrics.close()
         await self.client.close()
+        if self._stop_serving is not None:
+            self._stop_serving()
 
 
 def _metrics_source() -> MetricsSource:
@@ -256,7 +279,21 @@ def build_runtime(
         if sharding is not None
         else None
     )
-    return Runtime(client=client, metrics=metrics, deps=deps, elector=elector, shards=shards, bodies=bodies)
+    own = None
+    if options.metrics_address is not None:
+        # The Prometheus source counts its failed queries by reason; another source has none.
+        errors = getattr(metrics, "query_errors", None)
+        own = OwnMetrics((lambda: errors) if errors is not None else dict)
+    return Runtime(
+        client=client,
+        metrics=metrics,
+        deps=deps,
+        elector=elector,
+        shards=shards,
+        bodies=bodies,
+        own=own,
+        metrics_address=options.metrics_address,
+    )
 
 
 LIST_CHUNK = 500
@@ -378,6 +415,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         if type == "DELETED":
             runtime.deps.kept.pop((namespace, name), None)
             runtime.bodies.pop((namespace, name), None)
+            if runtime.own is not None:
+                runtime.own.forget(namespace, name)
             await runtime.loops.stop(namespace, name)
         else:
             # The tick reads the workload from here, not with a GET (kube/watch_cache.py).

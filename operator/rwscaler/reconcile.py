@@ -109,6 +109,9 @@ class TickResult:
     patched: bool = False
     events: tuple[Event, ...] = ()
     scale: ScaleOutcome | None = None
+    # What the decision was made from (the operator's own metrics export them: exposition.py).
+    observation: Observation | None = None
+    spec: ReadWriteWorkloadSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -594,5 +597,12 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> TickResult:
     patched = await _checkpoint(deps, body, status, events, now)
     missing = usable.missing.reason if usable.missing is not None else None
     return TickResult(
-        interval, problem=missing, plan=plan, patched=patched, events=scale_events + events, scale=outcome
+        interval,
+        problem=missing,
+        plan=plan,
+        patched=patched,
+        events=scale_events + events,
+        scale=outcome,
+        observation=obs,
+        spec=usable.spec,
     )

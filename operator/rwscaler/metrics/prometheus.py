@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -149,6 +150,9 @@ class PrometheusMetricsSource:
         self._last_used: dict[Endpoint, float] = {}
         self.last_stats: ReadStats | None = None
         self.queries_sent = 0  # signal queries
+        # Failed queries (signals and history) by unknown-reason, since the start: the operator's
+        # own metrics export them (rwscaler_prometheus_query_errors_total).
+        self.query_errors: Counter[str] = Counter()
         self.history_queries_sent = 0
         self._history = HistoryReader()
         self._plans: dict[tuple[str, ...], _Batch] = {}  # _planned's, the most recently used last
@@ -326,6 +330,9 @@ class PrometheusMetricsSource:
             if job.endpoint in down:
                 job_answers[job] = down[job.endpoint]
         histories = self._history.finish(planned, job_answers, now)
+        for answer in (*answers.values(), *job_results):
+            if isinstance(answer, QueryFailure):
+                self.query_errors[answer.reason.value] += 1
         self.queries_sent += len(ordered)
         self.history_queries_sent += len(jobs)
         # Index each answer once for all the workloads that share it (not once per workload:
