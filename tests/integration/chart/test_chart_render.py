@@ -138,8 +138,10 @@ def test_the_command_line(helm: Helm) -> None:
     assert "--leader-elect" in args
     assert _flag(args, "--lease-name") == "ops-rwscaler"
     assert _flag(args, "--lease-namespace") == NAMESPACE
+    assert _flag(args, "--metrics-address") == "0.0.0.0:8081"  # docs/chart.md: metrics.enabled
     # unset values render no flag
     assert "--prometheus-url" not in args
+    assert "--metrics-address" not in _args(helm.template(values=("metrics.enabled=false",)))
 
     args = _args(
         helm.template(
@@ -299,7 +301,7 @@ def test_no_monitors_by_default_even_with_the_api(helm: Helm) -> None:
     r = helm.template(api_versions=(MONITORING,))
     assert _monitoring_kinds(r) == set()
     assert not r.kinds("Service")
-    assert [p["name"] for p in _container(r)["ports"]] == ["health"]
+    assert [p["name"] for p in _container(r)["ports"]] == ["health", "metrics"]
 
 
 def test_monitors_asked_for_without_the_api_are_not_rendered(helm: Helm) -> None:
@@ -324,6 +326,13 @@ def test_monitors_asked_for_with_the_api_are_rendered(helm: Helm, api_versions: 
     assert service["spec"]["selector"] == one(r, "Deployment")["spec"]["selector"]["matchLabels"]
     assert one(r, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
     assert one(r, "PodMonitor")["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+
+
+def test_without_metrics_no_port_and_no_monitors(helm: Helm) -> None:
+    r = helm.template(values=(*ALL_MONITORS_ON, "metrics.enabled=false"), api_versions=(MONITORING,))
+    assert _monitoring_kinds(r) == {"PrometheusRule"}  # its alerts read kube-state-metrics
+    assert not r.kinds("Service")
+    assert [p["name"] for p in _container(r)["ports"]] == ["health"]
 
 
 def test_each_monitor_needs_its_own_kind(helm: Helm) -> None:

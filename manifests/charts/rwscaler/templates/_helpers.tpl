@@ -70,14 +70,14 @@ true
 
 {{/* Whether the ServiceMonitor is rendered: "true" or "". */}}
 {{- define "rwscaler.serviceMonitorOn" -}}
-{{- if and .Values.metrics.serviceMonitor.enabled (include "rwscaler.hasMonitoringAPI" (list . "ServiceMonitor")) -}}
+{{- if and .Values.metrics.enabled .Values.metrics.serviceMonitor.enabled (include "rwscaler.hasMonitoringAPI" (list . "ServiceMonitor")) -}}
 true
 {{- end }}
 {{- end }}
 
 {{/* Whether the PodMonitor is rendered: "true" or "". */}}
 {{- define "rwscaler.podMonitorOn" -}}
-{{- if and .Values.metrics.podMonitor.enabled (include "rwscaler.hasMonitoringAPI" (list . "PodMonitor")) -}}
+{{- if and .Values.metrics.enabled .Values.metrics.podMonitor.enabled (include "rwscaler.hasMonitoringAPI" (list . "PodMonitor")) -}}
 true
 {{- end }}
 {{- end }}
