@@ -5,7 +5,8 @@
 runs `helm template rwscaler manifests/charts/rwscaler -n rwscaler-system` with the chart's
 default values and writes each rendered object to its file (`OUTPUTS`), under a header saying
 it is generated. `--check` writes nothing and exits 1 when a committed file differs from a fresh
-rendering. `manifests/rbac/namespace.yaml` stays hand-written (helm does not create the release
+rendering; the chart's workload alerts go to a plain Prometheus rules file (`ALERTS`).
+`manifests/rbac/namespace.yaml` stays hand-written (helm does not create the release
 namespace). tests/integration/chart/test_chart_manifests.py calls `render` to compare.
 """
 
@@ -34,6 +35,10 @@ OUTPUTS = {
     "RoleBinding": "manifests/rbac/rolebinding.yaml",
     "Deployment": "manifests/operator.yaml",
 }
+
+
+# The workloads' alerts (the chart's files/workload-alerts.yaml) as a plain rules file.
+ALERTS = "manifests/prometheus/rwscaler-alerts.yaml"
 
 
 def helm_path() -> Path:
@@ -83,7 +88,16 @@ def render(helm: Path) -> dict[str, str]:
     missing = sorted(set(OUTPUTS.values()) - set(files))
     if missing:
         raise SystemExit(f"render_manifests: nothing rendered for {', '.join(missing)}")
+    files[ALERTS] = alert_rules()
     return files
+
+
+def alert_rules() -> str:
+    """The chart's workload alerts as a plain Prometheus rules file (for a Prometheus without the
+    Prometheus Operator: `rule_files`)."""
+    rules = (CHART / "files" / "workload-alerts.yaml").read_text()
+    indented = "".join(f"      {line}" if line.strip() else line for line in rules.splitlines(keepends=True))
+    return HEADER + "groups:\n  - name: rwscaler-workloads\n    rules:\n" + indented
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,9 @@ class _Facts:
     problem: str | None  # the Ready=False reason (a missing scale target still decides: reads on the primary)
     desired: int | None = None
     current: int | None = None
+    most: int | None = None  # spec.replicas.maxReplicas
     pool: tuple[str, ...] = ()
+    fallback: bool = False  # reads on the primary: no replica may serve them
     replicas: tuple[str, ...] = ()  # the replica pods observed
     lags: Mapping[str, float | None] = field(default_factory=dict)  # pod -> seconds
     max_lag_s: float | None = None
@@ -161,7 +163,9 @@ def _facts_of(result: TickResult, now: float) -> _Facts:
         problem=problem,
         desired=plan.desired_replicas,
         current=plan.current_replicas,
+        most=spec.replicas.maxReplicas,
         pool=tuple(plan.read_pool),
+        fallback=plan.pool_fallback,
         replicas=tuple(r.name for r in obs.replicas),
         lags={r.name: r.lag.value for r in obs.replicas},
         max_lag_s=plan.max_lag_s,
@@ -196,6 +200,12 @@ def _gauges(facts: list[tuple[Key, _Facts]]) -> Iterator[GaugeMetricFamily]:
     )
     desired = family("rwscaler_replicas_desired", "Read replicas the last decision wants.")
     current = family("rwscaler_replicas_current", "Read replicas the scale target has.")
+    most = family(
+        "rwscaler_replicas_max", "spec.replicas.maxReplicas: the most read replicas rwscaler may run."
+    )
+    fallback = family(
+        "rwscaler_read_pool_fallback", "1 while reads go to the primary because no replica may serve them."
+    )
     pool_size = family(
         "rwscaler_read_pool_size", "Pods serving reads (the primary alone when every replica lags)."
     )
@@ -224,6 +234,9 @@ def _gauges(facts: list[tuple[Key, _Facts]]) -> Iterator[GaugeMetricFamily]:
             continue  # nothing was decided: nothing else is known
         desired.add_metric(w, f.desired)
         current.add_metric(w, f.current)
+        if f.most is not None:
+            most.add_metric(w, f.most)
+        fallback.add_metric(w, 1 if f.fallback else 0)
         pool_size.add_metric(w, len(f.pool))
         for pod in f.replicas:
             member.add_metric([*w, pod], 1 if pod in f.pool else 0)
@@ -250,6 +263,8 @@ def _gauges(facts: list[tuple[Key, _Facts]]) -> Iterator[GaugeMetricFamily]:
         problem,
         desired,
         current,
+        most,
+        fallback,
         pool_size,
         member,
         lag,

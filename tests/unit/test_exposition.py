@@ -43,6 +43,7 @@ async def test_a_decided_tick_exports_what_it_decided_and_saw() -> None:
     assert of(s, "rwscaler_replicas_current") == 2
     assert of(s, "rwscaler_replicas_desired") == result.plan.desired_replicas
     assert of(s, "rwscaler_read_pool_size") == 2
+    assert of(s, "rwscaler_replicas_max") == 5 and of(s, "rwscaler_read_pool_fallback") == 0
     for pod in ("db-replica-0", "db-replica-1"):
         assert of(s, "rwscaler_read_pool_member", pod=pod) == 1
         assert of(s, "rwscaler_replication_lag_seconds", pod=pod) == 0.1
@@ -84,10 +85,14 @@ async def test_scale_actions_and_pool_changes_are_counted_and_a_gone_workload_le
     w.metrics.lags = {"db-replica-1": 60.0}  # lags: it leaves the read pool
     own.tick(NS, NAME, await w.tick(2), 0.01)
     s = scrape(own)
+    assert of(s, "rwscaler_read_pool_fallback") == 0
     assert of(s, "rwscaler_scale_actions_total", direction="up") >= 1
     assert of(s, "rwscaler_scale_actions_total", direction="down") == 0
     assert of(s, "rwscaler_read_pool_member", pod="db-replica-1") == 0
     assert of(s, "rwscaler_read_pool_changes_total") >= 1
+    w.metrics.default_lag = 60.0  # every replica lags: reads on the primary
+    own.tick(NS, NAME, await w.tick(2), 0.01)
+    assert of(scrape(own), "rwscaler_read_pool_fallback") == 1
     own.forget(NS, NAME)
     s = scrape(own)
     assert not [key for key in s if dict(key[1]).get("name") == NAME]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from chart_helpers import CHART, NAMESPACE, Helm, Rendering, one
 from rbac_policy import LEASE_PERMISSIONS, SHARD_LEASE_PERMISSIONS, WORKLOAD_PERMISSIONS, assert_exactly
 
@@ -358,6 +359,17 @@ def test_the_prometheus_rule(helm: Helm) -> None:
     assert 'deployment="rwscaler"' in unavailable["expr"]
     assert f'namespace="{NAMESPACE}"' in unavailable["expr"]
     assert {"alert": "MyAlert", "expr": "vector(1)"} in rules
+    # The workloads' alerts are those of the plain rules file that promtool tests (tests/alerts/).
+    plain = yaml.safe_load((CHART.parents[1] / "prometheus" / "rwscaler-alerts.yaml").read_text())
+    workload_alerts = plain["groups"][0]["rules"]
+    assert [r["alert"] for r in workload_alerts] == [
+        "RwscalerMetricsUnavailable",
+        "RwscalerStuckAtMaxReplicas",
+        "RwscalerWriteBottleneck",
+        "RwscalerReadsOnPrimary",
+        "RwscalerNotReconciling",
+    ]
+    assert rules[1:-1] == workload_alerts
 
 
 def test_extra_scale_targets_add_get_and_patch_on_their_scale_subresource_only(helm: Helm) -> None:
