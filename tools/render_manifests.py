@@ -5,7 +5,8 @@
 runs `helm template rwscaler manifests/charts/rwscaler -n rwscaler-system` with the chart's
 default values and writes each rendered object to its file (`OUTPUTS`), under a header saying
 it is generated. `--check` writes nothing and exits 1 when a committed file differs from a fresh
-rendering; the chart's workload alerts go to a plain Prometheus rules file (`ALERTS`).
+rendering; the chart's workload alerts go to a plain Prometheus rules file (`ALERTS`) and its
+Grafana dashboard to `DASHBOARD`.
 `manifests/rbac/namespace.yaml` stays hand-written (helm does not create the release
 namespace). tests/integration/chart/test_chart_manifests.py calls `render` to compare.
 """
@@ -39,6 +40,8 @@ OUTPUTS = {
 
 # The workloads' alerts (the chart's files/workload-alerts.yaml) as a plain rules file.
 ALERTS = "manifests/prometheus/rwscaler-alerts.yaml"
+# The Grafana dashboard (the chart's files/dashboard.json), to import by hand.
+DASHBOARD = "manifests/grafana/rwscaler-dashboard.json"
 
 
 def helm_path() -> Path:
@@ -89,6 +92,7 @@ def render(helm: Path) -> dict[str, str]:
     if missing:
         raise SystemExit(f"render_manifests: nothing rendered for {', '.join(missing)}")
     files[ALERTS] = alert_rules()
+    files[DASHBOARD] = (CHART / "files" / "dashboard.json").read_text()
     return files
 
 

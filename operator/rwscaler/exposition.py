@@ -28,7 +28,16 @@ from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from rwscaler.core.observation import UnknownReason
 from rwscaler.reconcile import TickResult
+
+# The reasons a Prometheus query itself fails with (the others say what an answer lacked).
+QUERY_FAILURES = (
+    UnknownReason.UNREACHABLE,
+    UnknownReason.TIMEOUT,
+    UnknownReason.HTTP_ERROR,
+    UnknownReason.QUERY_ERROR,
+)
 
 # Ticks take milliseconds when every read is cached, seconds when they wait for a grouped read or a
 # slow Prometheus (bounded by spec.prometheus.timeout, at most a minute).
@@ -136,7 +145,10 @@ class OwnMetrics(Collector):
             "Prometheus queries (signals and history) that failed, by the unknown-reason the signals got.",
             labels=["reason"],
         )
-        for reason, count in sorted(self._query_errors().items()):
+        # Every reason a query can fail with, from 0: a dashboard or an alert over rate() sees a
+        # series before the first failure (a missing series would read as unknown).
+        counts = {reason.value: 0 for reason in QUERY_FAILURES} | dict(self._query_errors())
+        for reason, count in sorted(counts.items()):
             errors.add_metric([reason], count)
         yield errors
 

@@ -56,6 +56,7 @@ async def test_a_decided_tick_exports_what_it_decided_and_saw() -> None:
     assert of(s, "rwscaler_workload_class", **{"class": result.plan.workload_class}) == 1
     assert of(s, "rwscaler_last_tick_timestamp_seconds") is not None
     assert s[("rwscaler_prometheus_query_errors_total", (("reason", "PrometheusUnreachable"),))] == 3
+    assert s[("rwscaler_prometheus_query_errors_total", (("reason", "QueryTimeout"),))] == 0
     assert s[("rwscaler_reconcile_duration_seconds_count", (("outcome", "decided"),))] == 1
     rules = {dict(labels)["rule"] for labels in named(s, "rwscaler_decisions_total")}
     assert rules == {r.rule.value for r in result.plan.reasons}

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 from chart_helpers import REPO, Helm
-from tools.render_manifests import ALERTS, OUTPUTS, render
+from tools.render_manifests import ALERTS, DASHBOARD, OUTPUTS, render
 
 
 def test_the_committed_manifests_equal_a_fresh_rendering(helm: Helm) -> None:
     fresh = render(helm.binary)
-    assert sorted(fresh) == sorted([*OUTPUTS.values(), ALERTS])
+    assert sorted(fresh) == sorted([*OUTPUTS.values(), ALERTS, DASHBOARD])
     stale = [rel for rel, text in fresh.items() if (REPO / rel).read_text() != text]
     assert not stale, f"stale (run `make manifests`): {stale}"
 

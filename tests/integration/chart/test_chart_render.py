@@ -8,6 +8,7 @@ Snapshots: tests/integration/chart/snapshots/<name>.yaml; refresh with
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -381,3 +382,13 @@ def test_extra_scale_targets_add_get_and_patch_on_their_scale_subresource_only(h
     )
     documented = {**WORKLOAD_PERMISSIONS, ("example.com", "databases/scale"): frozenset({"get", "patch"})}
     assert_exactly(one(rendering, "ClusterRole")["rules"], documented)
+
+
+def test_the_dashboard_config_map_only_when_asked(helm: Helm) -> None:
+    assert not helm.template().kinds("ConfigMap")
+    r = helm.template(values=("grafanaDashboard.enabled=true", "grafanaDashboard.namespace=monitoring"))
+    cm = one(r, "ConfigMap")
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads((CHART.parents[1] / "grafana" / "rwscaler-dashboard.json").read_text())
+    assert json.loads(cm["data"]["rwscaler-workload.json"]) == shipped

@@ -3,13 +3,29 @@ operator runs on the local control plane: what a dashboard and the alerts read."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 from cluster_helpers import REPLICA_SET, Kube, Metrics, OperatorProcess, Signals, replica_pod, workload_spec
 from tests.support.ports import free_port
 from tests.support.prometheus import PrometheusServer, ScrapeTarget
 
 NAME = "orders"
+DASHBOARD = Path(__file__).resolve().parents[3] / "manifests" / "grafana" / "rwscaler-dashboard.json"
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(panel title, PromQL) for every query of the dashboard, its variables' queries too."""
+    board = json.loads(DASHBOARD.read_text())
+    out = [(p["title"], t["expr"]) for p in board["panels"] for t in p.get("targets", [])]
+    for variable in board["templating"]["list"]:
+        query = variable.get("query")
+        if isinstance(query, dict):  # label_values(SELECTOR, label): the selector must have series
+            selector = query["query"].removeprefix("label_values(").rsplit(",", 1)[0]
+            out.append((f"variable {variable['name']}", selector))
+    assert len(out) > 20
+    return out
 
 
 def test_a_prometheus_scraping_the_operator_sees_each_workload_and_the_ticks(
@@ -48,6 +64,12 @@ def test_a_prometheus_scraping_the_operator_sees_each_workload_and_the_ticks(
         assert value(f'rwscaler_signal_known{{{w}, signal="readQPS"}}') == 1
         assert value('rwscaler_reconcile_duration_seconds_count{outcome="decided"}') >= 1
         assert value(f"sum(rwscaler_decisions_total{{{w}}})") >= 1
+
+        # Every query of the dashboard (docs/dashboard.md) parses and answers with a series
+        # for this workload (the variables filled in as Grafana would).
+        for panel, expr in dashboard_queries():
+            filled = expr.replace("$namespace", ns).replace("$name", NAME)
+            assert prom.wait_for(filled, timeout=60), f"{panel}: {filled}"
 
         kube.kubectl("delete", "readwriteworkload", NAME, "-n", ns, "--wait=false")
         prom.wait_for(f"rwscaler_last_tick_timestamp_seconds{{{w}}}", lambda s: not s, timeout=60)
