@@ -85,3 +85,11 @@ def test_log_level_and_verbose() -> None:
     assert _parse("--log-level", "warning").log_level == "warning"
     with pytest.raises(SystemExit):
         _parse("--log-level", "chatty")
+
+
+def test_a_bad_metrics_address_is_one_line_and_exit_2() -> None:
+    done = _rwscaler("--metrics-address", "8081")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "rwscaler run: --metrics-address: '8081' is not ADDR:PORT (e.g. 127.0.0.1:9443)"
+    ]
