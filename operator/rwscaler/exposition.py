@@ -147,8 +147,8 @@ class OwnMetrics(Collector):
         )
         # Every reason a query can fail with, from 0: a dashboard or an alert over rate() sees a
         # series before the first failure (a missing series would read as unknown).
-        counts = {reason.value: 0 for reason in QUERY_FAILURES} | dict(self._query_errors())
-        for reason, count in sorted(counts.items()):
+        by_reason = {reason.value: 0 for reason in QUERY_FAILURES} | dict(self._query_errors())
+        for reason, count in sorted(by_reason.items()):
             errors.add_metric([reason], count)
         yield errors
 
