@@ -147,9 +147,10 @@ class OwnMetrics(Collector):
         )
         # Every reason a query can fail with, from 0: a dashboard or an alert over rate() sees a
         # series before the first failure (a missing series would read as unknown).
-        by_reason = {reason.value: 0 for reason in QUERY_FAILURES} | dict(self._query_errors())
-        for reason, count in sorted(by_reason.items()):
-            errors.add_metric([reason], count)
+        failures = {reason.value for reason in QUERY_FAILURES}
+        counted = dict(self._query_errors())
+        for reason in sorted(failures | {r for r, n in counted.items() if n}):
+            errors.add_metric([reason], counted.get(reason, 0))
         yield errors
 
     def serve(self, host: str, port: int) -> Callable[[], None]:

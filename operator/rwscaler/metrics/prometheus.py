@@ -151,8 +151,10 @@ class PrometheusMetricsSource:
         self.last_stats: ReadStats | None = None
         self.queries_sent = 0  # signal queries
         # Failed queries (signals and history) by unknown-reason, since the start: the operator's
-        # own metrics export them (rwscaler_prometheus_query_errors_total).
-        self.query_errors: Counter[str] = Counter()
+        # own metrics export them (rwscaler_prometheus_query_errors_total), read from the thread
+        # that serves /metrics. Every key exists from the start, so that thread's copy never
+        # meets a key being added (only values change).
+        self.query_errors: Counter[str] = Counter({reason.value: 0 for reason in UnknownReason})
         self.history_queries_sent = 0
         self._history = HistoryReader()
         self._plans: dict[tuple[str, ...], _Batch] = {}  # _planned's, the most recently used last
