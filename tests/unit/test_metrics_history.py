@@ -310,6 +310,8 @@ async def test_history_is_not_asked_of_a_prometheus_that_did_not_answer_the_sign
     # The five signals, the role metric and the two key-metric bundles (these workloads have a
     # PgBouncer pooler: docs/metrics.md) were asked; no history query after them.
     assert stats is not None and (stats.queries, stats.history_queries, stats.total_queries) == (8, 0, 8)
+    # Each failed query counted by its reason (the operator's rwscaler_prometheus_query_errors_total).
+    assert source.query_errors["PrometheusUnreachable"] == 8 and source.query_errors["QueryTimeout"] == 0
     for reading in readings.values():
         assert reading.read_qps.reason is UnknownReason.UNREACHABLE  # the signals came back
         assert [x.period_s for x in reading.history.seasons] == [DAY, WEEK]
