@@ -5,6 +5,7 @@
     rwscaler crd        print the CRD rendered from the models
     rwscaler run        the operator (kopf), against the current kubeconfig
     rwscaler explain    a ReadWriteWorkload's last decision, from its status
+    rwscaler report     a workload's weekly report from Prometheus, as an HTML page with plots
 
 `main` is the `rwscaler` console script (and `python -m rwscaler`); `kubectl_plugin` is
 `kubectl-rwscaler`. Each subcommand module has `add_arguments(parser)` and `run(args) -> int`, and
@@ -63,6 +64,12 @@ def _explain() -> Command:
     return command_explain
 
 
+def _report() -> Command:
+    from rwscaler import command_report  # noqa: PLC0415
+
+    return command_report
+
+
 @dataclass(frozen=True)
 class Subcommand:
     load: Callable[[], Command]
@@ -75,6 +82,7 @@ COMMANDS: dict[str, Subcommand] = {
     "crd": Subcommand(_crd, "Print the CustomResourceDefinition rendered from the models"),
     "run": Subcommand(_run, "Run the operator against the current kubeconfig (wraps kopf run)"),
     "explain": Subcommand(_explain, "Explain a ReadWriteWorkload's last decision from its status"),
+    "report": Subcommand(_report, "A workload's weekly report (ratio trend, latency, replicas) as HTML"),
 }
 
 

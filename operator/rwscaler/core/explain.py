@@ -294,24 +294,11 @@ def recommendations(
                 need,
             )
         )
-    if shares.direction > 0:
-        reasons.append(Reason(Rule.READ_RATIO_RISING, shares.message))
-        recs.append(
-            Recommendation(
-                RecommendationType.PRE_PROVISION_REPLICAS,
-                "the read share is rising: provision read replicas ahead of the objective"
-                + (f" ({sizing.capacity_raw} for the forecast load)" if sizing.capacity_raw else ""),
-                sizing.capacity_raw,
-            )
-        )
-    elif shares.direction < 0:
-        reasons.append(Reason(Rule.WRITE_RATIO_RISING, shares.message))
-        recs.append(
-            Recommendation(
-                RecommendationType.WRITE_OPTIMIZED_STORAGE,
-                "the write share keeps rising: evaluate write-optimized storage (LSM, append-only, batching)",
-            )
-        )
+    trend_rec = trend_recommendation(shares, sizing.capacity_raw)
+    if trend_rec is not None:
+        rule = Rule.READ_RATIO_RISING if shares.direction > 0 else Rule.WRITE_RATIO_RISING
+        reasons.append(Reason(rule, shares.message))
+        recs.append(trend_rec)
     learned, target = sizing.breach_qps_per_replica, spec.replicas.targetReadQPSPerReplica
     if learned is not None and target is not None and learned < target:
         suggested = math.floor(learned)
@@ -367,3 +354,22 @@ def summarize(
         action = f"holding at {current}"
     why = next((r.message for rule in _HEADLINE_RULES for r in reasons if r.rule is rule), "")
     return f"{wclass.value} ({shown}): {action}" + (f"; {why}" if why else "")
+
+
+def trend_recommendation(shares: RatioTrend, replicas: int | None = None) -> Recommendation | None:
+    """What a side gaining share of the traffic calls for (`replicas`: what the capacity model
+    sizes for the forecast load, when it has one); None when neither side gains. Also the weekly
+    report's recommendation (weekly.py)."""
+    if shares.direction > 0:
+        return Recommendation(
+            RecommendationType.PRE_PROVISION_REPLICAS,
+            "the read share is rising: provision read replicas ahead of the objective"
+            + (f" ({replicas} for the forecast load)" if replicas else ""),
+            replicas,
+        )
+    if shares.direction < 0:
+        return Recommendation(
+            RecommendationType.WRITE_OPTIMIZED_STORAGE,
+            "the write share keeps rising: evaluate write-optimized storage (LSM, append-only, batching)",
+        )
+    return None

@@ -1,0 +1,200 @@
+"""The weekly workload report as a page: one self-contained HTML file (the plots inlined) and the
+same plots as PNG files beside it (docs/report.md).
+
+Called by `command_report`; draws what `core.weekly` computed and computes nothing itself.
+matplotlib is the optional extra `plot` (as for `rwscaler simulate --plot`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.util
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rwscaler.core.weekly import Week, WeeklyReport
+
+NEEDS_MATPLOTLIB = "the report's plots need matplotlib: pip install 'rwscaler[plot]'"
+# The files `write` makes in the output directory.
+PLOTS = ("ratio.png", "load.png", "latency.png", "replicas.png")
+
+
+def has_matplotlib() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _day(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d")
+
+
+def _num(value: float | None, fmt: str = "{:.1f}") -> str:
+    return "unknown" if value is None else fmt.format(value)
+
+
+def _ms(value: float | None) -> str:
+    return "unknown" if value is None else f"{value * 1000:.1f} ms"
+
+
+def write(report: WeeklyReport, workload: str, out: Path) -> Path:
+    """Draw the plots and the page into `out`; returns the page's path."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    out.mkdir(parents=True, exist_ok=True)
+    weeks = report.weeks
+    labels = [f"W{i + 1}" for i in range(len(weeks))]
+    x = list(range(len(weeks)))
+
+    def save(fig: object, name: str) -> None:
+        fig.tight_layout()  # type: ignore[attr-defined]
+        fig.savefig(out / name, dpi=100)  # type: ignore[attr-defined]
+        plt.close(fig)  # type: ignore[arg-type]
+
+    def gaps(values: list[float | None]) -> list[float]:
+        return [float("nan") if v is None else v for v in values]
+
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.plot(x, gaps([w.ratio for w in weeks]), marker="o", label="reads per write (weekly)")
+    ax.set_yscale("log")
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("read:write ratio")
+    ax.set_title(f"{workload}: read:write ratio by week", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    save(fig, PLOTS[0])
+
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.plot(x, gaps([w.read_qps for w in weeks]), marker="o", label="read QPS (weekly average)")
+    ax.plot(x, gaps([w.write_qps for w in weeks]), marker="o", label="write QPS (weekly average)")
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("queries/s")
+    ax.set_title("load", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    save(fig, PLOTS[1])
+
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for side, color in (("read", "C0"), ("write", "C1")):
+        lat = [getattr(w, side) for w in weeks]
+        ax.plot(
+            x,
+            gaps([None if v.median is None else v.median * 1000 for v in lat]),
+            color=color,
+            marker="o",
+            label=f"{side} p99, weekly median",
+        )
+        ax.plot(
+            x,
+            gaps([None if v.p95 is None else v.p95 * 1000 for v in lat]),
+            color=color,
+            linestyle=":",
+            label=f"{side} p99, weekly 95th percentile",
+        )
+        objective = report.read_objective if side == "read" else report.write_objective
+        if objective is not None:
+            ax.axhline(
+                objective * 1000, color=color, linestyle="--", linewidth=0.8, label=f"{side} objective"
+            )
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("ms")
+    ax.set_title("latency against the objectives", fontsize=10)
+    ax.legend(loc="best", fontsize=7)
+    save(fig, PLOTS[2])
+
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.plot(x, gaps([w.replicas_avg for w in weeks]), marker="o", label="average")
+    ax.fill_between(
+        x,
+        gaps([w.replicas_min for w in weeks]),
+        gaps([w.replicas_max for w in weeks]),
+        alpha=0.2,
+        label="min to max",
+    )
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("read replicas")
+    ax.set_title("replicas", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    save(fig, PLOTS[3])
+
+    page = out / "report.html"
+    page.write_text(_html(report, workload, out, labels))
+    return page
+
+
+def _img(out: Path, name: str, alt: str) -> str:
+    data = base64.b64encode((out / name).read_bytes()).decode()
+    return f'<img class="plot" id="{name.removesuffix(".png")}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _row(label: str, w: Week) -> str:
+    rules = ", ".join(f"{rule} ({count:.0f})" for rule, count in w.rules.items()) or "none"
+    cells = [
+        label,
+        f"{_day(w.start)} to {_day(w.end)}",
+        _num(w.ratio, "{:.1f}:1"),
+        html.escape(w.workload_class or "unknown"),
+        _num(w.read_qps, "{:.0f}"),
+        _num(w.write_qps, "{:.0f}"),
+        _ms(w.read.median),
+        _ms(w.read.p95),
+        _ms(w.write.median),
+        _ms(w.write.p95),
+        _num(w.replicas_avg),
+        html.escape(rules),
+    ]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _html(report: WeeklyReport, workload: str, out: Path, labels: list[str]) -> str:
+    weeks = report.weeks
+    trend = report.trend
+    if report.recommendations:
+        advice = "".join(f"<li>{html.escape(r.message)}</li>" for r in report.recommendations)
+    else:
+        advice = "<li>No change in the read:write mix calls for action.</li>"
+    head = [
+        "week",
+        "dates (UTC)",
+        "read:write",
+        "class",
+        "read QPS",
+        "write QPS",
+        "read p99 (median)",
+        "read p99 (95th)",
+        "write p99 (median)",
+        "write p99 (95th)",
+        "replicas (avg)",
+        "rules that fired (decisions)",
+    ]
+    rows = "".join(_row(label, w) for label, w in zip(labels, weeks, strict=True))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>rwscaler weekly report: {html.escape(workload)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.85em; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
+th {{ background: #f0f0f0; }}
+.plot {{ display: block; max-width: 100%; margin: 1em 0; }}
+#recommendations {{ background: #fff6e0; border-left: 4px solid #e0a000; padding: 0.5em 1em; }}
+</style></head><body>
+<h1>Weekly workload report: {html.escape(workload)}</h1>
+<p>{len(weeks)} weeks, {_day(weeks[0].start)} to {_day(weeks[-1].end)} (UTC), from the rwscaler
+operator's own metrics.</p>
+<h2>Trend</h2>
+<p id="trend">{html.escape(trend.message)}</p>
+<div id="recommendations"><h2>Recommendations</h2><ul>{advice}</ul></div>
+<h2>Read:write ratio</h2>
+{_img(out, "ratio.png", "read:write ratio by week")}
+<h2>Load</h2>
+{_img(out, "load.png", "read and write QPS by week")}
+<h2>Latency against the objectives</h2>
+<p>Read objective {_ms(report.read_objective)}, write objective {_ms(report.write_objective)}.</p>
+{_img(out, "latency.png", "latency by week")}
+<h2>Replicas</h2>
+{_img(out, "replicas.png", "read replicas by week")}
+<h2>Week by week</h2>
+<table id="weeks"><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{rows}</table>
+</body></html>
+"""
