@@ -2,7 +2,7 @@
 # The README's test command (`make test`): set up everything the tests need on a fresh machine of
 # this kind, then run every tier with nothing allowed to skip.
 #   1. Debian packages: PostgreSQL 15, PgBouncer, Prometheus, the exporters, MariaDB (pgenv-deps-mysql),
-#      podman, buildah, runc, mmdebstrap (image-deps)
+#      podman, buildah, runc, mmdebstrap (image-deps), Chromium (report-deps)
 #   2. the local control plane and helm, built once from Go modules (cached in $RWSCALER_CACHE),
 #      then started on 127.0.0.1 unless it is already up
 #   3. the operator image (cached by the hash of its inputs)
@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
 step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
-step "Debian packages (PostgreSQL, PgBouncer, Prometheus, MariaDB, exporters, podman, mmdebstrap)"
-$MAKE --no-print-directory pgenv-deps-mysql image-deps
+step "Debian packages (PostgreSQL, PgBouncer, Prometheus, MariaDB, exporters, podman, mmdebstrap, Chromium)"
+$MAKE --no-print-directory pgenv-deps-mysql image-deps report-deps
 
 step "The local control plane and helm (built once, cached under ${RWSCALER_CACHE:-~/.cache/rwscaler})"
 $MAKE --no-print-directory cluster-build
