@@ -7,12 +7,13 @@
 # kwok's nodes run no containers, so this is how the image runs "in" the local cluster.
 #
 #   hack/image/run-in-cluster.sh -n NAMESPACE -s SERVICEACCOUNT [--name CONTAINER] [--image REF] [--detach] -- ARGS...
-#   hack/image/run-in-cluster.sh -n NAMESPACE --from-deployment NAME [--liveness-port P] [--detach]
+#   hack/image/run-in-cluster.sh -n NAMESPACE --from-deployment NAME [--liveness-port P] [--metrics-port P] [--detach]
 #   hack/image/run-in-cluster.sh --stop [--name CONTAINER]
 #
 # --from-deployment runs the pod a Deployment (the chart's) describes: its ServiceAccount, image
 # and args, except that the liveness endpoint moves from 0.0.0.0:8080 to 127.0.0.1:P (default
-# 18080), since the container shares the host's network.
+# 18080) and the metrics endpoint from 0.0.0.0:8081 to 127.0.0.1:P (default 18081), since the
+# container shares the host's network.
 #
 # Without --detach it runs in the foreground until stopped; with --detach it returns once the
 # container started (`--stop` removes it and its mounted token).
@@ -23,11 +24,12 @@
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ns="" sa="" name="rwscaler-operator" image="" detach=0 stop=0 deployment="" liveness_port=18080
+ns="" sa="" name="rwscaler-operator" image="" detach=0 stop=0 deployment="" liveness_port=18080 metrics_port=18081
 while (($#)); do
 	case $1 in
 	--from-deployment) deployment=$2; shift 2 ;;
 	--liveness-port) liveness_port=$2; shift 2 ;;
+	--metrics-port) metrics_port=$2; shift 2 ;;
 	--detach) detach=1; shift ;;
 	--stop) stop=1; shift ;;
 	-n | --namespace) ns=$2; shift 2 ;;
@@ -53,7 +55,7 @@ if [[ -n $deployment ]]; then
 		die "no Deployment $ns/$deployment: install the chart first (helm install ...)"
 	mapfile -t from < <(printf '%s' "$pod" | python3 -c '
 import json, sys
-port = sys.argv[1]
+port, metrics_port = sys.argv[1], sys.argv[2]
 pod = json.load(sys.stdin)["spec"]["template"]["spec"]
 container = pod["containers"][0]
 args = list(container.get("args") or [])
@@ -62,9 +64,11 @@ for i, a in enumerate(args):
         args[i + 1] = f"http://127.0.0.1:{port}/healthz"
     elif a.startswith("--liveness="):
         args[i] = f"--liveness=http://127.0.0.1:{port}/healthz"
+    elif a == "--metrics-address" and i + 1 < len(args):
+        args[i + 1] = f"127.0.0.1:{metrics_port}"
 print(pod.get("serviceAccountName") or "default")
 print(container["image"])
-print("\n".join(args))' "$liveness_port")
+print("\n".join(args))' "$liveness_port" "$metrics_port")
 	sa=${from[0]}
 	[[ -n $image ]] || image=${from[1]}
 	set -- "${from[@]:2}"

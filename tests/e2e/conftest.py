@@ -133,14 +133,15 @@ def operator(
     port = free_port()
     name = f"rwscaler-e2e-{uuid.uuid4().hex[:6]}"
     # The pod the chart's Deployment describes: its ServiceAccount, image and args (the liveness
-    # endpoint moved to 127.0.0.1:port), started as a kubelet would (hack/image/run-in-cluster.sh).
+    # and metrics endpoints moved to 127.0.0.1), started as a kubelet would (hack/image/run-in-cluster.sh).
     argv = [str(REPO / "hack/image/run-in-cluster.sh"), "-n", NAMESPACE, "--from-deployment", RELEASE]
-    argv += ["--name", name, "--liveness-port", str(port)]
+    metrics_port = free_port()
+    argv += ["--name", name, "--liveness-port", str(port), "--metrics-port", str(metrics_port)]
     url = f"http://127.0.0.1:{port}/healthz"
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = ManagedProcess("rwscaler-image", argv, log_path=log)
     process.start()
-    deployed = Deployed(admin, sa, name, process, url)
+    deployed = Deployed(admin, sa, name, process, url, f"http://127.0.0.1:{metrics_port}/metrics")
 
     def answering() -> bool:
         assert process.running(), f"the operator container exited:\n{process.log_tail()}"

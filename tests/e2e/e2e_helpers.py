@@ -42,6 +42,7 @@ class Deployed:
     container: str | None  # podman container name (local target)
     process: ManagedProcess | None
     liveness_url: str | None
+    metrics_url: str | None = None  # the operator's own /metrics (the chart's metrics port)
 
     def log_tail(self, lines: int = 60) -> str:
         if self.process is not None:
@@ -57,6 +58,14 @@ class Deployed:
             argv += ["exec", f"deploy/{RELEASE}", "--", *command]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         return done.returncode, done.stdout + done.stderr
+
+    def metrics(self) -> str:
+        """The operator's /metrics page (docs/operator-metrics.md)."""
+        if self.metrics_url is not None:
+            with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+                return str(response.read().decode())
+        code = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8081/metrics').read().decode())"
+        return self.kube.kubectl("-n", NAMESPACE, "exec", f"deploy/{RELEASE}", "--", "python3", "-c", code)
 
     def liveness(self) -> int:
         """The HTTP status of the operator's liveness endpoint."""

@@ -55,6 +55,13 @@ def test_liveness_endpoint_answers(operator: Deployed) -> None:
     assert operator.liveness() == 200
 
 
+def test_the_charts_metrics_endpoint_answers(operator: Deployed) -> None:
+    # The chart runs `--metrics-address 0.0.0.0:8081` (docs/chart.md); every query-failure reason
+    # is exported from the start (docs/operator-metrics.md).
+    page = operator.metrics()
+    assert 'rwscaler_prometheus_query_errors_total{reason="PrometheusUnreachable"}' in page
+
+
 def test_runs_as_non_root_on_a_read_only_root_without_kubeconfig(operator: Deployed) -> None:
     code, out = operator.exec("id", "-u")
     assert (code, out.strip()) == (0, str(NON_ROOT_UID))
