@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import html
 import importlib.util
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rwscaler.core.weekly import Week, WeeklyReport
 
@@ -48,74 +50,61 @@ def write(report: WeeklyReport, workload: str, out: Path) -> Path:
     labels = [f"W{i + 1}" for i in range(len(weeks))]
     x = list(range(len(weeks)))
 
-    def save(fig: object, name: str) -> None:
-        fig.tight_layout()  # type: ignore[attr-defined]
-        fig.savefig(out / name, dpi=100)  # type: ignore[attr-defined]
-        plt.close(fig)  # type: ignore[arg-type]
-
     def gaps(values: list[float | None]) -> list[float]:
         return [float("nan") if v is None else v for v in values]
 
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    ax.plot(x, gaps([w.ratio for w in weeks]), marker="o", label="reads per write (weekly)")
-    ax.set_yscale("log")
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("read:write ratio")
-    ax.set_title(f"{workload}: read:write ratio by week", fontsize=10)
-    ax.legend(loc="best", fontsize=8)
-    save(fig, PLOTS[0])
+    def ms(values: list[float | None]) -> list[float]:
+        return gaps([None if v is None else v * 1000 for v in values])
 
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    ax.plot(x, gaps([w.read_qps for w in weeks]), marker="o", label="read QPS (weekly average)")
-    ax.plot(x, gaps([w.write_qps for w in weeks]), marker="o", label="write QPS (weekly average)")
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("queries/s")
-    ax.set_title("load", fontsize=10)
-    ax.legend(loc="best", fontsize=8)
-    save(fig, PLOTS[1])
+    def plot(name: str, ylabel: str, title: str, draw: Callable[[Any], None]) -> None:
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+        draw(ax)
+        ax.set_xticks(x, labels)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="best", fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    for side, color in (("read", "C0"), ("write", "C1")):
-        lat = [getattr(w, side) for w in weeks]
-        ax.plot(
-            x,
-            gaps([None if v.median is None else v.median * 1000 for v in lat]),
-            color=color,
-            marker="o",
-            label=f"{side} p99, weekly median",
-        )
-        ax.plot(
-            x,
-            gaps([None if v.p95 is None else v.p95 * 1000 for v in lat]),
-            color=color,
-            linestyle=":",
-            label=f"{side} p99, weekly 95th percentile",
-        )
-        objective = report.read_objective if side == "read" else report.write_objective
-        if objective is not None:
-            ax.axhline(
-                objective * 1000, color=color, linestyle="--", linewidth=0.8, label=f"{side} objective"
+    def ratio(ax: Any) -> None:
+        ax.plot(x, gaps([w.ratio for w in weeks]), marker="o", label="reads per write (weekly)")
+        ax.set_yscale("log")
+
+    def load(ax: Any) -> None:
+        ax.plot(x, gaps([w.read_qps for w in weeks]), marker="o", label="read QPS (weekly average)")
+        ax.plot(x, gaps([w.write_qps for w in weeks]), marker="o", label="write QPS (weekly average)")
+
+    def latency(ax: Any) -> None:
+        for side, color, objective in (
+            ("read", "C0", report.read_objective),
+            ("write", "C1", report.write_objective),
+        ):
+            lat = [w.read if side == "read" else w.write for w in weeks]
+            ax.plot(
+                x, ms([v.median for v in lat]), color=color, marker="o", label=f"{side} p99, weekly median"
             )
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("ms")
-    ax.set_title("latency against the objectives", fontsize=10)
-    ax.legend(loc="best", fontsize=7)
-    save(fig, PLOTS[2])
+            ax.plot(
+                x,
+                ms([v.p95 for v in lat]),
+                color=color,
+                linestyle=":",
+                label=f"{side} p99, weekly 95th percentile",
+            )
+            if objective is not None:
+                ax.axhline(
+                    objective * 1000, color=color, linestyle="--", linewidth=0.8, label=f"{side} objective"
+                )
 
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    ax.plot(x, gaps([w.replicas_avg for w in weeks]), marker="o", label="average")
-    ax.fill_between(
-        x,
-        gaps([w.replicas_min for w in weeks]),
-        gaps([w.replicas_max for w in weeks]),
-        alpha=0.2,
-        label="min to max",
-    )
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("read replicas")
-    ax.set_title("replicas", fontsize=10)
-    ax.legend(loc="best", fontsize=8)
-    save(fig, PLOTS[3])
+    def replicas(ax: Any) -> None:
+        ax.plot(x, gaps([w.replicas_avg for w in weeks]), marker="o", label="average")
+        lowest, highest = gaps([w.replicas_min for w in weeks]), gaps([w.replicas_max for w in weeks])
+        ax.fill_between(x, lowest, highest, alpha=0.2, label="min to max")
+
+    plot(PLOTS[0], "read:write ratio", f"{workload}: read:write ratio by week", ratio)
+    plot(PLOTS[1], "queries/s", "load", load)
+    plot(PLOTS[2], "ms", "latency against the objectives", latency)
+    plot(PLOTS[3], "read replicas", "replicas", replicas)
 
     page = out / "report.html"
     page.write_text(_html(report, workload, out, labels))

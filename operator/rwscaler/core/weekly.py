@@ -99,8 +99,13 @@ def weekly_report(hourly: Hourly) -> WeeklyReport:
     )
 
 
+def _by_time(samples: Samples, start: float) -> dict[float, float]:
+    """The week's finite samples (the week is (start, start + WEEK_S]), by time."""
+    return {t: v for t, v in samples if start < t <= start + WEEK_S and math.isfinite(v)}
+
+
 def _within(samples: Samples, start: float) -> list[float]:
-    return [v for t, v in samples if start < t <= start + WEEK_S and math.isfinite(v)]
+    return list(_by_time(samples, start).values())
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -127,8 +132,7 @@ def _latency(samples: Samples, start: float, objective: float | None) -> Latency
 
 
 def _week(hourly: Hourly, start: float) -> Week:
-    reads = dict((t, v) for t, v in hourly.read_qps if start < t <= start + WEEK_S and math.isfinite(v))
-    writes = dict((t, v) for t, v in hourly.write_qps if start < t <= start + WEEK_S and math.isfinite(v))
+    reads, writes = _by_time(hourly.read_qps, start), _by_time(hourly.write_qps, start)
     both = sorted(reads.keys() & writes.keys())
     coverage = len(both) / (WEEK_S / HOUR_S)
     ratio = None
