@@ -39,6 +39,9 @@ QUERY_FAILURES = (
     UnknownReason.QUERY_ERROR,
 )
 
+# The `rule` of a decision no rule took part in (every signal within its objective: it holds).
+NO_RULE = "none"
+
 # Ticks take milliseconds when every read is cached, seconds when they wait for a grouped read or a
 # slow Prometheus (bounded by spec.prometheus.timeout, at most a minute).
 TICK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -110,7 +113,8 @@ class OwnMetrics(Collector):
             counts = self._counts.setdefault(key, _Counts())
             before = self._facts.get(key)
             if result.plan is not None:
-                counts.decisions.update({reason.rule.value for reason in result.plan.reasons})
+                rules = {reason.rule.value for reason in result.plan.reasons}
+                counts.decisions.update(rules or {NO_RULE})
                 if before is not None and before.desired is not None and before.pool != facts.pool:
                     counts.pool_changes += 1
             scale = result.scale
