@@ -80,6 +80,10 @@ class _Counts:
     scale_failures: int = 0
     pool_changes: int = 0
 
+    def copy(self) -> _Counts:
+        """A snapshot a scrape can read while ticks go on counting."""
+        return _Counts(self.decisions.copy(), self.scale.copy(), self.scale_failures, self.pool_changes)
+
 
 class OwnMetrics(Collector):
     """The registry the /metrics endpoint serves, and what the ticks report into it."""
@@ -138,10 +142,7 @@ class OwnMetrics(Collector):
     def collect(self) -> Iterator[Any]:
         with self._lock:
             facts = list(self._facts.items())
-            counts = [
-                (key, c.decisions.copy(), c.scale.copy(), c.scale_failures, c.pool_changes)
-                for key, c in self._counts.items()
-            ]
+            counts = [(key, c.copy()) for key, c in self._counts.items()]
         yield from _gauges(facts)
         yield from _counters(counts)
         errors = CounterMetricFamily(
@@ -193,14 +194,6 @@ def _facts_of(result: TickResult, now: float) -> _Facts:
         ratio=plan.ratio,
         workload_class=plan.workload_class,
     )
-
-
-_SIGNALS = (
-    ("readQPS", "qps", "read"),
-    ("writeQPS", "qps", "write"),
-    ("readLatencyP99", "p99", "read"),
-    ("writeLatencyP99", "p99", "write"),
-)
 
 
 def _gauges(facts: list[tuple[Key, _Facts]]) -> Iterator[GaugeMetricFamily]:
@@ -264,11 +257,12 @@ def _gauges(facts: list[tuple[Key, _Facts]]) -> Iterator[GaugeMetricFamily]:
             max_lag.add_metric(w, f.max_lag_s)
         if f.lag_objective_s is not None:
             lag_objective.add_metric(w, f.lag_objective_s)
-        for signal, what, side in _SIGNALS:
-            value = (f.qps if what == "qps" else f.p99).get(side)
-            known.add_metric([*w, signal], 0 if value is None else 1)
-            if value is not None:
-                (qps if what == "qps" else p99).add_metric([*w, side], value)
+        for side in ("read", "write"):
+            for out, values, signal in ((qps, f.qps, f"{side}QPS"), (p99, f.p99, f"{side}LatencyP99")):
+                value = values.get(side)
+                known.add_metric([*w, signal], 0 if value is None else 1)
+                if value is not None:
+                    out.add_metric([*w, side], value)
         for side, seconds in f.objectives.items():
             objective.add_metric([*w, side], seconds)
         if f.ratio is not None:
@@ -296,9 +290,7 @@ def _gauges(facts: list[tuple[Key, _Facts]]) -> Iterator[GaugeMetricFamily]:
     )
 
 
-def _counters(
-    counts: list[tuple[Key, Counter[str], Counter[str], int, int]],
-) -> Iterator[CounterMetricFamily]:
+def _counters(counts: list[tuple[Key, _Counts]]) -> Iterator[CounterMetricFamily]:
     wl = ["namespace", "name"]
     decisions = CounterMetricFamily(
         "rwscaler_decisions", "Ticks whose decision a rule took part in, by rule.", labels=[*wl, "rule"]
@@ -312,12 +304,12 @@ def _counters(
         "rwscaler_scale_failures", "Scale actions the API server refused.", labels=wl
     )
     pool = CounterMetricFamily("rwscaler_read_pool_changes", "Ticks that changed the read pool.", labels=wl)
-    for (ns, name), by_rule, by_direction, failed, changes in counts:
+    for (ns, name), c in counts:
         w = [ns, name]
-        for rule, count in sorted(by_rule.items()):
+        for rule, count in sorted(c.decisions.items()):
             decisions.add_metric([*w, rule], count)
         for direction in ("up", "down"):
-            scale.add_metric([*w, direction], by_direction[direction])
-        failures.add_metric(w, failed)
-        pool.add_metric(w, changes)
+            scale.add_metric([*w, direction], c.scale[direction])
+        failures.add_metric(w, c.scale_failures)
+        pool.add_metric(w, c.pool_changes)
     yield from (decisions, scale, failures, pool)
