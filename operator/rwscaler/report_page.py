@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rwscaler.core.weekly import Week, WeeklyReport
+from rwscaler.core.durations import format_seconds
+from rwscaler.core.weekly import WEEK_S, Week, WeeklyReport
 
 NEEDS_MATPLOTLIB = "the report's plots need matplotlib: pip install 'rwscaler[plot]'"
 # The files `write` makes in the output directory.
@@ -28,6 +29,11 @@ def has_matplotlib() -> bool:
 
 def _day(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d")
+
+
+def _when(t: float, weekly: bool) -> str:
+    """A week's bounds by day; a shorter period's (`make demo`'s minutes) by the second."""
+    return _day(t) if weekly else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _num(value: float | None, fmt: str = "{:.1f}") -> str:
@@ -47,7 +53,9 @@ def write(report: WeeklyReport, workload: str, out: Path) -> Path:
 
     out.mkdir(parents=True, exist_ok=True)
     weeks = report.weeks
-    labels = [f"W{i + 1}" for i in range(len(weeks))]
+    weekly = report.period_s == WEEK_S
+    by = "week" if weekly else f"period of {format_seconds(report.period_s)}"
+    labels = [f"{'W' if weekly else 'P'}{i + 1}" for i in range(len(weeks))]
     x = list(range(len(weeks)))
 
     def gaps(values: list[float | None]) -> list[float]:
@@ -68,12 +76,12 @@ def write(report: WeeklyReport, workload: str, out: Path) -> Path:
         plt.close(fig)
 
     def ratio(ax: Any) -> None:
-        ax.plot(x, gaps([w.ratio for w in weeks]), marker="o", label="reads per write (weekly)")
+        ax.plot(x, gaps([w.ratio for w in weeks]), marker="o", label=f"reads per write (by {by})")
         ax.set_yscale("log")
 
     def load(ax: Any) -> None:
-        ax.plot(x, gaps([w.read_qps for w in weeks]), marker="o", label="read QPS (weekly average)")
-        ax.plot(x, gaps([w.write_qps for w in weeks]), marker="o", label="write QPS (weekly average)")
+        ax.plot(x, gaps([w.read_qps for w in weeks]), marker="o", label=f"read QPS (average by {by})")
+        ax.plot(x, gaps([w.write_qps for w in weeks]), marker="o", label=f"write QPS (average by {by})")
 
     def latency(ax: Any) -> None:
         for side, color, objective in (
@@ -82,14 +90,14 @@ def write(report: WeeklyReport, workload: str, out: Path) -> Path:
         ):
             lat = [w.read if side == "read" else w.write for w in weeks]
             ax.plot(
-                x, ms([v.median for v in lat]), color=color, marker="o", label=f"{side} p99, weekly median"
+                x, ms([v.median for v in lat]), color=color, marker="o", label=f"{side} p99, median by {by}"
             )
             ax.plot(
                 x,
                 ms([v.p95 for v in lat]),
                 color=color,
                 linestyle=":",
-                label=f"{side} p99, weekly 95th percentile",
+                label=f"{side} p99, 95th percentile by {by}",
             )
             if objective is not None:
                 ax.axhline(
@@ -101,13 +109,13 @@ def write(report: WeeklyReport, workload: str, out: Path) -> Path:
         lowest, highest = gaps([w.replicas_min for w in weeks]), gaps([w.replicas_max for w in weeks])
         ax.fill_between(x, lowest, highest, alpha=0.2, label="min to max")
 
-    plot(PLOTS[0], "read:write ratio", f"{workload}: read:write ratio by week", ratio)
+    plot(PLOTS[0], "read:write ratio", f"{workload}: read:write ratio by {by}", ratio)
     plot(PLOTS[1], "queries/s", "load", load)
     plot(PLOTS[2], "ms", "latency against the objectives", latency)
     plot(PLOTS[3], "read replicas", "replicas", replicas)
 
     page = out / "report.html"
-    page.write_text(_html(report, workload, out, labels))
+    page.write_text(_html(report, workload, out, labels, by))
     return page
 
 
@@ -116,11 +124,11 @@ def _img(out: Path, name: str, alt: str) -> str:
     return f'<img class="plot" id="{name.removesuffix(".png")}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _row(label: str, w: Week) -> str:
+def _row(label: str, w: Week, weekly: bool) -> str:
     rules = ", ".join(f"{rule} ({count:.0f})" for rule, count in w.rules.items()) or "none"
     cells = [
         label,
-        f"{_day(w.start)} to {_day(w.end)}",
+        f"{_when(w.start, weekly)} to {_when(w.end, weekly)}",
         _num(w.ratio, "{:.1f}:1"),
         html.escape(w.workload_class or "unknown"),
         _num(w.read_qps, "{:.0f}"),
@@ -135,15 +143,17 @@ def _row(label: str, w: Week) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-def _html(report: WeeklyReport, workload: str, out: Path, labels: list[str]) -> str:
+def _html(report: WeeklyReport, workload: str, out: Path, labels: list[str], by: str) -> str:
     weeks = report.weeks
+    weekly = by == "week"
+    title = "Weekly workload report" if weekly else f"Workload report by {by}"
     trend = report.trend
     if report.recommendations:
         advice = "".join(f"<li>{html.escape(r.message)}</li>" for r in report.recommendations)
     else:
         advice = "<li>No change in the read:write mix calls for action.</li>"
     head = [
-        "week",
+        "week" if weekly else "period",
         "dates (UTC)",
         "read:write",
         "class",
@@ -156,10 +166,10 @@ def _html(report: WeeklyReport, workload: str, out: Path, labels: list[str]) -> 
         "replicas (avg)",
         "rules that fired (decisions)",
     ]
-    rows = "".join(_row(label, w) for label, w in zip(labels, weeks, strict=True))
+    rows = "".join(_row(label, w, weekly) for label, w in zip(labels, weeks, strict=True))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>rwscaler weekly report: {html.escape(workload)}</title>
+<title>rwscaler {title[0].lower() + title[1:]}: {html.escape(workload)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 0.85em; }}
@@ -168,22 +178,22 @@ th {{ background: #f0f0f0; }}
 .plot {{ display: block; max-width: 100%; margin: 1em 0; }}
 #recommendations {{ background: #fff6e0; border-left: 4px solid #e0a000; padding: 0.5em 1em; }}
 </style></head><body>
-<h1>Weekly workload report: {html.escape(workload)}</h1>
-<p>{len(weeks)} weeks, {_day(weeks[0].start)} to {_day(weeks[-1].end)} (UTC), from the rwscaler
-operator's own metrics.</p>
+<h1>{title}: {html.escape(workload)}</h1>
+<p>{len(weeks)} {"weeks" if weekly else f"periods of {format_seconds(report.period_s)}"},
+{_when(weeks[0].start, weekly)} to {_when(weeks[-1].end, weekly)} (UTC), from the rwscaler operator's own metrics.</p>
 <h2>Trend</h2>
 <p id="trend">{html.escape(trend.message)}</p>
 <div id="recommendations"><h2>Recommendations</h2><ul>{advice}</ul></div>
 <h2>Read:write ratio</h2>
-{_img(out, "ratio.png", "read:write ratio by week")}
+{_img(out, "ratio.png", f"read:write ratio by {by}")}
 <h2>Load</h2>
-{_img(out, "load.png", "read and write QPS by week")}
+{_img(out, "load.png", f"read and write QPS by {by}")}
 <h2>Latency against the objectives</h2>
 <p>Read objective {_ms(report.read_objective)}, write objective {_ms(report.write_objective)}.</p>
-{_img(out, "latency.png", "latency by week")}
+{_img(out, "latency.png", f"latency by {by}")}
 <h2>Replicas</h2>
-{_img(out, "replicas.png", "read replicas by week")}
-<h2>Week by week</h2>
+{_img(out, "replicas.png", f"read replicas by {by}")}
+<h2>{"Week by week" if weekly else "Period by period"}</h2>
 <table id="weeks"><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{rows}</table>
 </body></html>
 """

@@ -38,6 +38,10 @@ class Hourly:
 
     end: float  # the report's end (unix time); week k of n ends at end - (n - 1 - k) weeks
     weeks: int
+    # A "week" is `period_s` long and sampled every `step_s` (`rwscaler report --period/--step`:
+    # `make demo` reports minutes sampled every few seconds).
+    period_s: float = WEEK_S
+    step_s: float = HOUR_S
     read_qps: Samples = ()
     write_qps: Samples = ()
     read_p99: Samples = ()
@@ -83,12 +87,13 @@ class WeeklyReport:
     recommendations: tuple[Recommendation, ...]
     read_objective: float | None
     write_objective: float | None
+    period_s: float = WEEK_S
 
 
 def weekly_report(hourly: Hourly) -> WeeklyReport:
-    starts = [hourly.end - (hourly.weeks - k) * WEEK_S for k in range(hourly.weeks)]
+    starts = [hourly.end - (hourly.weeks - k) * hourly.period_s for k in range(hourly.weeks)]
     weeks = tuple(_week(hourly, start) for start in starts)
-    trend = ratio_trend(RatioHistory(float(WEEK_S), tuple(w.ratio for w in weeks)))
+    trend = ratio_trend(RatioHistory(hourly.period_s, tuple(w.ratio for w in weeks)))
     recommendation = trend_recommendation(trend)
     return WeeklyReport(
         weeks,
@@ -96,16 +101,17 @@ def weekly_report(hourly: Hourly) -> WeeklyReport:
         (recommendation,) if recommendation is not None else (),
         hourly.read_objective,
         hourly.write_objective,
+        hourly.period_s,
     )
 
 
-def _by_time(samples: Samples, start: float) -> dict[float, float]:
-    """The week's finite samples (the week is (start, start + WEEK_S]), by time."""
-    return {t: v for t, v in samples if start < t <= start + WEEK_S and math.isfinite(v)}
+def _by_time(samples: Samples, start: float, period: float) -> dict[float, float]:
+    """The week's finite samples (the week is (start, start + period]), by time."""
+    return {t: v for t, v in samples if start < t <= start + period and math.isfinite(v)}
 
 
-def _within(samples: Samples, start: float) -> list[float]:
-    return list(_by_time(samples, start).values())
+def _within(samples: Samples, start: float, period: float) -> list[float]:
+    return list(_by_time(samples, start, period).values())
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -123,8 +129,8 @@ def _quantile(values: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
 
 
-def _latency(samples: Samples, start: float, objective: float | None) -> Latency:
-    values = _within(samples, start)
+def _latency(samples: Samples, start: float, period: float, objective: float | None) -> Latency:
+    values = _within(samples, start, period)
     breach = None
     if values and objective is not None:
         breach = sum(1 for v in values if v > objective) / len(values)
@@ -132,32 +138,33 @@ def _latency(samples: Samples, start: float, objective: float | None) -> Latency
 
 
 def _week(hourly: Hourly, start: float) -> Week:
-    reads, writes = _by_time(hourly.read_qps, start), _by_time(hourly.write_qps, start)
+    period = hourly.period_s
+    reads, writes = _by_time(hourly.read_qps, start, period), _by_time(hourly.write_qps, start, period)
     both = sorted(reads.keys() & writes.keys())
-    coverage = len(both) / (WEEK_S / HOUR_S)
+    coverage = min(len(both) / round(period / hourly.step_s), 1.0)
     ratio = None
     if both and coverage >= MIN_COVERAGE:
         total_writes = sum(writes[t] for t in both)
         if total_writes > 0:
             ratio = sum(reads[t] for t in both) / total_writes
-    classes = Counter(c for t, c in hourly.classes if start < t <= start + WEEK_S)
-    replicas = _within(hourly.replicas, start)
+    classes = Counter(c for t, c in hourly.classes if start < t <= start + period)
+    replicas = _within(hourly.replicas, start, period)
     return Week(
         start=start,
-        end=start + WEEK_S,
+        end=start + period,
         read_qps=_mean(list(reads.values())),
         write_qps=_mean(list(writes.values())),
         ratio=ratio,
         coverage=coverage,
         workload_class=classes.most_common(1)[0][0] if classes else None,
-        read=_latency(hourly.read_p99, start, hourly.read_objective),
-        write=_latency(hourly.write_p99, start, hourly.write_objective),
+        read=_latency(hourly.read_p99, start, period, hourly.read_objective),
+        write=_latency(hourly.write_p99, start, period, hourly.write_objective),
         replicas_min=min(replicas, default=None),
         replicas_avg=_mean(replicas),
         replicas_max=max(replicas, default=None),
         rules={
             rule: total
             for rule, samples in sorted(hourly.rules.items())
-            if (total := sum(_within(samples, start))) > 0
+            if (total := sum(_within(samples, start, period))) > 0
         },
     )
