@@ -297,7 +297,7 @@ class Watch:
     seen_events: dict[str, int] = field(default_factory=dict)
     conditions: dict[str, tuple[str, str]] = field(default_factory=dict)
     replicas: tuple[Any, Any] | None = None
-    pool: tuple[str, ...] | None = None
+    pool: tuple[str, ...] = ()
     workload_class: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)  # event reason -> count
 
@@ -311,24 +311,18 @@ class Watch:
             self.screen.line("event", f"{e.reason}: {e.message}")
 
     def status(self, body: dict[str, Any] | None) -> None:
+        """Print what the events do not say: the replica counts and the class. The conditions and
+        the read pool are kept for the demo's waits (their changes are events already)."""
         status = (body or {}).get("status") or {}
-        for c in status.get("conditions") or []:
-            now = (c.get("status", ""), c.get("reason") or "")
-            if self.conditions.get(c["type"]) != now:
-                first = c["type"] not in self.conditions
-                self.conditions[c["type"]] = now
-                if first and now[0] == "False":
-                    continue  # the initial "not so" of every condition is noise
-                self.screen.line("condition", f"{c['type']}={now[0]} ({now[1]}): {c.get('message', '')}")
+        self.conditions = {
+            c["type"]: (c.get("status", ""), c.get("reason") or "") for c in status.get("conditions") or []
+        }
+        self.pool = tuple(sorted(status.get("readEndpoints") or []))
         counts = status.get("replicas") or {}
         replicas = (counts.get("current"), counts.get("desired"))
         if replicas not in (self.replicas, (None, None)):
             self.replicas = replicas
             self.screen.line("replicas", f"current {replicas[0]}, desired {replicas[1]}")
-        pool = tuple(sorted(status.get("readEndpoints") or []))
-        if status and pool != self.pool:
-            self.pool = pool
-            self.screen.line("read pool", ", ".join(pool) or "(empty: reads go to the primary)")
         klass = status.get("workloadClass")
         if klass and klass != self.workload_class:
             self.workload_class = klass
@@ -516,7 +510,7 @@ class Demo:
 
         while True:
             tick(time.monotonic() - start, Load(SCRIPT[0].reads, SCRIPT[0].writes))
-            if watch.conditions.get("Ready", ("",))[0] == "True" and len(watch.pool or ()) == 3:
+            if watch.conditions.get("Ready", ("",))[0] == "True" and len(watch.pool) == 3:
                 break
             if time.monotonic() - start > 180:
                 raise SystemExit(
@@ -525,9 +519,9 @@ class Demo:
             time.sleep(1.0)
         self.screen.done(since)
 
-        self.screen.step(f"the script: {len(SCRIPT)} phases, {SCRIPT_S:.0f} s (times from its start)")
+        self.screen.step(f"the script: {len(SCRIPT)} phases, {SCRIPT_S:.0f} s")
         figures = {p.name: PhaseFigures() for p in SCRIPT}
-        self.screen.t0 = t0 = time.monotonic()
+        t0 = time.monotonic()
         db.cluster.params = model(t0 - start)  # the database's clock started with the wait
         wall_start = time.time()
         phase_now: Phase | None = None
@@ -537,9 +531,10 @@ class Demo:
             if phase is not phase_now:
                 phase_now = phase
                 print(
-                    f"\n  == {phase.name}: reads {phase.reads:.0f}/s, writes {phase.writes:.0f}/s. {phase.expect}",
-                    flush=True,
+                    f"\n  {_clock(time.monotonic() - start):>6}  == {phase.name} ({phase.seconds:.0f} s):",
+                    end=" ",
                 )
+                print(f"reads {phase.reads:.0f}/s, writes {phase.writes:.0f}/s. {phase.expect}", flush=True)
             ready, result = tick(t + (t0 - start), load)
             lag = max(result.lags.values(), default=0.0)
             figures[phase.name].add(ready, result.read_p99, result.write_p99, lag, len(db.pool))

@@ -33,7 +33,7 @@ def _day(t: float) -> str:
 
 def _when(t: float, weekly: bool) -> str:
     """A week's bounds by day; a shorter period's (`make demo`'s minutes) by the second."""
-    return _day(t) if weekly else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return _day(t) if weekly else datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
 
 
 def _num(value: float | None, fmt: str = "{:.1f}") -> str:
@@ -147,6 +147,12 @@ def _html(report: WeeklyReport, workload: str, out: Path, labels: list[str], by:
     weeks = report.weeks
     weekly = by == "week"
     title = "Weekly workload report" if weekly else f"Workload report by {by}"
+    first, last = weeks[0].start, weeks[-1].end
+    span = (
+        f"{_day(first)} to {_day(last)}"
+        if weekly
+        else f"{_day(first)}, {_when(first, False)} to {_when(last, False)}"
+    )
     trend = report.trend
     if report.recommendations:
         advice = "".join(f"<li>{html.escape(r.message)}</li>" for r in report.recommendations)
@@ -180,7 +186,7 @@ th {{ background: #f0f0f0; }}
 </style></head><body>
 <h1>{title}: {html.escape(workload)}</h1>
 <p>{len(weeks)} {"weeks" if weekly else f"periods of {format_seconds(report.period_s)}"},
-{_when(weeks[0].start, weekly)} to {_when(weeks[-1].end, weekly)} (UTC), from the rwscaler operator's own metrics.</p>
+{span} (UTC), from the rwscaler operator's own metrics.</p>
 <h2>Trend</h2>
 <p id="trend">{html.escape(trend.message)}</p>
 <div id="recommendations"><h2>Recommendations</h2><ul>{advice}</ul></div>

@@ -90,3 +90,16 @@ def test_the_trend_and_its_recommendation_are_the_decision_cores(
         assert report.recommendations == ()
     else:
         assert len(report.recommendations) == 1 and advice in report.recommendations[0].message
+
+
+def test_a_shorter_period_is_judged_on_its_own_samples() -> None:
+    """`rwscaler report --period 1m --step 5s` (make demo): 12 samples a period, half needed."""
+    end, period, step = 1_000_000.0, 60.0, 5.0
+    reads = [(end - 120 + i * step, 1000.0 if i <= 12 else 3000.0) for i in range(1, 25)]
+    writes = [(t, 10.0) for t, _ in reads if t <= end - 60 or t > end - 30]  # the last period: 6 of 12
+    report = weekly_report(Hourly(end, 2, read_qps=reads, write_qps=writes, period_s=period, step_s=step))
+    first, last = report.weeks
+    assert (first.start, first.end, last.end) == (end - 120, end - 60, end)
+    assert first.ratio == pytest.approx(100.0) and first.coverage == 1.0
+    assert last.ratio == pytest.approx(300.0) and last.coverage == 0.5
+    assert report.period_s == period

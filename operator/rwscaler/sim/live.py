@@ -6,13 +6,19 @@
 drives, and serves `exposition()` at /metrics. So latency falls when the operator adds a replica
 that turns Ready, and a lagging replica's reads stop when the operator takes it out of the pool.
 
+Lag is the age of the oldest write a replica has not replayed (what PostgreSQL's replay lag
+measures), from the backlog the model keeps. The model's own lag (backlog over the current write
+rate) is right at a steady rate, but when a write surge stops it would report hours for a backlog
+that is seconds old; the demo's surge stops, so it keeps the write history to date the backlog.
+
 Pure: the caller owns the clock, the cluster and the HTTP server.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rwscaler.sim.model import Cluster, ModelParams, Replica, StepResult
 
@@ -24,6 +30,9 @@ FAMILIES = {
     "demo_db_reads_per_second": ("gauge", "Reads per second each server takes."),
     "demo_db_replicas_ready": ("gauge", "Replica pods the database counts (Ready in the cluster)."),
 }
+
+
+HISTORY_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,10 @@ class LiveDatabase:
         self._t = now
         self._pool: list[int] = []
         self._last: StepResult | None = None
+        # (time, writes so far) at every step, to date a backlog: the writes not replayed are
+        # the last `backlog` of them.
+        self._times: list[float] = [now]
+        self._written: list[float] = [0.0]
 
     def follow(self, ready: Iterable[int], pool: Iterable[int] | None) -> None:
         """Match the cluster: `ready` are the ordinals of the Ready replica pods; `pool` the
@@ -71,9 +84,40 @@ class LiveDatabase:
         """Serve `load` from the last call until `now` and hold the result until the next call."""
         dt = max(now - self._t, 0.0)
         self.load = load
-        self._last = self.cluster.step(self._t, dt, load.reads, load.writes, self._pool, self.max_lag_s)
+        result = self.cluster.step(self._t, dt, load.reads, load.writes, self._pool, self.max_lag_s)
         self._t = now
+        self._times.append(now)
+        self._written.append(self._written[-1] + load.writes * dt)
+        by_ordinal = {r.ordinal: r for r in self.cluster.replicas}
+        lags = {o: self._age(by_ordinal[o].backlog) for o in result.lags}
+        per_server = load.reads / len(self._pool) if self._pool else 0.0
+        stale = sum(per_server for o in self._pool if lags.get(o, 0.0) > self.max_lag_s)
+        self._forget(max((r.backlog for r in self.cluster.replicas), default=0.0))
+        self._last = replace(result, lags=lags, stale_reads=stale)
         return self._last
+
+    def _age(self, backlog: float) -> float:
+        """Seconds since the oldest of the last `backlog` writes was written (plus the lag of a
+        replica that keeps up); history is linear between steps."""
+        base = self.cluster.params.baseLagSeconds
+        if backlog <= 0:
+            return base
+        target = self._written[-1] - backlog
+        i = bisect.bisect_left(self._written, target)
+        if i == 0:  # older than the history: as old as the history
+            return base + self._t - self._times[0]
+        w0, w1 = self._written[i - 1], self._written[i]
+        t0, t1 = self._times[i - 1], self._times[i]
+        at = t1 if w1 == w0 else t0 + (t1 - t0) * (target - w0) / (w1 - w0)
+        return base + self._t - at
+
+    def _forget(self, backlog: float) -> None:
+        """Drop the history no backlog reaches back to (keeping one step before it), and older
+        than `HISTORY_S` (a replica that turns Ready is dated with it)."""
+        needed = bisect.bisect_left(self._written, self._written[-1] - backlog) - 1
+        keep_from = min(needed, bisect.bisect_left(self._times, self._t - HISTORY_S) - 1)
+        if keep_from > 0:
+            del self._times[:keep_from], self._written[:keep_from]
 
     @property
     def pool(self) -> list[int]:
