@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -151,9 +153,11 @@ class Screen:
     def done(self, since: float, text: str = "done") -> None:
         print(f"    {text} ({time.monotonic() - since:.0f} s)", flush=True)
 
-    def line(self, kind: str, text: str) -> None:
+    def line(self, kind: str, text: str) -> str:
+        """Print a line stamped with the demo's clock; returns the stamp."""
         at = "" if self.t0 is None else _clock(time.monotonic() - self.t0)
         print(f"  {at:>6}  {kind:<9} {text}", flush=True)
+        return at
 
 
 def _clock(seconds: float) -> str:
@@ -288,6 +292,12 @@ class Cluster:
 # ---- what the operator did and why, as it happens ---------------------------------------------
 
 
+# The events the summary repeats: what the operator did, and the turns of the two conditions
+# that explain the write surge.
+ACTIONS = ("ScaledUp", "ScaledDown", "ReadPoolChanged")
+TURNS = ("WriteBottleneck False -> True", "WriteBottleneck True -> False", "ReplicationLagHigh False -> True")
+
+
 @dataclass
 class Watch:
     """Prints the workload's new Events and the changes of its status, and keeps the figures for
@@ -300,6 +310,7 @@ class Watch:
     pool: tuple[str, ...] = ()
     workload_class: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)  # event reason -> count
+    actions: list[tuple[str, str]] = field(default_factory=list)  # (clock, what) for the summary
 
     def events(self, events: list[Any]) -> None:
         for e in events:
@@ -308,7 +319,9 @@ class Watch:
                 continue
             self.seen_events[e.metadata.uid] = count
             self.reasons[e.reason] = self.reasons.get(e.reason, 0) + 1
-            self.screen.line("event", f"{e.reason}: {e.message}")
+            at = self.screen.line("event", f"{e.reason}: {e.message}")
+            if at and (e.reason in ACTIONS or e.message.startswith(TURNS)):
+                self.actions.append((at, f"{e.reason}: {e.message}"))
 
     def status(self, body: dict[str, Any] | None) -> None:
         """Print what the events do not say: the replica counts and the class. The conditions and
@@ -356,6 +369,8 @@ class Demo:
         self.teardown: list[tuple[str, Callable[[], object]]] = []
         self.helm = ""
         self.kubectl = ""
+        self.reasons: dict[str, int] = {}
+        self.actions: list[tuple[str, str]] = []
 
     def on_exit(self, what: str, undo: Callable[[], object]) -> None:
         self.teardown.append((what, undo))
@@ -494,9 +509,9 @@ class Demo:
     ) -> tuple[float, float, dict[str, PhaseFigures]]:
         watch = Watch(self.screen)
         since = self.screen.step(
-            "waiting for the operator to take the workload (Ready=True, 3 replicas in the pool)"
+            "waiting for the operator to take the workload (Ready=True, 3 replicas in the pool); times from now on"
         )
-        start = time.monotonic()
+        self.screen.t0 = start = time.monotonic()
 
         def tick(t: float, load: Load) -> tuple[int, Any]:
             ready, pool = cluster.ready_replicas(), cluster.read_pool()
@@ -549,7 +564,7 @@ class Demo:
                 )
             time.sleep(max(0.0, 1.0 - (time.monotonic() - t0 - t)))
         self.screen.t0 = None
-        self.reasons = watch.reasons
+        self.reasons, self.actions = watch.reasons, watch.actions
         return wall_start, time.time(), figures
 
     # -- 5. report and summary -------------------------------------------------------------------
@@ -580,12 +595,18 @@ class Demo:
                 f"  {p.name:<12} {p.reads:>8.0f} {p.writes:>8.0f} {f.replicas_max:>8} {f.pool_min or 0:>8} "
                 f"{_ms(f.read_p99_max):>12} {_ms(f.write_p99_max):>13} {f.lag_max:>7.1f}s"
             )
+        print("\nWhat rwscaler did (its events, on the clock above):\n")
+        for at, what in self.actions:
+            print(f"  {at:>6}  {what if len(what) <= 150 else what[:147] + '...'}")
         said = ", ".join(f"{reason} {n}" for reason, n in sorted(self.reasons.items()))
-        print(f"\n  the operator's events: {said or 'none'}")
+        print(f"\n  all its events: {said or 'none'}")
         print(
             f"  objectives: read p99 {READ_OBJECTIVE * 1000:.0f} ms, write p99 {WRITE_OBJECTIVE * 1000:.0f} ms, lag {MAX_LAG:.0f} s"
         )
+        trend = re.search(r'<p id="trend">(.*?)</p>', page.read_text()) if page.is_file() else None
         print(f"  report: {page}")
+        if trend:
+            print(f"  its trend: {html.unescape(trend.group(1))}")
 
     def main(self) -> int:
         with contextlib.ExitStack() as stack:

@@ -32,7 +32,7 @@ from rwscaler.render_crd import render_crd, render_crd_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / "readwriteworkloads.rwscaler.io.yaml"
-EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
+EXAMPLES = [*sorted((REPO / "manifests" / "examples").glob("*.yaml")), REPO / "hack" / "demo" / "shop.yaml"]
 
 # apiextensions.k8s.io/v1 JSONSchemaProps keywords that a structural schema may use. Kubernetes
 # also knows $ref, $schema, id, definitions, additionalItems, patternProperties and dependencies,

@@ -4,7 +4,11 @@ replicas and read pool, and its exposition is what the demo's workload queries r
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 
 from rwscaler.sim.live import LiveDatabase, Load
 from rwscaler.sim.model import ModelParams, Slowdown
@@ -114,3 +118,17 @@ def test_lag_is_the_age_of_the_oldest_write_not_replayed_so_it_stays_bounded_whe
     after = d.advance(31.0, Load(0, 20)).lags[0]
     # The backlog is no older for writes having slowed down (backlog / 20 writes/s would be ~3,300 s).
     assert after < 30
+
+
+def test_the_demo_workload_reads_only_series_the_live_database_serves() -> None:
+    """hack/demo/shop.yaml's custom queries name the exposition's families (a rename in one
+    would leave `make demo`'s workload with unknown metrics)."""
+    shop = Path(__file__).resolve().parents[2] / "hack" / "demo" / "shop.yaml"
+    (workload,) = [d for d in yaml.safe_load_all(shop.read_text()) if d and d["kind"] == "ReadWriteWorkload"]
+    queries = workload["spec"]["metrics"]["queries"]
+    d = db()
+    d.follow(ready=[0], pool=[0])
+    d.advance(1.0, Load(100, 10))
+    served = {line.split("{")[0] for line in d.exposition().splitlines() if not line.startswith("#")}
+    named = {n for q in queries.values() for n in re.findall(r"\b(demo_db_[a-z_0-9]+)", q)}
+    assert len(queries) == 5 and named and named <= served
