@@ -34,11 +34,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +45,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from tests.support.cluster import cluster_available, kubeconfig_path  # noqa: E402
+from tests.support.exporter import ControlledExporter  # noqa: E402
 from tests.support.ports import LOOPBACK, free_port  # noqa: E402
 from tests.support.prometheus import PrometheusServer, ScrapeTarget  # noqa: E402
 
@@ -191,47 +190,23 @@ def run(
 # ---- the simulated database, served as an exporter --------------------------------------------
 
 
-class Exporter:
-    """/metrics on 127.0.0.1: the database's last state (`LiveDatabase.exposition`)."""
+class Exporter(ControlledExporter):
+    """/metrics on 127.0.0.1 (the tests' exporter, tests/support/exporter.py): the database's
+    state at its last step (`LiveDatabase.exposition`), published each second."""
 
     def __init__(self, db: LiveDatabase) -> None:
+        super().__init__()
         self.db = db
-        self.lock = threading.Lock()
         self.text = ""
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] != "/metrics":
-                    self.send_error(404)
-                    return
-                with outer.lock:
-                    body = outer.text.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer((LOOPBACK, self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def publish(self) -> None:
         text = self.db.exposition()
-        with self.lock:
+        with self._lock:
             self.text = text
 
-    def __enter__(self) -> Exporter:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def render(self) -> str:
+        with self._lock:
+            return self.text
 
 
 # ---- the cluster, read with the admin kubeconfig ---------------------------------------------
@@ -427,7 +402,8 @@ class Demo:
         since = self.screen.step("the simulated database (sim/live.py as an exporter) and Prometheus")
         db = LiveDatabase(model(0.0), NS, PRIMARY, REPLICAS, MAX_LAG, now=0.0)
         db.advance(0.0, Load(SCRIPT[0].reads, SCRIPT[0].writes))
-        exporter = stack.enter_context(Exporter(db))
+        exporter = Exporter(db)
+        stack.enter_context(exporter)
         exporter.publish()
         metrics_port, liveness_port = free_port(), free_port()
         workdir = self.out / "prometheus"
