@@ -13,22 +13,20 @@
 4. drives the script below (`SCRIPT`: a read spike, then a write surge) and prints, as they
    happen, the operator's Events and the changes of its status (what it did and why), with a
    line of what the database sees every ten seconds;
-5. ends with `rwscaler report` over the demo (periods of a minute) and a summary, then stops
-   and removes everything it started: the container, the release, the namespaces, the CRD if
-   the demo installed it, Prometheus, and the control plane if it was not running before.
+5. ends with `rwscaler report` over the demo (periods of a minute), then stops and removes
+   everything it started: the workload (first, while the operator can let go of it), the
+   container, the CRD if the demo installed it, the release, the namespaces, Prometheus, and the
+   control plane if it was not running before; and prints a summary.
 
-    .venv/bin/python tools/demo.py [--out build/demo] [--keep]
+    .venv/bin/python tools/demo.py [--out build/demo]
 
-`--keep` leaves the plane, the release and the database running at the end (Ctrl-C then stops
-them). Ctrl-C at any point tears down what was started so far.
+Ctrl-C (or SIGTERM) at any point tears down what was started so far.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import html
-import os
 import re
 import shutil
 import signal
@@ -137,7 +135,8 @@ def load_at(t: float) -> tuple[Phase, Load]:
 
 
 class Screen:
-    """What the demo prints: steps, then timestamped lines from the moment the script starts."""
+    """What the demo prints: numbered steps, and lines stamped with a clock that starts when the
+    workload is applied."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
@@ -163,25 +162,17 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
 
-def run(
-    argv: Sequence[str], *, quiet: bool = False, check: bool = True, env: dict[str, str] | None = None
-) -> str:
-    """Run a command from the checkout, its output indented on the screen (unless quiet)."""
-    proc = subprocess.Popen(
-        argv,
-        cwd=_REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+def run(argv: Sequence[str], *, quiet: bool = False) -> str:
+    """Run a command from the checkout, its output indented on the screen (unless quiet); exit
+    naming it when it fails (with its last lines, when quiet)."""
+    proc = subprocess.Popen(argv, cwd=_REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     out = []
     for text in proc.stdout:
         out.append(text)
         if not quiet:
             print(f"      | {text.rstrip()}", flush=True)
-    if proc.wait() != 0 and check:
+    if proc.wait() != 0:
         tail = "".join(out[-20:]) if quiet else ""
         raise SystemExit(f"demo: `{' '.join(argv)}` failed (exit {proc.returncode})\n{tail}")
     return "".join(out)
@@ -222,6 +213,7 @@ class Cluster:
         self.discovery: Any = client.DiscoveryV1Api(api)
         self.custom: Any = client.CustomObjectsApi(api)
         self.extensions: Any = client.ApiextensionsV1Api(api)
+        self.api_error: type[Exception] = client.ApiException
 
     def ready_replicas(self) -> set[int]:
         pods = self.core.list_namespaced_pod(NS, label_selector=f"app={REPLICAS}").items
@@ -248,8 +240,10 @@ class Cluster:
             body: dict[str, Any] = self.custom.get_namespaced_custom_object(
                 "rwscaler.io", "v1alpha1", NS, "readwriteworkloads", WORKLOAD
             )
-        except Exception:
-            return None
+        except self.api_error as err:
+            if getattr(err, "status", None) == 404:  # not created yet
+                return None
+            raise
         return body
 
     def events(self) -> list[Any]:
@@ -259,8 +253,10 @@ class Cluster:
     def crd_exists(self) -> bool:
         try:
             self.extensions.read_custom_resource_definition(CRD)
-        except Exception:
-            return False
+        except self.api_error as err:
+            if getattr(err, "status", None) == 404:
+                return False
+            raise
         return True
 
 
@@ -337,9 +333,8 @@ class PhaseFigures:
 
 
 class Demo:
-    def __init__(self, out: Path, keep: bool) -> None:
+    def __init__(self, out: Path) -> None:
         self.out = out
-        self.keep = keep
         self.screen = Screen()
         self.teardown: list[tuple[str, Callable[[], object]]] = []
         self.helm = ""
@@ -389,11 +384,11 @@ class Demo:
         tools = run(["make", "-s", "--no-print-directory", "tools-path"], quiet=True).strip()
         self.kubectl = str(Path(tools.split(":")[0]) / "kubectl")
 
-    def k(self, *args: str, quiet: bool = True) -> str:
-        return run([self.kubectl, "--kubeconfig", str(kubeconfig_path()), *args], quiet=quiet)
+    def k(self, *args: str) -> str:
+        return run([self.kubectl, "--kubeconfig", str(kubeconfig_path()), *args], quiet=True)
 
     # -- 2.-3. start -----------------------------------------------------------------------------
-    def start(self, stack: contextlib.ExitStack) -> tuple[LiveDatabase, Exporter, PrometheusServer, Cluster]:
+    def start(self) -> tuple[LiveDatabase, Exporter, PrometheusServer, Cluster]:
         cluster = Cluster()
         if self.k("get", "namespace", NS, "--ignore-not-found", "-o", "name").strip():
             raise SystemExit(
@@ -403,7 +398,8 @@ class Demo:
         db = LiveDatabase(model(0.0), NS, PRIMARY, REPLICAS, MAX_LAG, now=0.0)
         db.advance(0.0, Load(SCRIPT[0].reads, SCRIPT[0].writes))
         exporter = Exporter(db)
-        stack.enter_context(exporter)
+        exporter.start()
+        self.on_exit("the database's exporter", exporter.stop)
         exporter.publish()
         metrics_port, liveness_port = free_port(), free_port()
         workdir = self.out / "prometheus"
@@ -550,7 +546,7 @@ class Demo:
         out = self.out / "report"
         page = run(
             [
-                str(_REPO / ".venv" / "bin" / "rwscaler"), "report", WORKLOAD, "-n", NS,
+                sys.executable, "-m", "rwscaler", "report", WORKLOAD, "-n", NS,
                 "--prometheus-url", prometheus.url, "--weeks", str(periods),
                 "--period", f"{REPORT_PERIOD_S}s", "--step", f"{REPORT_STEP_S}s",
                 "--end", f"{end:.0f}", "-o", str(out),
@@ -585,24 +581,15 @@ class Demo:
             print(f"  its trend: {html.unescape(trend.group(1))}")
 
     def main(self) -> int:
-        with contextlib.ExitStack() as stack:
-            try:
-                self.build()
-                db, exporter, prometheus, cluster = self.start(stack)
-                start, end, figures = self.drive(db, exporter, cluster)
-                page = self.report(prometheus, start, end)
-                if self.keep:
-                    print(
-                        f"\n--keep: everything runs; Prometheus {prometheus.url}. Ctrl-C stops it.",
-                        flush=True,
-                    )
-                    with contextlib.suppress(KeyboardInterrupt):
-                        while True:
-                            time.sleep(3600)
-                self.tear_down()
-                self.summary(figures, page)
-            finally:
-                self.tear_down()
+        try:
+            self.build()
+            db, exporter, prometheus, cluster = self.start()
+            start, end, figures = self.drive(db, exporter, cluster)
+            page = self.report(prometheus, start, end)
+            self.tear_down()
+            self.summary(figures, page)
+        finally:
+            self.tear_down()
         print(f"\nmake demo: done in {_clock(time.monotonic() - self.screen.started)} (min:s)")
         return 0
 
@@ -620,16 +607,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=_REPO / "build" / "demo", help="report and Prometheus data"
     )
-    parser.add_argument(
-        "--keep", action="store_true", help="leave everything running at the end (Ctrl-C stops)"
-    )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     # SIGTERM (a CI timeout, `kill`) tears down as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return Demo(args.out, args.keep).main()
+        return Demo(args.out).main()
     except KeyboardInterrupt:
         print("\ndemo: interrupted; what it started is stopped", file=sys.stderr)
         return 130
