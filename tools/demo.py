@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -162,16 +163,35 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
 
+HEARTBEAT_S = 30.0
+
+
 def run(argv: Sequence[str], *, quiet: bool = False) -> str:
-    """Run a command from the checkout, its output indented on the screen (unless quiet); exit
+    """Run a command from the checkout, its output indented on the screen (unless quiet), with a
+    line every HEARTBEAT_S while it says nothing (a first build is quiet for minutes); exit
     naming it when it fails (with its last lines, when quiet)."""
     proc = subprocess.Popen(argv, cwd=_REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
-    out = []
-    for text in proc.stdout:
-        out.append(text)
-        if not quiet:
-            print(f"      | {text.rstrip()}", flush=True)
+    out: list[str] = []
+    started, said = time.monotonic(), threading.Event()
+    last = [started]  # when it last said something
+
+    def heartbeat() -> None:
+        while not said.wait(1.0):
+            if time.monotonic() - last[0] >= HEARTBEAT_S:
+                last[0] = time.monotonic()
+                print(f"      | ... still running ({_clock(last[0] - started)})", flush=True)
+
+    if not quiet:
+        threading.Thread(target=heartbeat, daemon=True).start()
+    try:
+        for text in proc.stdout:
+            out.append(text)
+            last[0] = time.monotonic()
+            if not quiet:
+                print(f"      | {text.rstrip()}", flush=True)
+    finally:
+        said.set()
     if proc.wait() != 0:
         tail = "".join(out[-20:]) if quiet else ""
         raise SystemExit(f"demo: `{' '.join(argv)}` failed (exit {proc.returncode})\n{tail}")
