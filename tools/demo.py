@@ -303,16 +303,20 @@ class Watch:
     reasons: dict[str, int] = field(default_factory=dict)  # event reason -> count
     actions: list[tuple[str, str]] = field(default_factory=list)  # (clock, what) for the summary
 
-    def events(self, events: list[Any]) -> None:
+    def events(self, events: list[Any]) -> list[str]:
+        """Print the new events; returns their reasons."""
+        new = []
         for e in events:
             count = e.count or 1
             if self.seen_events.get(e.metadata.uid, 0) >= count:
                 continue
             self.seen_events[e.metadata.uid] = count
             self.reasons[e.reason] = self.reasons.get(e.reason, 0) + 1
+            new.append(e.reason)
             at = self.screen.line("event", f"{e.reason}: {e.message}")
             if at and (e.reason in ACTIONS or e.message.startswith(TURNS)):
                 self.actions.append((at, f"{e.reason}: {e.message}"))
+        return new
 
     def status(self, body: dict[str, Any] | None) -> None:
         """Print what the events do not say: the replica counts and the class. The conditions and
@@ -335,18 +339,47 @@ class Watch:
 
 @dataclass
 class PhaseFigures:
+    """What one phase saw, each second: for the summary's table and its checks."""
+
     replicas_max: int = 0
     read_p99_max: float = 0.0
     write_p99_max: float = 0.0
     lag_max: float = 0.0
     pool_min: int | None = None
+    # At the phase's last second: Ready replicas, the pool and the read p99.
+    ready_last: int = 0
+    pool_last: tuple[int, ...] = ()
+    read_p99_last: float = 0.0
+    out_of_pool: set[int] = field(default_factory=set)  # Ready replicas kept out of the pool
+    events: list[str] = field(default_factory=list)  # the reasons of the operator's events
 
-    def add(self, replicas: int, read_p99: float, write_p99: float, lag: float, pool: int) -> None:
-        self.replicas_max = max(self.replicas_max, replicas)
+    def add(self, ready: set[int], pool: list[int], read_p99: float, write_p99: float, lag: float) -> None:
+        self.replicas_max = max(self.replicas_max, len(ready))
         self.read_p99_max = max(self.read_p99_max, read_p99)
         self.write_p99_max = max(self.write_p99_max, write_p99)
         self.lag_max = max(self.lag_max, lag)
-        self.pool_min = pool if self.pool_min is None else min(self.pool_min, pool)
+        self.pool_min = len(pool) if self.pool_min is None else min(self.pool_min, len(pool))
+        self.ready_last, self.pool_last, self.read_p99_last = len(ready), tuple(pool), read_p99
+        self.out_of_pool |= ready - set(pool)
+
+
+def checks(f: dict[str, PhaseFigures]) -> list[tuple[bool, str]]:
+    """What the script expects of the operator (docs/demo.md), each with whether it happened."""
+    spike, calm, surge, after = f["read spike"], f["calm"], f["write surge"], f["after"]
+    return [
+        (
+            spike.replicas_max > 3 and spike.read_p99_last <= READ_OBJECTIVE,
+            f"read spike: replicas added (up to {spike.replicas_max}), read p99 back under the objective "
+            f"({spike.read_p99_last * 1000:.0f} ms at the end)",
+        ),
+        (calm.ready_last == 3, f"calm: back to minReplicas 3 ({calm.ready_last} at the end)"),
+        (
+            "ScaledUp" not in surge.events and "ScaledUp" not in after.events,
+            "write surge: no replica added for a write bottleneck",
+        ),
+        (1 in surge.out_of_pool, "write surge: the lagging replica 1 taken out of the read pool"),
+        (1 in after.pool_last, "after: replica 1 caught up and back in the read pool"),
+    ]
 
 
 # ---- the demo ---------------------------------------------------------------------------------
@@ -505,15 +538,15 @@ class Demo:
         )
         self.screen.t0 = start = time.monotonic()
 
-        def tick(t: float, load: Load) -> tuple[int, Any]:
+        def tick(t: float, load: Load) -> tuple[set[int], Any, list[str]]:
             ready, pool = cluster.ready_replicas(), cluster.read_pool()
             db.follow(ready, pool)
             result = db.advance(t, load)
             exporter.publish()
             body = cluster.workload()
-            watch.events(cluster.events())
+            said = watch.events(cluster.events())
             watch.status(body)
-            return len(ready), result
+            return ready, result, said
 
         while True:
             tick(time.monotonic() - start, Load(SCRIPT[0].reads, SCRIPT[0].writes))
@@ -542,14 +575,15 @@ class Demo:
                     end=" ",
                 )
                 print(f"reads {phase.reads:.0f}/s, writes {phase.writes:.0f}/s. {phase.expect}", flush=True)
-            ready, result = tick(t + (t0 - start), load)
+            ready, result, said = tick(t + (t0 - start), load)
             lag = max(result.lags.values(), default=0.0)
-            figures[phase.name].add(ready, result.read_p99, result.write_p99, lag, len(db.pool))
+            figures[phase.name].add(ready, db.pool, result.read_p99, result.write_p99, lag)
+            figures[phase.name].events += said
             if t >= next_line:
                 next_line += 10.0
                 self.screen.line(
                     "database",
-                    f"reads {load.reads:.0f}/s writes {load.writes:.0f}/s | {ready} replicas Ready, "
+                    f"reads {load.reads:.0f}/s writes {load.writes:.0f}/s | {len(ready)} replicas Ready, "
                     f"{len(db.pool)} in the pool | read p99 {result.read_p99 * 1000:.0f} ms "
                     f"(objective {READ_OBJECTIVE * 1000:.0f}), write p99 {result.write_p99 * 1000:.0f} ms "
                     f"(objective {WRITE_OBJECTIVE * 1000:.0f}) | lag max {lag:.1f} s",
@@ -576,15 +610,16 @@ class Demo:
         self.screen.done(since)
         return Path(page)
 
-    def summary(self, figures: dict[str, PhaseFigures], page: Path) -> None:
+    def summary(self, figures: dict[str, PhaseFigures], page: Path) -> bool:
+        """Print the summary; False when the operator did not do what the script expects."""
         print("\nWhat happened (the database as the demo's model served it):\n")
-        head = f"  {'phase':<12} {'reads/s':>8} {'writes/s':>8} {'replicas':>8} {'min pool':>8} {'read p99 max':>12} {'write p99 max':>13} {'lag max':>8}"
+        head = f"  {'phase':<12} {'reads/s':>8} {'writes/s':>8} {'max Ready':>9} {'min pool':>8} {'read p99 max':>12} {'write p99 max':>13} {'lag max':>8}"
         print(head)
         print("  " + "-" * (len(head) - 2))
         for p in SCRIPT:
             f = figures[p.name]
             print(
-                f"  {p.name:<12} {p.reads:>8.0f} {p.writes:>8.0f} {f.replicas_max:>8} {f.pool_min or 0:>8} "
+                f"  {p.name:<12} {p.reads:>8.0f} {p.writes:>8.0f} {f.replicas_max:>9} {f.pool_min or 0:>8} "
                 f"{_ms(f.read_p99_max):>12} {_ms(f.write_p99_max):>13} {f.lag_max:>7.1f}s"
             )
         print("\nWhat rwscaler did (its events, on the clock above):\n")
@@ -599,6 +634,11 @@ class Demo:
         print(f"  report: {page}")
         if trend:
             print(f"  its trend: {html.unescape(trend.group(1))}")
+        print("\nWhat the script expects of rwscaler:\n")
+        verdicts = checks(figures)
+        for happened, what in verdicts:
+            print(f"  {'yes' if happened else 'NO ':<3}  {what}")
+        return all(happened for happened, _ in verdicts)
 
     def main(self) -> int:
         try:
@@ -607,10 +647,16 @@ class Demo:
             start, end, figures = self.drive(db, exporter, cluster)
             page = self.report(prometheus, start, end)
             self.tear_down()
-            self.summary(figures, page)
+            as_expected = self.summary(figures, page)
         finally:
             self.tear_down()
-        print(f"\nmake demo: done in {_clock(time.monotonic() - self.screen.started)} (min:s)")
+        took = _clock(time.monotonic() - self.screen.started)
+        if not as_expected:
+            print(
+                f"\nmake demo: done in {took} (min:s), but rwscaler did not do all the script expects (NO above)"
+            )
+            return 1
+        print(f"\nmake demo: done in {took} (min:s)")
         return 0
 
 
