@@ -103,6 +103,10 @@ def write(report: WeeklyReport, workload: str, out: Path) -> Path:
                 ax.axhline(
                     objective * 1000, color=color, linestyle="--", linewidth=0.8, label=f"{side} objective"
                 )
+        # A bad week's p99 can be 10-100x the others; a log axis keeps the others readable then.
+        values = [v for w in weeks for side in (w.read, w.write) for v in (side.median, side.p95) if v]
+        if values and max(values) > 20 * min(values):
+            ax.set_yscale("log")
 
     def replicas(ax: Any) -> None:
         ax.plot(x, gaps([w.replicas_avg for w in weeks]), marker="o", label="average")
