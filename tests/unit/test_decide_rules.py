@@ -304,6 +304,8 @@ def test_write_traffic_surge_is_the_write_side_rising() -> None:
     ticks = run_ticks(make_spec(), surge_world(4.0, 1.0, CALM), ticks=44)
     during = [t.plan for t in ticks if 630 <= t.t <= 645]
     assert during and all(is_true(p, CT.WRITE_BOTTLENECK) for p in during)
+    # The latency is calm: the message names the surge, or True would read as a contradiction.
+    assert all("(a write surge)" in cond(p, CT.WRITE_BOTTLENECK).message for p in during)
     assert all({RT.VERTICAL_SCALE_PRIMARY, RT.SHARD_WRITES} <= rec_types(p) for p in during)
     assert not any(is_true(t.plan, CT.WRITE_BOTTLENECK) for t in ticks if t.t < 600)
 

@@ -93,6 +93,8 @@ def conditions(
             rl += f", {waiting:.1f} clients waiting for a read pool connection"
         if contended and diagnosis.lock_contention is not None:
             wl += f", {diagnosis.lock_contention}"
+        if write.surge is not None:
+            wl += f", write QPS at {write.surge:.1f}x its 5-minute average (a write surge)"
         conds.append(
             Condition(
                 ConditionType.READ_CAPACITY_EXHAUSTED,

@@ -93,6 +93,9 @@ class SideState:
     # Why the side is rising besides its latency (core/diagnosis.py): clients waiting for a read
     # pool connection, lock contention on the primary; None: its latency (or a write surge).
     cause: str | None = None
+    # Write QPS's fast average over its slow one, when a write surge is what makes the side rise
+    # (its latency alone would not): the condition's message says so, not just the p99.
+    surge: float | None = None
 
 
 def latency_side(p99: float | None, objective: float, tolerance: float, history: Ewma | None) -> SideState:
@@ -112,5 +115,11 @@ def write_side(latency: SideState, writes: Ewma | None, reads: Ewma | None, tole
     write_growth = writes.fast / writes.slow
     read_growth = reads.fast / reads.slow if reads is not None and reads.slow > 0 else 1.0
     if write_growth > 1.0 + SURGE and write_growth > read_growth * (1.0 + tolerance):
-        return SideState(Trend.RISING, breached=latency.breached, level=latency.level)
+        return SideState(
+            Trend.RISING,
+            breached=latency.breached,
+            level=latency.level,
+            cause=latency.cause,
+            surge=write_growth,
+        )
     return latency
